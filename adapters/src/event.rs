@@ -1,0 +1,294 @@
+//! The one event model every platform produces, and the replies that go back.
+//!
+//! An adapter owns turning a platform's payload into a [`ChannelEvent`]:
+//! who sent it (platform identity, e-mail when the platform vouches for one),
+//! where (tenant, channel, thread), what (clean text, already parsed into a
+//! typed [`Input`]), a dedupe key the platform guarantees stable across its
+//! retries, and where to reply. Nothing past the adapter sees raw payloads.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use pincer_commands::{Email, Input, ParseError, clean_text, parse_line};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A chat platform (or local channel) Pincer talks through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// The terminal channel (`pincer chat`).
+    Console,
+    /// The admin shell (`pincer admin …`).
+    Cli,
+    /// Slack.
+    Slack,
+    /// Discord.
+    Discord,
+    /// Telegram.
+    Telegram,
+    /// WhatsApp Cloud API.
+    Whatsapp,
+}
+
+impl Platform {
+    /// Platforms an agent may be bound to in config.
+    pub const BINDABLE: [Platform; 5] =
+        [Platform::Console, Platform::Slack, Platform::Discord, Platform::Telegram, Platform::Whatsapp];
+
+    /// The platform's name as written in config and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Console => "console",
+            Platform::Cli => "cli",
+            Platform::Slack => "slack",
+            Platform::Discord => "discord",
+            Platform::Telegram => "telegram",
+            Platform::Whatsapp => "whatsapp",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = ChannelRefError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "console" => Ok(Platform::Console),
+            "cli" => Ok(Platform::Cli),
+            "slack" => Ok(Platform::Slack),
+            "discord" => Ok(Platform::Discord),
+            "telegram" => Ok(Platform::Telegram),
+            "whatsapp" => Ok(Platform::Whatsapp),
+            other => Err(ChannelRefError::UnknownPlatform(pincer_commands::names::shown(other))),
+        }
+    }
+}
+
+/// Why a channel reference such as `slack:#oncall` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelRefError {
+    /// No `platform:` prefix.
+    #[error("'{0}' has no platform: write it as platform:channel, e.g. slack:#oncall")]
+    NoPlatform(String),
+    /// The platform is not one Pincer knows.
+    #[error("'{0}' is not a platform: use console, slack, discord, telegram or whatsapp")]
+    UnknownPlatform(String),
+    /// The channel part is empty, too long, or has spaces or control characters.
+    #[error("'{0}' is not a channel: give a channel name or id of 1–80 visible characters without spaces")]
+    BadChannel(String),
+}
+
+/// A channel on a platform: `slack:#oncall`, `telegram:+15550100`,
+/// `console:#product-bot`. Agents are bound to these.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelRef {
+    /// The platform.
+    pub platform: Platform,
+    /// The platform's channel name or id, e.g. `#oncall` or `C0123ABC`.
+    pub channel: String,
+}
+
+impl ChannelRef {
+    /// Builds a reference, checking the channel part.
+    pub fn new(platform: Platform, channel: &str) -> Result<Self, ChannelRefError> {
+        let ok = !channel.is_empty() && channel.chars().count() <= 80 && channel.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        if !ok {
+            return Err(ChannelRefError::BadChannel(pincer_commands::names::shown(channel)));
+        }
+        Ok(Self { platform, channel: channel.to_string() })
+    }
+}
+
+impl FromStr for ChannelRef {
+    type Err = ChannelRefError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (platform, channel) =
+            s.split_once(':').ok_or_else(|| ChannelRefError::NoPlatform(pincer_commands::names::shown(s)))?;
+        ChannelRef::new(platform.parse()?, channel)
+    }
+}
+
+impl fmt::Display for ChannelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.platform, self.channel)
+    }
+}
+
+/// Who sent an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The platform's user id (Slack `U…`, Telegram numeric id, …).
+    pub platform_user_id: String,
+    /// A display name, for replies only; never used for identity.
+    pub display_name: Option<String>,
+    /// An e-mail the platform vouches for (Slack `users.info`, the local
+    /// console user), used to link the identity to an org user.
+    pub verified_email: Option<Email>,
+}
+
+/// Where replies to an event go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTarget {
+    /// The channel.
+    pub channel: ChannelRef,
+    /// The thread to answer in, if the platform has threads.
+    pub thread: Option<String>,
+    /// A platform-specific return address (e.g. Slack's `response_url`).
+    pub response_url: Option<String>,
+}
+
+/// One normalised inbound event.
+#[derive(Debug, Clone)]
+pub struct ChannelEvent {
+    /// Pincer's id for this event (tracing, audit).
+    pub id: Uuid,
+    /// The platform workspace it came from: Slack team, Discord guild,
+    /// Telegram bot, WhatsApp phone number id, `local` for the console.
+    pub tenant: String,
+    /// The channel it was posted in.
+    pub channel: ChannelRef,
+    /// The thread it belongs to, if any.
+    pub thread: Option<String>,
+    /// Who sent it.
+    pub sender: Sender,
+    /// The text after control characters were removed.
+    pub text: String,
+    /// The text parsed into a command or free text.
+    pub input: Result<Input, ParseError>,
+    /// A key the platform keeps stable across its retries (Slack
+    /// `event_id`, `trigger_id`; Telegram `update_id`; …).
+    pub dedupe_key: String,
+    /// Where the answer goes.
+    pub reply_to: ReplyTarget,
+    /// When the adapter received it.
+    pub received_at: DateTime<Utc>,
+}
+
+impl ChannelEvent {
+    /// Builds an event from raw text, cleaning and parsing it at the edge.
+    pub fn new(tenant: &str, channel: ChannelRef, thread: Option<String>, sender: Sender, raw_text: &str, dedupe_key: String) -> Self {
+        let input = parse_line(raw_text);
+        Self {
+            id: Uuid::new_v4(),
+            tenant: tenant.to_string(),
+            reply_to: ReplyTarget { channel: channel.clone(), thread: thread.clone(), response_url: None },
+            channel,
+            thread,
+            sender,
+            text: clean_text(raw_text),
+            input,
+            dedupe_key,
+            received_at: Utc::now(),
+        }
+    }
+
+    /// The platform it came from.
+    pub fn platform(&self) -> Platform {
+        self.channel.platform
+    }
+}
+
+/// Who sees a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone in the channel (or thread).
+    Channel,
+    /// Only the person who asked.
+    Ephemeral,
+}
+
+/// What a reply is, so channels can render it and the admin shell can pick
+/// an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyKind {
+    /// An agent's answer.
+    Answer,
+    /// The result of a command.
+    Info,
+    /// A refusal or failure, phrased for a person.
+    Error,
+}
+
+/// One reply to one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The text, already phrased for a person.
+    pub text: String,
+    /// Who sees it.
+    pub visibility: Visibility,
+    /// What it is.
+    pub kind: ReplyKind,
+}
+
+impl Reply {
+    /// An agent's answer, visible in the thread.
+    pub fn answer(text: impl Into<String>) -> Self {
+        Self { text: text.into(), visibility: Visibility::Channel, kind: ReplyKind::Answer }
+    }
+    /// A command's result, for the person who ran it.
+    pub fn info(text: impl Into<String>) -> Self {
+        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Info }
+    }
+    /// A refusal or failure, for the person who ran it.
+    pub fn error(text: impl Into<String>) -> Self {
+        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Error }
+    }
+}
+
+/// A reply addressed to a place on a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// Where it goes.
+    pub target: ReplyTarget,
+    /// What it says.
+    pub reply: Reply,
+}
+
+/// What an adapter hands events to: the router. It returns the replies to
+/// deliver; an empty list means "acknowledged, nothing to say" (a duplicate,
+/// or an event from a channel no agent is bound to).
+pub trait Dispatch: Send + Sync {
+    /// Handles one event end to end.
+    fn dispatch(&self, event: ChannelEvent) -> impl Future<Output = Vec<Reply>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_refs_round_trip() {
+        let c: ChannelRef = "slack:#oncall".parse().unwrap();
+        assert_eq!(c.platform, Platform::Slack);
+        assert_eq!(c.channel, "#oncall");
+        assert_eq!(c.to_string(), "slack:#oncall");
+        assert_eq!("telegram:+15550100".parse::<ChannelRef>().unwrap().channel, "+15550100");
+    }
+
+    #[test]
+    fn bad_channel_refs_are_refused_with_a_sentence() {
+        assert!(matches!("#oncall".parse::<ChannelRef>(), Err(ChannelRefError::NoPlatform(_))));
+        assert!(matches!("irc:#x".parse::<ChannelRef>(), Err(ChannelRefError::UnknownPlatform(_))));
+        assert!(matches!("slack:".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
+        assert!(matches!("slack:a b".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
+    }
+
+    #[test]
+    fn events_are_cleaned_and_parsed_at_the_edge() {
+        let ch: ChannelRef = "console:#product-bot".parse().unwrap();
+        let sender = Sender { platform_user_id: "alice".into(), display_name: None, verified_email: None };
+        let ev = ChannelEvent::new("local", ch, None, sender, "/ask hi\u{0}", "k1".into());
+        assert_eq!(ev.text, "/ask hi");
+        assert!(matches!(ev.input, Ok(Input::Command(_))));
+    }
+}

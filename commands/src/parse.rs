@@ -1,0 +1,507 @@
+//! Parsing a line of chat into a typed [`Input`]: a [`Command`] or free text.
+//!
+//! The parser never panics and never allocates more than a bounded amount
+//! for any input (a property test feeds it arbitrary strings). Errors are
+//! sentences a person reads, followed by the command's usage from
+//! [`crate::spec::SPECS`].
+//!
+//! This module must not do I/O.
+
+use crate::names::{AgentName, Email, NameError, Role, WorkspaceName, shown};
+use crate::spec::{CommandSpec, spec_for};
+
+/// The longest message Pincer accepts, in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// The most audit rows `/admin audit tail` shows.
+pub const MAX_AUDIT_TAIL: u32 = 200;
+
+/// What a person typed: a command, or text for the channel's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A `/command`.
+    Command(Command),
+    /// Free text, e.g. an @mention or a message in a bound channel.
+    Text(String),
+}
+
+/// A parsed command, ready to authorise and execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/help [admin]`.
+    Help { admin: bool },
+    /// `/ask QUESTION`.
+    Ask { question: String },
+    /// `/workspace [NAME|shared]`.
+    Workspace(WorkspaceCommand),
+    /// `/admin VERB …`.
+    Admin(AdminCommand),
+}
+
+/// The three forms of `/workspace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceCommand {
+    /// `/workspace`: show the active workspace.
+    Show,
+    /// `/workspace NAME`: switch into one's own workspace.
+    Switch(WorkspaceName),
+    /// `/workspace shared`: back to the agent's shared scopes.
+    Shared,
+}
+
+/// The `/admin` verbs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// `whoami`.
+    Whoami,
+    /// `user add EMAIL [ROLE]`.
+    UserAdd { email: Email, role: Role },
+    /// `user role EMAIL ROLE`.
+    UserRole { email: Email, role: Role },
+    /// `user remove EMAIL`.
+    UserRemove { email: Email },
+    /// `user list`.
+    UserList,
+    /// `agent list`.
+    AgentList,
+    /// `agent disable NAME REASON`.
+    AgentDisable { agent: AgentName, reason: String },
+    /// `agent enable NAME [REASON]`.
+    AgentEnable { agent: AgentName, reason: Option<String> },
+    /// `workspace create --user EMAIL --scope NAME`.
+    WorkspaceCreate { owner: Email, name: WorkspaceName },
+    /// `workspace list [EMAIL]`.
+    WorkspaceList { owner: Option<Email> },
+    /// `workspace delete NAME`.
+    WorkspaceDelete { name: WorkspaceName },
+    /// `audit tail [N]`.
+    AuditTail { n: u32 },
+    /// `audit verify`.
+    AuditVerify,
+}
+
+impl Command {
+    /// The spec path of this command, e.g. `admin user add`.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Command::Help { .. } => "help",
+            Command::Ask { .. } => "ask",
+            Command::Workspace(WorkspaceCommand::Show) => "workspace",
+            Command::Workspace(WorkspaceCommand::Switch(_)) => "workspace switch",
+            Command::Workspace(WorkspaceCommand::Shared) => "workspace shared",
+            Command::Admin(a) => match a {
+                AdminCommand::Whoami => "admin whoami",
+                AdminCommand::UserAdd { .. } => "admin user add",
+                AdminCommand::UserRole { .. } => "admin user role",
+                AdminCommand::UserRemove { .. } => "admin user remove",
+                AdminCommand::UserList => "admin user list",
+                AdminCommand::AgentList => "admin agent list",
+                AdminCommand::AgentDisable { .. } => "admin agent disable",
+                AdminCommand::AgentEnable { .. } => "admin agent enable",
+                AdminCommand::WorkspaceCreate { .. } => "admin workspace create",
+                AdminCommand::WorkspaceList { .. } => "admin workspace list",
+                AdminCommand::WorkspaceDelete { .. } => "admin workspace delete",
+                AdminCommand::AuditTail { .. } => "admin audit tail",
+                AdminCommand::AuditVerify => "admin audit verify",
+            },
+        }
+    }
+
+    /// The command's spec: usage, summary and required role.
+    pub fn spec(&self) -> &'static CommandSpec {
+        spec_for(self.path())
+    }
+}
+
+/// Why a line could not be parsed. Each renders as a sentence for the chat.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A `/word` that is not a command.
+    #[error("'/{shown}' is not a Pincer command. Try /help to see what you can do.")]
+    UnknownCommand { shown: String },
+    /// The command is known but written wrongly.
+    #[error("{problem}. Usage: {usage}")]
+    Usage { problem: String, usage: &'static str },
+    /// A name in the command broke the naming rule.
+    #[error("{source}. Usage: {usage}")]
+    BadName { source: NameError, usage: &'static str },
+    /// The message was longer than [`MAX_TEXT_CHARS`].
+    #[error("that message is {chars} characters long; Pincer takes at most 4000")]
+    TooLong { chars: usize },
+}
+
+fn usage(path: &str, problem: impl Into<String>) -> ParseError {
+    ParseError::Usage { problem: problem.into(), usage: spec_for(path).usage }
+}
+
+fn bad_name(path: &str) -> impl Fn(NameError) -> ParseError + '_ {
+    move |source| ParseError::BadName { source, usage: spec_for(path).usage }
+}
+
+/// Removes control characters other than newline and tab, and trims.
+/// Platform text passes through here at the edge, so no NUL or terminal
+/// escape ever reaches storage or another person's screen.
+pub fn clean_text(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Parses one line of chat: `/command args…` or free text.
+pub fn parse_line(raw: &str) -> Result<Input, ParseError> {
+    let chars = raw.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(ParseError::TooLong { chars });
+    }
+    let line = clean_text(raw);
+    match line.strip_prefix('/') {
+        Some(rest) => {
+            let (name, args) = split_word(rest);
+            parse_command(name, args).map(Input::Command)
+        }
+        None => Ok(Input::Text(line)),
+    }
+}
+
+/// Parses a command given its name (without `/`) and the rest of the line,
+/// as platforms such as Slack deliver slash commands. `pincer` is accepted as
+/// a prefix, so one `/pincer ask …` slash command can carry every command.
+pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
+    let chars = args.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(ParseError::TooLong { chars });
+    }
+    let args = clean_text(args);
+    match name.to_ascii_lowercase().as_str() {
+        "help" => Ok(Command::Help { admin: args.trim().eq_ignore_ascii_case("admin") }),
+        "ask" => {
+            if args.is_empty() {
+                Err(usage("ask", "Ask a question after /ask"))
+            } else {
+                Ok(Command::Ask { question: args })
+            }
+        }
+        "workspace" => parse_workspace(&args).map(Command::Workspace),
+        "admin" => parse_admin(&args).map(Command::Admin),
+        "pincer" => {
+            let (sub, rest) = split_word(&args);
+            if sub.is_empty() || sub.eq_ignore_ascii_case("pincer") {
+                Ok(Command::Help { admin: false })
+            } else {
+                parse_command(sub, rest)
+            }
+        }
+        _ => Err(ParseError::UnknownCommand { shown: shown(name) }),
+    }
+}
+
+/// Splits off the first whitespace-separated word.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+fn parse_workspace(args: &str) -> Result<WorkspaceCommand, ParseError> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(WorkspaceCommand::Show),
+        [w] if w.eq_ignore_ascii_case("shared") => Ok(WorkspaceCommand::Shared),
+        [w] => WorkspaceName::parse(w).map(WorkspaceCommand::Switch).map_err(bad_name("workspace switch")),
+        _ => Err(usage("workspace switch", "Give one workspace name")),
+    }
+}
+
+fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
+    let (noun, rest) = split_word(args);
+    let (verb, rest) = split_word(rest);
+    let noun = noun.to_ascii_lowercase();
+    let verb = verb.to_ascii_lowercase();
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match (noun.as_str(), verb.as_str()) {
+        ("whoami", "") => Ok(AdminCommand::Whoami),
+        ("user", "add") => {
+            let p = "admin user add";
+            match words.as_slice() {
+                [email] => Ok(AdminCommand::UserAdd { email: Email::parse(email).map_err(bad_name(p))?, role: Role::Member }),
+                [email, role] => Ok(AdminCommand::UserAdd {
+                    email: Email::parse(email).map_err(bad_name(p))?,
+                    role: Role::parse(role).map_err(bad_name(p))?,
+                }),
+                _ => Err(usage(p, "Give an e-mail address and, optionally, a role")),
+            }
+        }
+        ("user", "role") => {
+            let p = "admin user role";
+            match words.as_slice() {
+                [email, role] => Ok(AdminCommand::UserRole {
+                    email: Email::parse(email).map_err(bad_name(p))?,
+                    role: Role::parse(role).map_err(bad_name(p))?,
+                }),
+                _ => Err(usage(p, "Give an e-mail address and a role")),
+            }
+        }
+        ("user", "remove") => {
+            let p = "admin user remove";
+            match words.as_slice() {
+                [email] => Ok(AdminCommand::UserRemove { email: Email::parse(email).map_err(bad_name(p))? }),
+                _ => Err(usage(p, "Give one e-mail address")),
+            }
+        }
+        ("user", "list") => no_args("admin user list", &words, AdminCommand::UserList),
+        ("agent", "list") => no_args("admin agent list", &words, AdminCommand::AgentList),
+        ("agent", "disable") => {
+            let p = "admin agent disable";
+            let (name, reason) = split_word(rest);
+            if name.is_empty() {
+                return Err(usage(p, "Name the agent to disable"));
+            }
+            let agent = AgentName::parse(name).map_err(bad_name(p))?;
+            if reason.is_empty() {
+                return Err(usage(p, "Say why you are disabling it, so the audit log explains the break-glass"));
+            }
+            Ok(AdminCommand::AgentDisable { agent, reason: reason.to_string() })
+        }
+        ("agent", "enable") => {
+            let p = "admin agent enable";
+            let (name, reason) = split_word(rest);
+            if name.is_empty() {
+                return Err(usage(p, "Name the agent to enable"));
+            }
+            let agent = AgentName::parse(name).map_err(bad_name(p))?;
+            Ok(AdminCommand::AgentEnable { agent, reason: (!reason.is_empty()).then(|| reason.to_string()) })
+        }
+        ("workspace", "create") => parse_workspace_create(&words),
+        ("workspace", "list") => {
+            let p = "admin workspace list";
+            match words.as_slice() {
+                [] => Ok(AdminCommand::WorkspaceList { owner: None }),
+                [email] => Ok(AdminCommand::WorkspaceList { owner: Some(Email::parse(email).map_err(bad_name(p))?) }),
+                _ => Err(usage(p, "Give at most one e-mail address")),
+            }
+        }
+        ("workspace", "delete") => {
+            let p = "admin workspace delete";
+            match words.as_slice() {
+                [name] => Ok(AdminCommand::WorkspaceDelete { name: WorkspaceName::parse(name).map_err(bad_name(p))? }),
+                _ => Err(usage(p, "Give one workspace name")),
+            }
+        }
+        ("audit", "tail") => {
+            let p = "admin audit tail";
+            match words.as_slice() {
+                [] => Ok(AdminCommand::AuditTail { n: 20 }),
+                [n] => match n.parse::<u32>() {
+                    Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::AuditTail { n }),
+                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
+                },
+                _ => Err(usage(p, "Give at most one number")),
+            }
+        }
+        ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
+        ("", _) => Err(ParseError::Usage {
+            problem: "Say what to administer: user, agent, workspace, audit or whoami".into(),
+            usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
+        }),
+        _ => Err(ParseError::Usage {
+            problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb)).trim_end().to_string(),
+            usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
+        }),
+    }
+}
+
+fn no_args(path: &str, words: &[&str], cmd: AdminCommand) -> Result<AdminCommand, ParseError> {
+    if words.is_empty() { Ok(cmd) } else { Err(usage(path, "This command takes no arguments")) }
+}
+
+/// `workspace create` accepts `--user EMAIL --scope NAME` in any order, or
+/// the two positionally as `NAME EMAIL`.
+fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
+    let p = "admin workspace create";
+    let mut owner = None;
+    let mut name = None;
+    let mut positional = Vec::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match w.to_ascii_lowercase().as_str() {
+            "--user" | "--owner" => owner = Some(*it.next().ok_or_else(|| usage(p, "--user needs an e-mail address"))?),
+            "--scope" | "--name" => name = Some(*it.next().ok_or_else(|| usage(p, "--scope needs a workspace name"))?),
+            flag if flag.starts_with("--") => {
+                return Err(usage(p, format!("'{}' is not an option here", shown(flag))));
+            }
+            _ => positional.push(*w),
+        }
+    }
+    for w in positional {
+        if name.is_none() && !w.contains('@') {
+            name = Some(w);
+        } else if owner.is_none() {
+            owner = Some(w);
+        } else {
+            return Err(usage(p, format!("'{}' is one argument too many", shown(w))));
+        }
+    }
+    match (owner, name) {
+        (Some(owner), Some(name)) => Ok(AdminCommand::WorkspaceCreate {
+            owner: Email::parse(owner).map_err(bad_name(p))?,
+            name: WorkspaceName::parse(name).map_err(bad_name(p))?,
+        }),
+        _ => Err(usage(p, "Give the owner's e-mail address and the workspace name")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SPECS;
+
+    fn cmd(line: &str) -> Command {
+        match parse_line(line) {
+            Ok(Input::Command(c)) => c,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ask_keeps_the_whole_question() {
+        assert_eq!(cmd("/ask why did the deploy fail?"), Command::Ask { question: "why did the deploy fail?".into() });
+    }
+
+    #[test]
+    fn free_text_is_text() {
+        assert_eq!(parse_line("  hello there ").unwrap(), Input::Text("hello there".into()));
+    }
+
+    #[test]
+    fn workspace_forms() {
+        assert_eq!(cmd("/workspace"), Command::Workspace(WorkspaceCommand::Show));
+        assert_eq!(cmd("/workspace SHARED"), Command::Workspace(WorkspaceCommand::Shared));
+        assert_eq!(
+            cmd("/workspace alice-lab"),
+            Command::Workspace(WorkspaceCommand::Switch(WorkspaceName::parse("alice-lab").unwrap()))
+        );
+    }
+
+    #[test]
+    fn workspace_create_takes_flags_or_positions() {
+        let want = Command::Admin(AdminCommand::WorkspaceCreate {
+            owner: Email::parse("alice@acme.com").unwrap(),
+            name: WorkspaceName::parse("alice-lab").unwrap(),
+        });
+        assert_eq!(cmd("/admin workspace create --user alice@acme.com --scope alice-lab"), want);
+        assert_eq!(cmd("/admin workspace create --scope alice-lab --user alice@acme.com"), want);
+        assert_eq!(cmd("/admin workspace create alice-lab alice@acme.com"), want);
+        assert!(parse_line("/admin workspace create --user alice@acme.com").is_err());
+    }
+
+    #[test]
+    fn user_add_defaults_to_member() {
+        assert_eq!(
+            cmd("/admin user add Bob@Acme.com"),
+            Command::Admin(AdminCommand::UserAdd { email: Email::parse("bob@acme.com").unwrap(), role: Role::Member })
+        );
+    }
+
+    #[test]
+    fn disable_needs_a_reason() {
+        let err = parse_line("/admin agent disable ops-oncall").unwrap_err().to_string();
+        assert!(err.contains("Say why"), "{err}");
+        assert_eq!(
+            cmd("/admin agent disable ops-oncall paging loop at 3am"),
+            Command::Admin(AdminCommand::AgentDisable {
+                agent: AgentName::parse("ops-oncall").unwrap(),
+                reason: "paging loop at 3am".into()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_carry_usage() {
+        let err = parse_line("/admin user role bob@acme.com").unwrap_err().to_string();
+        assert!(err.contains("Usage: /admin user role EMAIL"), "{err}");
+        let err = parse_line("/workspace ../../etc").unwrap_err().to_string();
+        assert!(err.contains("'.'") && err.contains("Usage: /workspace NAME"), "{err}");
+        let err = parse_line("/deploy prod").unwrap_err().to_string();
+        assert!(err.contains("/help"), "{err}");
+    }
+
+    #[test]
+    fn audit_tail_is_bounded() {
+        assert_eq!(cmd("/admin audit tail"), Command::Admin(AdminCommand::AuditTail { n: 20 }));
+        assert!(parse_line("/admin audit tail 201").is_err());
+        assert!(parse_line("/admin audit tail -1").is_err());
+    }
+
+    #[test]
+    fn pincer_prefix_carries_every_command() {
+        assert_eq!(cmd("/pincer ask hi"), Command::Ask { question: "hi".into() });
+        assert_eq!(cmd("/pincer admin whoami"), Command::Admin(AdminCommand::Whoami));
+    }
+
+    #[test]
+    fn control_characters_never_survive() {
+        assert_eq!(cmd("/ask a\u{0}b\u{1b}c"), Command::Ask { question: "abc".into() });
+    }
+
+    #[test]
+    fn every_parsed_path_has_a_spec() {
+        let lines = [
+            "/help", "/ask x", "/workspace", "/workspace a", "/workspace shared", "/admin whoami",
+            "/admin user add a@b.co", "/admin user role a@b.co admin", "/admin user remove a@b.co",
+            "/admin user list", "/admin agent list", "/admin agent disable a r", "/admin agent enable a",
+            "/admin workspace create a a@b.co", "/admin workspace list", "/admin workspace delete a",
+            "/admin audit tail", "/admin audit verify",
+        ];
+        for l in lines {
+            let c = cmd(l);
+            assert_eq!(c.spec().path, c.path(), "{l}");
+        }
+        assert_eq!(lines.len(), SPECS.len());
+    }
+
+    #[test]
+    fn overlong_input_is_refused() {
+        assert!(matches!(parse_line(&"x".repeat(4001)), Err(ParseError::TooLong { .. })));
+    }
+
+    mod property {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn never_panics_on_any_string(s in "\\PC*") {
+                let _ = parse_line(&s);
+            }
+
+            #[test]
+            fn never_panics_on_command_shaped_input(
+                head in prop::sample::select(vec!["/ask", "/workspace", "/admin", "/help", "/pincer", "/admin user", "/admin agent disable", "/admin workspace create", "/admin audit tail"]),
+                tail in "[ -~\\u{0}-\\u{1f}\\u{430}\\u{202e}]{0,80}",
+            ) {
+                let _ = parse_line(&format!("{head} {tail}"));
+            }
+
+            #[test]
+            fn accepted_names_follow_the_rule(s in "\\PC{0,50}") {
+                if let Ok(n) = WorkspaceName::parse(&s) {
+                    prop_assert!(!n.as_str().is_empty() && n.as_str().len() <= 40);
+                    prop_assert!(n.as_str().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                }
+            }
+
+            #[test]
+            fn error_text_never_echoes_control_characters(s in "/[a-z]{0,8} [\\u{0}-\\u{1f}a-z@./]{0,30}") {
+                if let Err(e) = parse_line(&s) {
+                    let text = e.to_string();
+                    prop_assert!(!text.chars().any(|c| c.is_control()), "{:?}", text);
+                }
+            }
+        }
+    }
+}

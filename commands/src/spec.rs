@@ -1,0 +1,132 @@
+//! The one table every command's usage, help text and required role come
+//! from. The parser, `/help`, the policy and the docs all read this table, so
+//! a command is described in exactly one place.
+//!
+//! This module must not do I/O.
+
+use crate::names::Role;
+
+/// How one command is written, what it does, and who may run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The words that select the command, e.g. `admin user add`.
+    pub path: &'static str,
+    /// How to write it, e.g. `/admin user add EMAIL [ROLE]`.
+    pub usage: &'static str,
+    /// One sentence saying what it does.
+    pub summary: &'static str,
+    /// The lowest org role that may run it.
+    pub min_role: Role,
+    /// Whether it changes state. Observers never run a mutating command.
+    pub mutates: bool,
+    /// Whether it runs an agent, and so needs a channel bound to one.
+    pub needs_agent: bool,
+}
+
+const fn spec(
+    path: &'static str,
+    usage: &'static str,
+    summary: &'static str,
+    min_role: Role,
+    mutates: bool,
+) -> CommandSpec {
+    CommandSpec { path, usage, summary, min_role, mutates, needs_agent: false }
+}
+
+/// Every command Pincer understands, in the order `/help` lists them.
+pub static SPECS: &[CommandSpec] = &[
+    spec("help", "/help [admin]", "Show what you can ask Pincer to do.", Role::Observer, false),
+    CommandSpec {
+        path: "ask",
+        usage: "/ask QUESTION",
+        summary: "Ask the agent bound to this channel; it answers in the thread.",
+        min_role: Role::Member,
+        mutates: true,
+        needs_agent: true,
+    },
+    spec("workspace", "/workspace", "Show which workspace your asks run in.", Role::Observer, false),
+    spec(
+        "workspace switch",
+        "/workspace NAME",
+        "Switch your asks into your own workspace NAME (its memory plus the agent's shared memory).",
+        Role::Member,
+        true,
+    ),
+    spec(
+        "workspace shared",
+        "/workspace shared",
+        "Return to the agent's shared memory only.",
+        Role::Member,
+        true,
+    ),
+    spec("admin whoami", "/admin whoami", "Show who Pincer thinks you are and your role.", Role::Observer, false),
+    spec(
+        "admin user add",
+        "/admin user add EMAIL [admin|member|observer]",
+        "Invite a person with a role (default member).",
+        Role::Admin,
+        true,
+    ),
+    spec(
+        "admin user role",
+        "/admin user role EMAIL admin|member|observer",
+        "Change a person's role.",
+        Role::Admin,
+        true,
+    ),
+    spec("admin user remove", "/admin user remove EMAIL", "Remove a person; they lose all access.", Role::Admin, true),
+    spec("admin user list", "/admin user list", "List people and their roles.", Role::Admin, false),
+    spec("admin agent list", "/admin agent list", "List agents, their owners, channels and state.", Role::Admin, false),
+    spec(
+        "admin agent disable",
+        "/admin agent disable NAME REASON",
+        "Break glass: stop an agent at once, saying why.",
+        Role::Admin,
+        true,
+    ),
+    spec("admin agent enable", "/admin agent enable NAME [REASON]", "Let a disabled agent run again.", Role::Admin, true),
+    spec(
+        "admin workspace create",
+        "/admin workspace create --user EMAIL --scope NAME",
+        "Create a personal workspace owned by EMAIL.",
+        Role::Admin,
+        true,
+    ),
+    spec("admin workspace list", "/admin workspace list [EMAIL]", "List workspaces and their owners.", Role::Admin, false),
+    spec(
+        "admin workspace delete",
+        "/admin workspace delete NAME",
+        "Delete a workspace; people in it return to shared.",
+        Role::Admin,
+        true,
+    ),
+    spec("admin audit tail", "/admin audit tail [N]", "Show the last N audit rows (default 20, at most 200).", Role::Observer, false),
+    spec("admin audit verify", "/admin audit verify", "Check the audit log's hash chain.", Role::Observer, false),
+];
+
+/// Looks a spec up by its path. Every path the parser produces is in
+/// [`SPECS`]; a unit test holds that.
+pub fn spec_for(path: &str) -> &'static CommandSpec {
+    SPECS
+        .iter()
+        .find(|s| s.path == path)
+        .unwrap_or(&SPECS[0]) // unreachable for parser output; see tests
+}
+
+/// The help text for people of `role`: only what they may run.
+pub fn help_text(role: Role, admin_topic: bool) -> String {
+    let mut out = String::new();
+    if admin_topic {
+        out.push_str("Admin commands:\n");
+    } else {
+        out.push_str("Pincer commands:\n");
+    }
+    for s in SPECS.iter().filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic) {
+        out.push_str(&format!("  {:<52} {}\n", s.usage, s.summary));
+    }
+    if !admin_topic && SPECS.iter().any(|s| s.path.starts_with("admin") && s.min_role <= role) {
+        out.push_str(&format!("  {:<52} {}\n", "/help admin", "List the /admin commands you may run."));
+    }
+    out.push_str("In a channel with an agent you can also just write your question.");
+    out
+}
