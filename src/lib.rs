@@ -1,0 +1,47 @@
+//! Pincer: a self-hosted AI agent gateway a whole team shares.
+//!
+//! Events come in from platform adapters (crate `pincer-adapters`), carrying
+//! commands parsed by the command language (crate `pincer-commands`), and go
+//! through the [`router`]: dedupe → identity → policy → handler → audit, in
+//! one Postgres transaction. See `docs/ARCHITECTURE.md` for the walk-through.
+//!
+//! Module map:
+//! - [`app`] — the shared state ([`app::App`]) and metrics;
+//! - [`config`] — the YAML config, validated with file:line:column errors;
+//! - [`secret`] — `Secret` and `env://` / `file://` / `vault://` references;
+//! - [`store`] — Postgres: users, agents, workspaces, memory, dedupe, audit;
+//! - [`identity`] — platform user → person;
+//! - [`policy`] — who may run what where (pure);
+//! - [`router`] — the pipeline every event goes through;
+//! - [`handlers`] — one file per command;
+//! - [`messages`] — every refusal and failure sentence people read;
+//! - [`llm`] — providers: extractive (no key) and OpenAI-compatible;
+//! - [`memory`] — importing Markdown and text into memory scopes;
+//! - [`server`] — the HTTP server (`/healthz`, `/readyz`, `/metrics`);
+//! - [`daemon`] — lease-held housekeeping;
+//! - [`bench`] — `pincer bench`;
+//! - [`cli`] — the `pincer` command line; [`telemetry`] — logging.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod handlers;
+pub mod identity;
+pub mod llm;
+pub mod memory;
+pub mod messages;
+pub mod policy;
+pub mod router;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+/// Installs rustls' ring provider as the process default (once). Call at
+/// start-up and in test set-up: with no provider installed, the first TLS
+/// connection panics.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,383 @@
+//! The `pincer` command line: argument parsing and one function per
+//! sub-command. `main.rs` only calls [`run`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pincer_adapters::console::{self, ConsoleSession};
+use pincer_adapters::{ChannelEvent, ChannelRef, Platform, ReplyKind, Sender};
+use pincer_commands::{Email, Role, ScopeName};
+use tokio::io::BufReader;
+
+use crate::app::App;
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::router::Router;
+use crate::secret::resolve_value;
+use crate::store::{DEFAULT_DATABASE_URL, Store};
+
+/// Pincer: a self-hosted AI agent gateway a whole team shares.
+#[derive(Debug, Parser)]
+#[command(name = "pincer", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "PINCER_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// The Postgres URL (may be env:// or file://). Overrides the config's database_url.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the gateway and/or the daemon.
+    Serve {
+        /// Address to listen on (default 0.0.0.0:3000, or HOST and PORT).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Which part of Pincer this process runs.
+        #[arg(long, value_enum, default_value_t = ServeRole::All)]
+        role: ServeRole,
+    },
+    /// Chat with the agents in the terminal, through the same router as the platforms.
+    Chat {
+        /// Who is typing (an e-mail of a person in the org).
+        #[arg(long)]
+        user: String,
+        /// The channel, e.g. console:#product-bot (default: the first console channel with an agent).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Run an admin command (the same verbs as /admin in chat), plus disable-agent / enable-agent.
+    Admin {
+        /// The admin to act as (default: the config's org.operator, or its only admin).
+        #[arg(long = "as", env = "PINCER_ADMIN")]
+        as_: Option<String>,
+        /// The command, e.g. `user add bob@acme.com member` or `audit verify`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Check the config file.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
+    /// Manage memory.
+    Memory {
+        #[command(subcommand)]
+        what: MemoryCmd,
+    },
+    /// Measure performance (see docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        what: crate::bench::BenchCmd,
+    },
+}
+
+/// `pincer config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the config and print every error with file, line and column.
+    Check,
+}
+
+/// `pincer memory …`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCmd {
+    /// Import Markdown or text files into a scope (re-importing a file replaces it).
+    Import {
+        /// The scope to import into.
+        #[arg(long)]
+        scope: String,
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// What `pincer serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeRole {
+    /// HTTP: health, readiness, metrics and the platform endpoints.
+    Gateway,
+    /// Singleton housekeeping under a lease (plus health endpoints).
+    Daemon,
+    /// Both.
+    All,
+}
+
+/// Parses the command line and runs it.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = !matches!(cli.command, Cmd::Serve { .. });
+    crate::telemetry::init(quiet);
+    crate::init_crypto();
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Cmd::Config { what: ConfigCmd::Check } = &cli.command {
+        return Ok(config_check(&cli.config));
+    }
+    let config = load_config(&cli.config)?;
+    let url = database_url(cli.database_url.as_deref(), &config)?;
+    match cli.command {
+        Cmd::Migrate => {
+            let store = Store::connect(&url, 2).await?;
+            store.migrate().await?;
+            crate::app::sync_config(&store, &config).await?;
+            println!("Database is up to date.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { listen, role } => serve(config, &url, listen, role).await,
+        Cmd::Chat { user, channel } => chat(config, &url, &user, channel.as_deref()).await,
+        Cmd::Admin { as_, args } => admin(config, &url, as_.as_deref(), &args).await,
+        Cmd::Memory { what: MemoryCmd::Import { scope, files } } => import(config, &url, &scope, &files).await,
+        Cmd::Bench { what } => crate::bench::run(config, &url, what).await,
+        Cmd::Config { .. } => unreachable!("handled above"),
+    }
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}\nThe config has errors; run `pincer config check` for details."))?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
+/// The database URL: flag or `DATABASE_URL`, else the config's, else the default.
+pub fn database_url(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
+    if let Some(raw) = flag.filter(|s| !s.is_empty()) {
+        return Ok(resolve_value(raw, config.dir())
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?
+            .expose()
+            .to_string());
+    }
+    Ok(config.database_url.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))
+}
+
+fn config_check(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
+            let admins = c.users.iter().filter(|u| u.role == Role::Admin).count();
+            println!(
+                "{}: OK — org {}, {} people ({admins} admin), {} agents, {} providers, RBAC {}.",
+                path.display(),
+                c.org_name,
+                c.users.len(),
+                c.agents.len(),
+                c.providers.len(),
+                if c.rbac { "on" } else { "OFF (local development only)" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s); Pincer will not start with this config.", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(config: Config, url: &str, pool: u32) -> anyhow::Result<Arc<App>> {
+    let store = Store::connect(url, pool).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    App::start(config, store).await
+}
+
+async fn serve(config: Config, url: &str, listen: Option<SocketAddr>, role: ServeRole) -> anyhow::Result<ExitCode> {
+    let listen = match listen {
+        Some(l) => l,
+        None => {
+            let host = std::env::var("HOST").unwrap_or_else(|_| "0.0.0.0".into());
+            let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+            format!("{host}:{port}").parse()?
+        }
+    };
+    let app = start(config, url, 16).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let server = crate::server::Server::build(app.clone(), listener);
+    tracing::info!(addr = %server.local_addr()?, ?role, "pincer serving");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let daemon = matches!(role, ServeRole::Daemon | ServeRole::All)
+        .then(|| tokio::spawn(crate::daemon::run(app.clone(), Duration::from_secs(600), stop_rx.clone())));
+    let mut on_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    server
+        .run_until_stopped(async move {
+            let _ = on_stop.changed().await;
+        })
+        .await?;
+    if let Some(d) = daemon {
+        let _ = d.await;
+    }
+    tracing::info!("pincer stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> anyhow::Result<ExitCode> {
+    let user = Email::parse(user)?;
+    let channel: ChannelRef = match channel {
+        Some(c) if c.contains(':') => c.parse()?,
+        Some(c) => format!("console:{c}").parse()?,
+        None => config
+            .agents
+            .values()
+            .flat_map(|a| a.channels.iter())
+            .find(|c| c.platform == Platform::Console)
+            .cloned()
+            .unwrap_or_else(|| ChannelRef { platform: Platform::Console, channel: "#general".into() }),
+    };
+    anyhow::ensure!(channel.platform == Platform::Console, "pincer chat posts to console: channels only");
+    let app = start(config, url, 4).await?;
+    let router = Router::new(app);
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let session = ConsoleSession { user, channel };
+    console::run(BufReader::new(tokio::io::stdin()), tokio::io::stdout(), session, &router, interactive).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Turns `pincer admin` arguments into the `/admin` line they stand for.
+pub fn admin_line(args: &[String]) -> anyhow::Result<String> {
+    let (first, rest) = args.split_first().ok_or_else(|| anyhow::anyhow!("say what to do, e.g. `pincer admin user list`"))?;
+    let line = match first.as_str() {
+        "disable-agent" | "enable-agent" => {
+            let verb = if first == "disable-agent" { "disable" } else { "enable" };
+            let (name, tail) = rest.split_first().ok_or_else(|| anyhow::anyhow!("name the agent: pincer admin {first} NAME --reason WHY"))?;
+            let reason: Vec<&str> = tail.iter().map(String::as_str).filter(|a| *a != "--reason").collect();
+            format!("agent {verb} {name} {}", reason.join(" "))
+        }
+        "help" => return Ok("/help admin".into()),
+        _ => args.join(" "),
+    };
+    Ok(format!("/admin {}", line.trim()))
+}
+
+fn operator(config: &Config, as_: Option<&str>) -> anyhow::Result<Email> {
+    if let Some(e) = as_ {
+        return Ok(Email::parse(e)?);
+    }
+    if let Some(op) = &config.operator {
+        return Ok(op.clone());
+    }
+    let admins: Vec<&Email> = config.users.iter().filter(|u| u.role == Role::Admin).map(|u| &u.email).collect();
+    match admins.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => anyhow::bail!("name the admin to act as with --as EMAIL (or PINCER_ADMIN, or org.operator in the config)"),
+    }
+}
+
+async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
+    let actor = operator(&config, as_)?;
+    let line = admin_line(args)?;
+    let app = start(config, url, 2).await?;
+    let router = Router::new(app);
+    let sender = Sender { platform_user_id: actor.to_string(), display_name: std::env::var("USER").ok(), verified_email: Some(actor) };
+    let channel = ChannelRef { platform: Platform::Cli, channel: "shell".into() };
+    let event = ChannelEvent::new("local", channel, None, sender, &line, uuid::Uuid::new_v4().to_string());
+    let mut code = ExitCode::SUCCESS;
+    for reply in router.handle(event).await {
+        if reply.kind == ReplyKind::Error {
+            eprintln!("{}", reply.text);
+            code = ExitCode::FAILURE;
+        } else {
+            println!("{}", reply.text);
+        }
+    }
+    Ok(code)
+}
+
+async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let scope = ScopeName::parse(scope)?;
+    let read_by_agent = config.agent_scopes().any(|s| s == &scope);
+    let app = start(config, url, 2).await?;
+    let is_workspace = {
+        let mut conn = app.store.pool.acquire().await?;
+        crate::store::workspaces::get(&mut conn, &pincer_commands::WorkspaceName::parse(scope.as_str())?).await?.is_some()
+    };
+    if !read_by_agent && !is_workspace {
+        eprintln!("warning: no agent reads scope {scope} and no workspace has that name; the passages will not be searched until one does");
+    }
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let mut code = ExitCode::SUCCESS;
+    for f in files {
+        match crate::memory::import_file(&app.store, &scope, f, &actor).await {
+            Ok(r) => println!(
+                "Imported {} passages from {} into {scope}{}.",
+                r.passages,
+                r.source,
+                if r.replaced > 0 { format!(" (replacing {})", r.replaced) } else { String::new() }
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn admin_arguments_become_the_admin_line() {
+        assert_eq!(admin_line(&s(&["user", "add", "bob@acme.com", "member"])).unwrap(), "/admin user add bob@acme.com member");
+        assert_eq!(
+            admin_line(&s(&["disable-agent", "ops-oncall", "--reason", "paging loop"])).unwrap(),
+            "/admin agent disable ops-oncall paging loop"
+        );
+        assert_eq!(admin_line(&s(&["enable-agent", "ops-oncall"])).unwrap(), "/admin agent enable ops-oncall");
+        assert_eq!(
+            admin_line(&s(&["workspace", "create", "--user", "alice@acme.com", "--scope", "alice-lab"])).unwrap(),
+            "/admin workspace create --user alice@acme.com --scope alice-lab"
+        );
+        assert!(admin_line(&[]).is_err());
+    }
+}

@@ -1,0 +1,608 @@
+//! The YAML config: the org (people and roles), LLM providers and agents.
+//!
+//! Loading is parse, then validate: serde turns the file into raw types whose
+//! fields are already validated newtypes (so a bad name or role is reported
+//! at its exact line and column), then [`validate`] checks what spans several
+//! places — owners are declared users, prompt files exist, a channel is bound
+//! to one agent only, secret references resolve — and points at the line with
+//! [`locate`]. A config with any error is never used: the server does not
+//! start. Warnings (a plaintext secret) are reported and allowed.
+
+pub mod locate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pincer_adapters::{ChannelRef, Platform};
+use pincer_commands::{AgentName, Email, Role, ScopeName};
+use serde::Deserialize;
+
+use crate::policy::ToolGrant;
+use crate::secret::{Secret, SecretRef};
+use locate::{Seg, locate, path_string};
+
+/// Where the config is read from when neither `--config` nor `PINCER_CONFIG` say.
+pub const DEFAULT_CONFIG_PATH: &str = "pincer.yaml";
+/// The provider name that means "answer from memory alone".
+pub const EXTRACTIVE: &str = "extractive";
+/// The provider name agents use unless they name another.
+pub const DEFAULT_PROVIDER: &str = "default";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    org: RawOrg,
+    #[serde(default)]
+    rbac: Option<bool>,
+    #[serde(default)]
+    database_url: Option<SecretRef>,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    agents: BTreeMap<AgentName, RawAgent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    name: String,
+    #[serde(default = "default_role")]
+    default_role: Role,
+    #[serde(default)]
+    operator: Option<Email>,
+    #[serde(default)]
+    trusted_tenants: Vec<ChannelRef>,
+    #[serde(default)]
+    users: Vec<UserSpec>,
+}
+
+fn default_role() -> Role {
+    Role::Member
+}
+
+/// A person declared in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Their e-mail: their identity across platforms.
+    pub email: Email,
+    /// Their org role.
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: ProviderKind,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    api_key: Option<SecretRef>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI-compatible chat completions (OpenAI, Azure, Ollama, vLLM, …).
+    Openai,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    owner: Email,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    prompt: String,
+    #[serde(default)]
+    allowed_tools: Vec<ToolGrant>,
+    #[serde(default)]
+    channels: Vec<ChannelRef>,
+    #[serde(default)]
+    memory_scopes: Vec<ScopeName>,
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The org's name, shown in replies.
+    pub org_name: String,
+    /// The role a newcomer from a trusted tenant gets.
+    pub default_role: Role,
+    /// The admin `pincer admin` acts as when `--as` is not given.
+    pub operator: Option<Email>,
+    /// Platform workspaces whose members may join on first contact.
+    pub trusted_tenants: Vec<ChannelRef>,
+    /// People declared in the config (added to the database if missing).
+    pub users: Vec<UserSpec>,
+    /// Whether role checks are on (`PINCER_RBAC` overrides).
+    pub rbac: bool,
+    /// `database_url` from the config, if given (`DATABASE_URL` overrides).
+    pub database_url: Option<Secret>,
+    /// LLM providers by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Agents by name.
+    pub agents: BTreeMap<AgentName, AgentConfig>,
+    /// Things worth fixing that do not stop Pincer.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// A configured LLM provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Its name, as agents refer to it.
+    pub name: String,
+    /// Its protocol.
+    pub kind: ProviderKind,
+    /// The API base, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The model id sent with each request.
+    pub model: String,
+    /// The bearer token, if the endpoint needs one.
+    pub api_key: Option<Secret>,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// The most tokens an answer may use.
+    pub max_tokens: u32,
+}
+
+/// A validated agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Its name.
+    pub name: AgentName,
+    /// The person answerable for it.
+    pub owner: Email,
+    /// What it is for, shown in `/admin agent list`.
+    pub description: Option<String>,
+    /// The provider it uses; `None` is the extractive provider.
+    pub provider: Option<String>,
+    /// Its prompt file, as written in the config.
+    pub prompt_path: PathBuf,
+    /// The prompt file's contents.
+    pub prompt: String,
+    /// Tools it may call.
+    pub allowed_tools: Vec<ToolGrant>,
+    /// Channels it is bound to.
+    pub channels: Vec<ChannelRef>,
+    /// Memory scopes it reads.
+    pub memory_scopes: Vec<ScopeName>,
+}
+
+/// One problem in a config file, with where it is and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors with their locations while validating.
+struct Checker<'a> {
+    src: &'a str,
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn at(&self, path: &[Seg], message: String, hint: Option<&str>) -> ConfigError {
+        let (line, column) = locate(self.src, path);
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: format!("{}: {message}", path_string(path)),
+            hint: hint.map(str::to_string),
+        }
+    }
+    fn error(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
+        let e = self.at(path, message, hint);
+        self.errors.push(e);
+    }
+    fn warn(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
+        let e = self.at(path, message, hint);
+        self.warnings.push(e);
+    }
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+/// Reads `PINCER_RBAC`: `0`, `false`, `off` or `no` turn role checks off.
+fn rbac_from_env() -> Option<bool> {
+    let v = std::env::var("PINCER_RBAC").ok()?;
+    Some(!matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read the config file: {e}"),
+                hint: Some("pass --config PATH or set PINCER_CONFIG; examples/pincer.yaml is a starting point".into()),
+            }])
+        })?;
+        Config::parse(&src, path)
+    }
+
+    /// Validates config text; `path` names it in errors and anchors relative paths.
+    pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+                hint: Some("see examples/pincer.yaml for every key and its shape".into()),
+            }])
+        })?;
+        validate(raw, src, path)
+    }
+
+    /// The folder relative paths in the config are taken from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    }
+
+    /// The agent bound to a channel, if any.
+    pub fn agent_for(&self, channel: &ChannelRef) -> Option<&AgentConfig> {
+        self.agents.values().find(|a| a.channels.contains(channel))
+    }
+
+    /// Every memory scope any agent reads.
+    pub fn agent_scopes(&self) -> impl Iterator<Item = &ScopeName> {
+        self.agents.values().flat_map(|a| a.memory_scopes.iter())
+    }
+}
+
+fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new() };
+
+    // People.
+    let mut seen: HashMap<&Email, usize> = HashMap::new();
+    for (i, u) in raw.org.users.iter().enumerate() {
+        if let Some(first) = seen.insert(&u.email, i) {
+            c.error(
+                &[key("org"), key("users"), Seg::Index(i), key("email")],
+                format!("{} is declared twice (first at org.users[{first}])", u.email),
+                Some("keep one entry per person"),
+            );
+        }
+    }
+    let role_of = |e: &Email| raw.org.users.iter().find(|u| &u.email == e).map(|u| u.role);
+    if let Some(op) = &raw.org.operator
+        && role_of(op) != Some(Role::Admin)
+    {
+        c.error(
+            &[key("org"), key("operator")],
+            format!("{op} is not declared as an admin under org.users"),
+            Some("the operator is the admin `pincer admin` acts as; declare them with role: admin"),
+        );
+    }
+    for (i, t) in raw.org.trusted_tenants.iter().enumerate() {
+        if t.platform == Platform::Console || t.platform == Platform::Cli {
+            c.error(
+                &[key("org"), key("trusted_tenants"), Seg::Index(i)],
+                format!("{t} is local; only chat platforms' workspaces can be trusted"),
+                Some("write it as slack:T0123ABC (a Slack team id), discord:GUILD_ID, …"),
+            );
+        }
+    }
+
+    // Providers.
+    let mut providers = BTreeMap::new();
+    for (name, p) in raw.providers {
+        let at = [key("providers"), key(&name)];
+        if name == EXTRACTIVE {
+            c.error(&at, "'extractive' is built in and cannot be redefined".into(), Some("pick another provider name"));
+            continue;
+        }
+        let api_key = match p.api_key.as_ref().map(|r| (r.is_literal(), r.resolve(&dir))) {
+            None => None,
+            Some((literal, Ok(s))) => {
+                if literal {
+                    c.warn(
+                        &[key("providers"), key(&name), key("api_key")],
+                        "the API key is written in plain text".into(),
+                        Some("use env://OPENAI_API_KEY or file:///run/secrets/openai_api_key so the key stays out of the repo"),
+                    );
+                }
+                Some(s)
+            }
+            Some((_, Err(e))) => {
+                c.error(&[key("providers"), key(&name), key("api_key")], e.to_string(), Some("set the variable or create the file, or remove api_key"));
+                None
+            }
+        };
+        let base_url = p.base_url.unwrap_or_else(|| "https://api.openai.com/v1".into());
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            c.error(&[key("providers"), key(&name), key("base_url")], format!("'{base_url}' is not an http(s) URL"), None);
+        }
+        providers.insert(
+            name.clone(),
+            ProviderConfig {
+                name,
+                kind: p.kind,
+                base_url: base_url.trim_end_matches('/').to_string(),
+                model: p.model.unwrap_or_else(|| "gpt-4o-mini".into()),
+                api_key,
+                timeout: Duration::from_secs(p.timeout_secs.unwrap_or(60).max(1)),
+                max_tokens: p.max_tokens.unwrap_or(800),
+            },
+        );
+    }
+    if providers.is_empty()
+        && let Ok(key) = std::env::var("OPENAI_API_KEY")
+        && !key.is_empty()
+    {
+        let base_url = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
+        providers.insert(
+            DEFAULT_PROVIDER.into(),
+            ProviderConfig {
+                name: DEFAULT_PROVIDER.into(),
+                kind: ProviderKind::Openai,
+                base_url: base_url.trim_end_matches('/').to_string(),
+                model: std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
+                api_key: Some(Secret::new(key)),
+                timeout: Duration::from_secs(60),
+                max_tokens: 800,
+            },
+        );
+    }
+
+    // Agents.
+    let mut bound: HashMap<ChannelRef, AgentName> = HashMap::new();
+    let mut agents = BTreeMap::new();
+    for (name, a) in raw.agents {
+        let at = |k: &str| vec![key("agents"), key(name.as_str()), key(k)];
+        if role_of(&a.owner).is_none() {
+            c.error(
+                &at("owner"),
+                format!("{} is not declared under org.users", a.owner),
+                Some("every agent needs an owner who is a person in the org; add them under org.users"),
+            );
+        }
+        let provider = match a.model.as_deref() {
+            Some(EXTRACTIVE) => None,
+            None | Some(DEFAULT_PROVIDER) => providers.contains_key(DEFAULT_PROVIDER).then(|| DEFAULT_PROVIDER.to_string()),
+            Some(other) if providers.contains_key(other) => Some(other.to_string()),
+            Some(other) => {
+                c.error(
+                    &at("model"),
+                    format!("'{other}' is not a provider declared under providers"),
+                    Some("use default, extractive, or a name under providers"),
+                );
+                None
+            }
+        };
+        let prompt_path = PathBuf::from(&a.prompt);
+        let prompt = match std::fs::read_to_string(dir.join(&prompt_path)) {
+            Ok(p) => p,
+            Err(e) => {
+                c.error(
+                    &at("prompt"),
+                    format!("cannot read prompt file {}: {e}", dir.join(&prompt_path).display()),
+                    Some("prompt paths are relative to the config file's folder; prompts live in the repo and are reviewed like code"),
+                );
+                String::new()
+            }
+        };
+        for (i, ch) in a.channels.iter().enumerate() {
+            if ch.platform == Platform::Cli {
+                c.error(&[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)], "cli: is the admin shell, not a channel".into(), None);
+            } else if let Some(other) = bound.insert(ch.clone(), name.clone()) {
+                c.error(
+                    &[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)],
+                    format!("{ch} is already bound to agent {other}"),
+                    Some("a channel has one agent, so everyone there knows who answers"),
+                );
+            }
+        }
+        let mut scopes_seen = std::collections::HashSet::new();
+        for (i, s) in a.memory_scopes.iter().enumerate() {
+            if !scopes_seen.insert(s) {
+                c.warn(&[key("agents"), key(name.as_str()), key("memory_scopes"), Seg::Index(i)], format!("scope {s} is listed twice"), None);
+            }
+        }
+        agents.insert(
+            name.clone(),
+            AgentConfig {
+                name,
+                owner: a.owner,
+                description: a.description,
+                provider,
+                prompt_path,
+                prompt,
+                allowed_tools: a.allowed_tools,
+                channels: a.channels,
+                memory_scopes: a.memory_scopes,
+            },
+        );
+    }
+
+    let database_url = match raw.database_url.as_ref().map(|r| r.resolve(&dir)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            c.error(&[key("database_url")], e.to_string(), None);
+            None
+        }
+    };
+
+    if !c.errors.is_empty() {
+        c.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(ConfigErrors(c.errors));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        org_name: raw.org.name,
+        default_role: raw.org.default_role,
+        operator: raw.org.operator,
+        trusted_tenants: raw.org.trusted_tenants,
+        users: raw.org.users,
+        rbac: rbac_from_env().or(raw.rbac).unwrap_or(true),
+        database_url,
+        providers,
+        agents,
+        warnings: c.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_prompt(dir: &Path) {
+        std::fs::create_dir_all(dir.join("prompts")).unwrap();
+        std::fs::write(dir.join("prompts/ops.md"), "You are on call.").unwrap();
+    }
+
+    const GOOD: &str = "\
+org:
+  name: Acme
+  users:
+    - email: dan@acme.com
+      role: admin
+    - email: alice@acme.com
+      role: member
+agents:
+  ops-oncall:
+    owner: dan@acme.com
+    prompt: prompts/ops.md
+    allowed_tools: [shell, \"github:write\"]
+    channels: [\"slack:#oncall\", \"console:#oncall\"]
+    memory_scopes: [incidents, postmortems]
+";
+
+    #[test]
+    fn a_good_config_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        write_prompt(dir.path());
+        let cfg = Config::parse(GOOD, &dir.path().join("pincer.yaml")).unwrap();
+        let agent = cfg.agent_for(&"console:#oncall".parse().unwrap()).unwrap();
+        assert_eq!(agent.prompt, "You are on call.");
+        assert_eq!(agent.memory_scopes.len(), 2);
+        assert!(agent.provider.is_none(), "no provider configured means extractive");
+        assert_eq!(cfg.default_role, Role::Member);
+    }
+
+    fn errors_of(src: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        write_prompt(dir.path());
+        match Config::parse(src, &dir.path().join("pincer.yaml")) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_bad_role_points_at_its_line() {
+        let errs = errors_of(&GOOD.replace("role: member", "role: owner"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("7:"), "{errs:?}");
+        assert!(errs[0].contains("unknown variant `owner`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_bad_scope_name_points_at_its_line() {
+        let errs = errors_of(&GOOD.replace("incidents", "Incidents"));
+        assert!(errs[0].starts_with("14:"), "{errs:?}");
+        assert!(errs[0].contains("uppercase letter 'I'"), "{errs:?}");
+    }
+
+    #[test]
+    fn cross_reference_errors_point_at_the_key() {
+        // Both errors are reported, in file order.
+        let src = GOOD.replace("owner: dan@acme.com", "owner: carol@acme.com").replace("prompts/ops.md", "prompts/gone.md");
+        let errs = errors_of(&src);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("10:5 agents.ops-oncall.owner: carol@acme.com is not declared"), "{errs:?}");
+        assert!(errs[1].starts_with("11:5 agents.ops-oncall.prompt: cannot read prompt file"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_channel_bound_twice_is_refused() {
+        let src = format!("{GOOD}  other:\n    owner: dan@acme.com\n    prompt: prompts/ops.md\n    channels: [\"slack:#oncall\"]\n");
+        let dir = tempfile::tempdir().unwrap();
+        write_prompt(dir.path());
+        let errs = Config::parse(&src, &dir.path().join("pincer.yaml")).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert!(errs.0[0].message.contains("already bound to agent"), "{errs}");
+        assert_eq!((errs.0[0].line, errs.0[0].column), (18, 16));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let errs = errors_of(&GOOD.replace("  name: Acme", "  name: Acme\n  nmae: typo"));
+        assert!(errs[0].contains("unknown field `nmae`"), "{errs:?}");
+    }
+
+    #[test]
+    fn plaintext_keys_warn_and_missing_env_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        write_prompt(dir.path());
+        let with = |k: &str| format!("{GOOD}providers:\n  default:\n    kind: openai\n    api_key: {k}\n");
+        let cfg = Config::parse(&with("sk-plain"), &dir.path().join("p.yaml")).unwrap();
+        assert_eq!(cfg.warnings.len(), 1);
+        assert!(cfg.warnings[0].message.contains("plain text"));
+        assert_eq!(cfg.agents.values().next().unwrap().provider.as_deref(), Some("default"));
+        let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
+        assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
+    }
+}

@@ -1,0 +1,44 @@
+//! `/admin audit tail|verify`: read the audit log and check its chain.
+
+use serde_json::json;
+use sqlx::PgConnection;
+
+use crate::handlers::Outcome;
+use crate::store::{StoreError, audit};
+
+/// How much of a row's metadata `tail` shows.
+const META_CHARS: usize = 160;
+
+/// Shows the newest `n` rows, oldest of them first.
+pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError> {
+    let mut rows = audit::tail(conn, n).await?;
+    rows.reverse();
+    let mut text = format!("Last {} audit rows:", rows.len());
+    for r in &rows {
+        let meta = r.metadata.to_string();
+        let meta = if meta.chars().count() > META_CHARS { format!("{}…", meta.chars().take(META_CHARS).collect::<String>()) } else { meta };
+        text.push_str(&format!(
+            "\n  #{} {} {} {} {meta}",
+            r.seq,
+            r.ts.format("%Y-%m-%d %H:%M:%SZ"),
+            r.user_email.as_deref().unwrap_or("(system)"),
+            r.action
+        ));
+    }
+    Ok(Outcome::done(text, json!({"n": n})))
+}
+
+/// Checks the hash chain.
+pub async fn verify(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
+    let report = audit::verify(conn).await?;
+    Ok(match report.broken {
+        None => Outcome::done(
+            format!("Audit chain intact: {} rows verified (seq 1 to {}).", report.rows, report.last_seq),
+            json!({"rows": report.rows, "intact": true}),
+        ),
+        Some(b) => Outcome::refused(
+            format!("Audit chain BROKEN at seq {}: {}. {} rows before it verified.", b.seq, b.reason, report.rows),
+            json!({"rows": report.rows, "intact": false, "first_bad_seq": b.seq}),
+        ),
+    })
+}

@@ -1,0 +1,46 @@
+//! `/admin …`: one file per noun. The router has already checked the role.
+
+pub mod agent;
+pub mod audit;
+pub mod user;
+pub mod workspace;
+
+use pincer_commands::AdminCommand;
+use serde_json::json;
+use sqlx::PgConnection;
+
+use super::{Ctx, Outcome};
+use crate::store::StoreError;
+
+/// Runs an admin verb.
+pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> Result<Outcome, StoreError> {
+    use AdminCommand as A;
+    match cmd {
+        A::Whoami => Ok(whoami(ctx)),
+        A::UserAdd { email, role } => user::add(ctx, conn, email, *role).await,
+        A::UserRole { email, role } => user::set_role(ctx, conn, email, *role).await,
+        A::UserRemove { email } => user::remove(ctx, conn, email).await,
+        A::UserList => user::list(conn).await,
+        A::AgentList => agent::list(ctx, conn).await,
+        A::AgentDisable { agent, reason } => agent::disable(ctx, conn, agent, reason).await,
+        A::AgentEnable { agent, reason } => agent::enable(ctx, conn, agent, reason.as_deref()).await,
+        A::WorkspaceCreate { owner, name } => workspace::create(ctx, conn, owner, name).await,
+        A::WorkspaceList { owner } => workspace::list(conn, owner.as_ref()).await,
+        A::WorkspaceDelete { name } => workspace::delete(conn, name).await,
+        A::AuditTail { n } => audit::tail(conn, *n).await,
+        A::AuditVerify => audit::verify(conn).await,
+    }
+}
+
+fn whoami(ctx: &Ctx<'_>) -> Outcome {
+    let ev = ctx.event;
+    let ws = ctx.user.active_workspace.as_ref().map(|w| w.to_string()).unwrap_or_else(|| "shared".into());
+    let agent = ctx.agent.map(|a| a.name.to_string()).unwrap_or_else(|| "none".into());
+    Outcome::done(
+        format!(
+            "You are {} ({}), writing as {} on {} in {}. Workspace: {ws}. Agent here: {agent}.",
+            ctx.user.email, ctx.user.role, ev.sender.platform_user_id, ev.platform(), ev.channel.channel
+        ),
+        json!({}),
+    )
+}

@@ -1,0 +1,153 @@
+//! Loading memory from files: Markdown and plain text cut into passages of
+//! about a paragraph or a section, each remembering where it came from
+//! (the heading path, or the line it starts on).
+//!
+//! Re-importing a file replaces what came from it before, so notes can be
+//! edited and imported again without leaving stale passages behind.
+
+use std::path::Path;
+
+use pincer_commands::ScopeName;
+
+use crate::store::memory::{NewItem, replace_source};
+use crate::store::{Store, StoreError, audit};
+
+/// A passage grows to about this many characters before a new one starts.
+const TARGET_CHARS: usize = 900;
+
+/// Cuts a document into passages. Markdown headings (`#`…) start a new
+/// passage and name it; paragraphs are kept whole where they fit.
+pub fn chunk(text: &str, markdown: bool) -> Vec<NewItem> {
+    let mut out = Vec::new();
+    let mut headings: Vec<(usize, String)> = Vec::new();
+    let mut body = String::new();
+    let mut first_line = 0usize;
+    let locator = |headings: &[(usize, String)], line: usize| {
+        if headings.is_empty() {
+            format!("line {line}")
+        } else {
+            headings.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>().join(" > ")
+        }
+    };
+    let flush = |body: &mut String, headings: &[(usize, String)], first_line: usize, out: &mut Vec<NewItem>| {
+        let text = body.trim();
+        if !text.is_empty() {
+            out.push(NewItem { locator: locator(headings, first_line), body: text.to_string() });
+        }
+        body.clear();
+    };
+    let mut in_fence = false;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if markdown && trimmed.starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let heading_level = if markdown && !in_fence { trimmed.chars().take_while(|c| *c == '#').count() } else { 0 };
+        if (1..=6).contains(&heading_level) && trimmed[heading_level..].starts_with(' ') {
+            flush(&mut body, &headings, first_line, &mut out);
+            let title = trimmed[heading_level..].trim().to_string();
+            headings.retain(|(level, _)| *level < heading_level);
+            headings.push((heading_level, title.clone()));
+            // The heading itself is searchable text of its section.
+            body.push_str(&title);
+            body.push('\n');
+            first_line = n + 1;
+            continue;
+        }
+        if trimmed.is_empty() && body.chars().count() >= TARGET_CHARS {
+            flush(&mut body, &headings, first_line, &mut out);
+            continue;
+        }
+        if body.is_empty() {
+            first_line = n + 1;
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+    flush(&mut body, &headings, first_line, &mut out);
+    // A section that is only its heading says nothing on its own.
+    out.retain(|item| item.body.contains('\n') || !markdown);
+    out
+}
+
+/// What one import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The file (as given).
+    pub source: String,
+    /// Passages stored.
+    pub passages: usize,
+    /// Passages from an earlier import of the same file that were replaced.
+    pub replaced: u64,
+}
+
+/// Errors from importing a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read (or is not UTF-8 text).
+    #[error("cannot read {path}: {why}")]
+    Read { path: String, why: String },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Imports one file into `scope`, audited as `memory.import` by `actor`.
+pub async fn import_file(store: &Store, scope: &ScopeName, path: &Path, actor: &str) -> Result<ImportReport, ImportError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ImportError::Read { path: source.clone(), why: e.to_string() })?;
+    let markdown = matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "markdown"));
+    let items: Vec<NewItem> = chunk(&pincer_commands::clean_text(&text.replace("\r\n", "\n")).replace('\t', "    "), markdown);
+    let mut tx = store.pool.begin().await.map_err(StoreError::from)?;
+    let replaced = replace_source(&mut tx, scope, &source, actor, &items).await?;
+    audit::append(
+        &mut tx,
+        vec![audit::AuditEntry::new(
+            None,
+            "memory.import",
+            serde_json::json!({"scope": scope, "source": source, "passages": items.len(), "replaced": replaced, "actor": actor}),
+        )],
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(ImportReport { source, passages: items.len(), replaced })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_sections_become_passages_named_by_their_headings() {
+        let doc = "# Postmortem: db outage\n\nIntro line.\n\n## Root cause\n\nThe disk filled.\nWAL grew.\n\n## Fix\n\nAlerts on disk.\n";
+        let items = chunk(doc, true);
+        let got: Vec<(&str, &str)> = items.iter().map(|i| (i.locator.as_str(), i.body.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Postmortem: db outage", "Postmortem: db outage\n\nIntro line."),
+                ("Postmortem: db outage > Root cause", "Root cause\n\nThe disk filled.\nWAL grew."),
+                ("Postmortem: db outage > Fix", "Fix\n\nAlerts on disk."),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_text_splits_at_paragraphs_and_names_lines() {
+        let para = "word ".repeat(200);
+        let doc = format!("{para}\n\n{para}\n\nlast");
+        let items = chunk(&doc, false);
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].locator, "line 1");
+        assert_eq!(items[1].locator, "line 3");
+        assert_eq!(items[2].locator, "line 5");
+    }
+
+    #[test]
+    fn hashes_inside_code_fences_are_not_headings() {
+        let doc = "# Runbook\n\n```sh\n# restart it\nsystemctl restart db\n```\n";
+        let items = chunk(doc, true);
+        assert_eq!(items.len(), 1);
+        assert!(items[0].body.contains("# restart it"));
+    }
+}

@@ -1,0 +1,70 @@
+//! Every sentence a person reads when something is refused or fails, in one
+//! place, so the wording stays consistent and no error type ever reaches a
+//! chat as a debug string or a stack trace.
+
+use pincer_adapters::{ChannelRef, Platform};
+use pincer_commands::Role;
+
+use crate::config::Config;
+use crate::policy::Denial;
+use crate::store::agents::AgentState;
+
+/// For someone Pincer does not know.
+pub fn unknown_person(email_known: bool) -> String {
+    if email_known {
+        "You are not a member of this Pincer org yet. Ask an admin to invite you with /admin user add YOUR-EMAIL.".into()
+    } else {
+        "I can't tell who you are on this platform, so I can't let you use Pincer yet. Ask an admin to invite or link you.".into()
+    }
+}
+
+/// For something that failed on Pincer's side.
+pub fn internal_error(event_id: &uuid::Uuid) -> String {
+    format!(
+        "Something went wrong on Pincer's side and nothing was changed. Please try again; if it keeps happening, tell an admin (reference {}).",
+        &event_id.to_string()[..8]
+    )
+}
+
+/// For an ask whose model provider failed.
+pub fn provider_unavailable() -> String {
+    "The model provider is unavailable right now, so I could not answer. Try again in a few minutes.".into()
+}
+
+/// Channels that have agents, on the same platform as `here`.
+fn bound_channels(config: &Config, platform: Platform) -> Vec<String> {
+    let mut out: Vec<String> = config
+        .agents
+        .values()
+        .flat_map(|a| a.channels.iter().filter(|c| c.platform == platform).map(move |c| format!("{} ({})", c.channel, a.name)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// For a refusal by policy.
+pub fn denial(d: &Denial, path: &str, config: &Config, here: &ChannelRef, agent: Option<(&str, Option<&AgentState>)>) -> String {
+    match d {
+        Denial::ObserverMutation => {
+            "Observers can read answers and the audit log but cannot change anything or run agents. Ask an admin if you need more access.".into()
+        }
+        Denial::RoleTooLow { needed: Role::Admin, .. } => format!("Only admins can run /{path}."),
+        Denial::RoleTooLow { needed, have } => format!("/{path} needs the {needed} role; you are {have}."),
+        Denial::NoAgentHere => {
+            let channels = bound_channels(config, here.platform);
+            if channels.is_empty() {
+                format!("No agent answers in {}, and none is bound to a {} channel yet.", here.channel, here.platform)
+            } else {
+                format!("No agent answers in {}. Agents are in: {}.", here.channel, channels.join(", "))
+            }
+        }
+        Denial::AgentDisabled => match agent {
+            Some((name, Some(state))) => format!(
+                "The agent {name} is disabled by {} ({}), so it cannot answer now.",
+                state.disabled_by.as_deref().unwrap_or("an admin"),
+                state.disabled_reason.as_deref().unwrap_or("no reason given")
+            ),
+            _ => "This channel's agent is disabled, so it cannot answer now.".into(),
+        },
+    }
+}

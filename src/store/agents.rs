@@ -1,0 +1,95 @@
+//! Agents as stored: a snapshot of each agent's policy from the config, and
+//! the runtime switch (`disabled_at`) every replica reads, so a break-glass
+//! `disable` holds across all of them.
+
+use chrono::{DateTime, Utc};
+use pincer_commands::AgentName;
+use sqlx::{FromRow, PgConnection};
+
+use super::StoreError;
+use crate::config::AgentConfig;
+
+/// Whether an agent is disabled, by whom and why.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AgentState {
+    /// The agent's name.
+    pub name: String,
+    /// When it was disabled, if it is.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Who disabled it.
+    pub disabled_by: Option<String>,
+    /// Why.
+    pub disabled_reason: Option<String>,
+}
+
+impl AgentState {
+    /// Whether new runs are refused.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+const UPSERT: &str = "INSERT INTO agents (name, owner_email, policy) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET owner_email = EXCLUDED.owner_email, policy = EXCLUDED.policy, updated_at = now()
+     WHERE agents.owner_email IS DISTINCT FROM EXCLUDED.owner_email OR agents.policy IS DISTINCT FROM EXCLUDED.policy";
+const STATE: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents WHERE name = $1";
+const STATES: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents ORDER BY name";
+const DISABLE: &str = "UPDATE agents SET disabled_at = now(), disabled_by = $2, disabled_reason = $3, updated_at = now()
+     WHERE name = $1 AND disabled_at IS NULL";
+const ENABLE: &str = "UPDATE agents SET disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL, updated_at = now()
+     WHERE name = $1 AND disabled_at IS NOT NULL";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("agents.upsert", UPSERT),
+    ("agents.state", STATE),
+    ("agents.states", STATES),
+    ("agents.disable", DISABLE),
+    ("agents.enable", ENABLE),
+];
+
+/// The policy snapshot stored for an agent.
+pub fn policy_snapshot(a: &AgentConfig) -> serde_json::Value {
+    serde_json::json!({
+        "model": a.provider.as_deref().unwrap_or(crate::config::EXTRACTIVE),
+        "prompt": a.prompt_path.display().to_string(),
+        "allowed_tools": a.allowed_tools,
+        "channels": a.channels,
+        "memory_scopes": a.memory_scopes,
+    })
+}
+
+/// Writes each configured agent's owner and policy snapshot; keeps whether
+/// it is disabled. Returns how many rows changed.
+pub async fn sync<'a>(conn: &mut PgConnection, agents: impl Iterator<Item = &'a AgentConfig>) -> Result<u64, StoreError> {
+    let mut changed = 0;
+    for a in agents {
+        changed += sqlx::query(UPSERT)
+            .bind(a.name.as_str())
+            .bind(a.owner.as_str())
+            .bind(policy_snapshot(a))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(changed)
+}
+
+/// One agent's state; `None` if it was never synced.
+pub async fn state(conn: &mut PgConnection, name: &AgentName) -> Result<Option<AgentState>, StoreError> {
+    Ok(sqlx::query_as(STATE).bind(name.as_str()).fetch_optional(conn).await?)
+}
+
+/// Every stored agent's state.
+pub async fn states(conn: &mut PgConnection) -> Result<Vec<AgentState>, StoreError> {
+    Ok(sqlx::query_as(STATES).fetch_all(conn).await?)
+}
+
+/// Disables an agent. Returns `false` if it was already disabled.
+pub async fn disable(conn: &mut PgConnection, name: &AgentName, by: &str, reason: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(DISABLE).bind(name.as_str()).bind(by).bind(reason).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Enables an agent. Returns `false` if it was not disabled.
+pub async fn enable(conn: &mut PgConnection, name: &AgentName) -> Result<bool, StoreError> {
+    Ok(sqlx::query(ENABLE).bind(name.as_str()).execute(conn).await?.rows_affected() == 1)
+}

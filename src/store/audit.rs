@@ -1,0 +1,254 @@
+//! The audit log: append-only and hash-chained.
+//!
+//! Each row's `row_hash` is SHA-256 over a canonical JSON array of
+//! `[prev_hash, seq, ts, user_email, action, metadata]`, and each row's
+//! `prev_hash` is the row before's `row_hash`; `audit_head` holds the tip.
+//! [`append`] locks the head, so appends from every replica are serialised
+//! and land in the same transaction as the action they record: no audit
+//! row, no action. [`verify`] walks the chain and names the first row that
+//! was altered, deleted or moved; comparing with the head also catches rows
+//! cut off the end.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{FromRow, PgConnection};
+
+use super::StoreError;
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One thing to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Who did it (`None` for the system itself).
+    pub user_email: Option<String>,
+    /// What, as `noun.verb` (e.g. `admin.user.add`, `command.denied`).
+    pub action: String,
+    /// Details: a JSON object.
+    pub metadata: Value,
+}
+
+impl AuditEntry {
+    /// Builds an entry.
+    pub fn new(user_email: Option<&str>, action: impl Into<String>, metadata: Value) -> Self {
+        Self { user_email: user_email.map(str::to_string), action: action.into(), metadata }
+    }
+}
+
+/// One stored row.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct AuditRow {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When it was written.
+    pub ts: DateTime<Utc>,
+    /// Who.
+    pub user_email: Option<String>,
+    /// What.
+    pub action: String,
+    /// Details.
+    pub metadata: Value,
+    /// The previous row's hash.
+    pub prev_hash: String,
+    /// This row's hash.
+    pub row_hash: String,
+}
+
+/// Writes `v` as JSON with object keys sorted, whatever serde_json's map
+/// order is, so the hash survives a round trip through `jsonb`.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Removes NUL characters, which `jsonb` cannot store.
+fn sanitize(v: Value) -> Value {
+    match v {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', ""), sanitize(v))).collect()),
+        other => other,
+    }
+}
+
+/// The hash of one row.
+pub fn row_hash(prev_hash: &str, seq: i64, ts: &DateTime<Utc>, user_email: Option<&str>, action: &str, metadata: &Value) -> String {
+    let fields = Value::Array(vec![
+        Value::from(prev_hash),
+        Value::from(seq),
+        Value::from(ts.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        user_email.map(Value::from).unwrap_or(Value::Null),
+        Value::from(action),
+        metadata.clone(),
+    ]);
+    let mut text = String::new();
+    canonical(&fields, &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+const LOCK_HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1 FOR UPDATE";
+const INSERT: &str = "INSERT INTO audit_log (seq, ts, user_email, action, metadata, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SET_HEAD: &str = "UPDATE audit_head SET seq = $1, row_hash = $2 WHERE id = 1";
+const HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1";
+const PAGE: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+const TAIL: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("audit.lock_head", LOCK_HEAD),
+    ("audit.insert", INSERT),
+    ("audit.set_head", SET_HEAD),
+    ("audit.head", HEAD),
+    ("audit.page", PAGE),
+    ("audit.tail", TAIL),
+];
+
+/// Appends entries to the chain inside the caller's transaction. Returns the
+/// last seq written.
+pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result<i64, StoreError> {
+    let (mut seq, mut prev): (i64, String) = sqlx::query_as(LOCK_HEAD).fetch_one(&mut *conn).await?;
+    for entry in entries {
+        seq += 1;
+        let now = Utc::now();
+        let ts = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let metadata = sanitize(entry.metadata);
+        let action = entry.action.replace('\0', "");
+        let email = entry.user_email.map(|e| e.replace('\0', ""));
+        let hash = row_hash(&prev, seq, &ts, email.as_deref(), &action, &metadata);
+        sqlx::query(INSERT)
+            .bind(seq)
+            .bind(ts)
+            .bind(email)
+            .bind(action)
+            .bind(&metadata)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+        prev = hash;
+    }
+    sqlx::query(SET_HEAD).bind(seq).bind(&prev).execute(conn).await?;
+    Ok(seq)
+}
+
+/// The newest `n` rows, newest first.
+pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Vec<AuditRow>, StoreError> {
+    Ok(sqlx::query_as(TAIL).bind(i64::from(n)).fetch_all(conn).await?)
+}
+
+/// Rows after `after`, oldest first, at most `limit`.
+pub async fn page(conn: &mut PgConnection, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    Ok(sqlx::query_as(PAGE).bind(after).bind(limit).fetch_all(conn).await?)
+}
+
+/// The first problem found in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The first bad seq.
+    pub seq: i64,
+    /// What is wrong, as a sentence.
+    pub reason: String,
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// How many rows were checked.
+    pub rows: u64,
+    /// The last seq checked.
+    pub last_seq: i64,
+    /// `None` when the chain is intact.
+    pub broken: Option<ChainBreak>,
+}
+
+/// Walks the whole chain in seq order, a page at a time.
+pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> {
+    let mut expected = 1i64;
+    let mut prev = GENESIS.to_string();
+    let mut rows = 0u64;
+    let broken = |seq, reason: String| Some(ChainBreak { seq, reason });
+    loop {
+        let batch = page(conn, expected - 1, 1000).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            let bad = if r.seq != expected {
+                broken(expected, format!("row {expected} is missing: it was deleted"))
+            } else if r.row_hash != row_hash(&r.prev_hash, r.seq, &r.ts, r.user_email.as_deref(), &r.action, &r.metadata) {
+                broken(r.seq, format!("row {} does not match its hash: it was altered or moved", r.seq))
+            } else if r.prev_hash != prev {
+                broken(r.seq, format!("row {} does not follow row {}: rows were replaced, reordered or deleted", r.seq, r.seq - 1))
+            } else {
+                None
+            };
+            if bad.is_some() {
+                return Ok(VerifyReport { rows, last_seq: expected - 1, broken: bad });
+            }
+            prev = r.row_hash;
+            expected += 1;
+            rows += 1;
+        }
+    }
+    let last = expected - 1;
+    let (head_seq, head_hash): (i64, String) = sqlx::query_as(HEAD).fetch_one(conn).await?;
+    let bad = if head_seq > last {
+        broken(last + 1, format!("rows {} to {head_seq} are missing: the end of the log was cut off", last + 1))
+    } else if head_seq < last || head_hash != prev {
+        broken(head_seq.max(1), "the chain head does not match the last row: the log or its head was altered".to_string())
+    } else {
+        None
+    };
+    Ok(VerifyReport { rows, last_seq: last, broken: bad })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_hash_ignores_key_order_but_not_content() {
+        let ts = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let a = row_hash(GENESIS, 1, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 1, "a": [true, "x"]}));
+        let b = row_hash(GENESIS, 1, &ts, Some("dan@acme.com"), "admin.user.add", &serde_json::from_str(r#"{"a":[true,"x"],"b":1}"#).unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, row_hash(GENESIS, 2, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 1, "a": [true, "x"]})));
+        assert_ne!(a, row_hash(GENESIS, 1, &ts, None, "admin.user.add", &json!({"b": 1, "a": [true, "x"]})));
+        assert_ne!(a, row_hash(GENESIS, 1, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 2, "a": [true, "x"]})));
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn nul_characters_are_dropped_before_storage() {
+        assert_eq!(sanitize(json!({"k\u{0}": ["a\u{0}b"]})), json!({"k": ["ab"]}));
+    }
+}

@@ -1,0 +1,64 @@
+//! Conversations (one per channel thread) and their messages.
+
+use sqlx::PgConnection;
+
+use super::StoreError;
+
+/// Where a conversation happens.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadKey<'a> {
+    /// Platform name.
+    pub platform: &'a str,
+    /// Platform workspace.
+    pub tenant: &'a str,
+    /// Channel.
+    pub channel: &'a str,
+    /// Thread, or "" for the channel itself.
+    pub thread: &'a str,
+}
+
+const UPSERT: &str = "INSERT INTO conversations (platform, tenant, channel, thread, agent) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
+     RETURNING id";
+const ADD_MESSAGE: &str =
+    "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[("conversations.upsert", UPSERT), ("conversations.add_message", ADD_MESSAGE)];
+
+/// The conversation for a thread, created on first use.
+pub async fn upsert(conn: &mut PgConnection, key: ThreadKey<'_>, agent: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(UPSERT)
+        .bind(key.platform)
+        .bind(key.tenant)
+        .bind(key.channel)
+        .bind(key.thread)
+        .bind(agent)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    /// A person.
+    User,
+    /// The agent.
+    Assistant,
+}
+
+/// Appends a message to a conversation.
+pub async fn add_message(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    author: Author,
+    user_id: Option<i64>,
+    workspace: Option<&str>,
+    body: &str,
+) -> Result<(), StoreError> {
+    let author = match author {
+        Author::User => "user",
+        Author::Assistant => "assistant",
+    };
+    sqlx::query(ADD_MESSAGE).bind(conversation_id).bind(author).bind(user_id).bind(workspace).bind(body).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Memory items: passages of text in a scope, searched with Postgres full
+//! text (tsvector + GIN on `(scope, tsv)`, so the scope filter is in the
+//! index path). The scopes a search may read are decided by policy before
+//! the query; this module never widens them.
+
+use pincer_commands::ScopeName;
+use sqlx::{FromRow, PgConnection};
+
+use super::StoreError;
+
+/// One passage to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// Where in the source it came from (a heading, a line number).
+    pub locator: String,
+    /// The text.
+    pub body: String,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct Passage {
+    /// Row id.
+    pub id: i64,
+    /// The scope it lives in.
+    pub scope: String,
+    /// The file or URL it came from.
+    pub source: String,
+    /// Where in the source.
+    pub locator: String,
+    /// The text.
+    pub body: String,
+    /// Full-text rank (higher is better).
+    pub rank: f32,
+}
+
+const DELETE_SOURCE: &str = "DELETE FROM memory_items WHERE scope = $1 AND source = $2";
+const INSERT: &str = "INSERT INTO memory_items (scope, source, locator, author, body)
+     SELECT $1, $2, l, $3, b FROM UNNEST($4::text[], $5::text[]) AS t(l, b)";
+// Any query word may match (OR), ranked by cover density: a question in
+// natural language rarely has every word in one passage.
+const SEARCH: &str = "SELECT m.id, m.scope, m.source, m.locator, m.body, ts_rank_cd(m.tsv, q.q) AS rank
+     FROM memory_items m,
+          (SELECT NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS q) q
+     WHERE m.scope = ANY($1) AND m.tsv @@ q.q
+     ORDER BY rank DESC, m.id DESC
+     LIMIT $3";
+const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
+
+pub(crate) const QUERIES: &[(&str, &str)] =
+    &[("memory.delete_source", DELETE_SOURCE), ("memory.insert", INSERT), ("memory.search", SEARCH), ("memory.count", COUNT)];
+
+/// Replaces everything stored from `source` in `scope` with `items`, so a
+/// re-import of an edited file leaves no stale passages. Returns how many
+/// passages were replaced.
+pub async fn replace_source(conn: &mut PgConnection, scope: &ScopeName, source: &str, author: &str, items: &[NewItem]) -> Result<u64, StoreError> {
+    let removed = sqlx::query(DELETE_SOURCE).bind(scope.as_str()).bind(source).execute(&mut *conn).await?.rows_affected();
+    let locators: Vec<&str> = items.iter().map(|i| i.locator.as_str()).collect();
+    let bodies: Vec<&str> = items.iter().map(|i| i.body.as_str()).collect();
+    sqlx::query(INSERT).bind(scope.as_str()).bind(source).bind(author).bind(&locators).bind(&bodies).execute(conn).await?;
+    Ok(removed)
+}
+
+/// The best `limit` passages for `query` among `scopes`.
+pub async fn search(conn: &mut PgConnection, scopes: &[ScopeName], query: &str, limit: i64) -> Result<Vec<Passage>, StoreError> {
+    if scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    Ok(sqlx::query_as(SEARCH).bind(&scopes).bind(query).bind(limit).fetch_all(conn).await?)
+}
+
+/// How many passages the scopes hold.
+pub async fn count(conn: &mut PgConnection, scopes: &[&str]) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(COUNT).bind(scopes).fetch_one(conn).await?)
+}

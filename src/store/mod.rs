@@ -1,0 +1,122 @@
+//! Postgres storage: one [`Store`] (a connection pool) and one module per
+//! table family. Functions take a `&mut PgConnection` so the router can run
+//! several of them — the dedupe insert, the command's effect and its audit
+//! row — in one transaction.
+//!
+//! SQL lives next to the function that runs it as a named constant; every
+//! module lists its constants in `QUERIES`, and a test prepares each one
+//! against the migrated schema, so a query that no longer fits the schema
+//! fails the build's tests rather than a person's command.
+//!
+//! Row-level "not found" and "already exists" are domain answers
+//! (`Option`, `bool`, [`StoreError::Conflict`]); only the unexpected is
+//! [`StoreError::Database`].
+
+pub mod agents;
+pub mod audit;
+pub mod conversations;
+pub mod events;
+pub mod leases;
+pub mod memory;
+pub mod users;
+pub mod workspaces;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+/// Where Pincer's database lives when nothing else says.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pincer";
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row that should be unique already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored value no longer parses (edited by hand?).
+    #[error("stored value is not valid: {0}")]
+    Corrupt(String),
+    /// Anything else from Postgres.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The connection pool and nothing else: shared state lives in Postgres.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The pool every query runs on.
+    pub pool: PgPool,
+}
+
+impl Store {
+    /// Connects to `url`, creating the database first if it does not exist.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        create_database_if_missing(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    /// Applies pending migrations. Safe to run from several processes at once
+    /// (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let name = options.get_database().unwrap_or("postgres").to_string();
+    if options.connect().await.is_ok() {
+        return Ok(());
+    }
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+/// Every named query, for the schema check.
+pub fn all_queries() -> Vec<(&'static str, &'static str)> {
+    [
+        agents::QUERIES,
+        audit::QUERIES,
+        conversations::QUERIES,
+        events::QUERIES,
+        leases::QUERIES,
+        memory::QUERIES,
+        users::QUERIES,
+        workspaces::QUERIES,
+    ]
+    .concat()
+}
