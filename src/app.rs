@@ -39,16 +39,35 @@ impl Metrics {
     pub fn render(&self) -> String {
         let rows = [
             ("pincer_events_total", "Events handled.", &self.events),
-            ("pincer_events_duplicate_total", "Events dropped as duplicates.", &self.duplicates),
-            ("pincer_events_ignored_total", "Events from channels with no agent.", &self.ignored),
-            ("pincer_commands_denied_total", "Commands refused by policy or identity.", &self.denied),
+            (
+                "pincer_events_duplicate_total",
+                "Events dropped as duplicates.",
+                &self.duplicates,
+            ),
+            (
+                "pincer_events_ignored_total",
+                "Events from channels with no agent.",
+                &self.ignored,
+            ),
+            (
+                "pincer_commands_denied_total",
+                "Commands refused by policy or identity.",
+                &self.denied,
+            ),
             ("pincer_answers_total", "Asks answered.", &self.answers),
-            ("pincer_provider_failures_total", "Asks the model provider failed to answer.", &self.provider_failures),
+            (
+                "pincer_provider_failures_total",
+                "Asks the model provider failed to answer.",
+                &self.provider_failures,
+            ),
             ("pincer_errors_total", "Unexpected errors.", &self.errors),
         ];
         let mut out = String::new();
         for (name, help, value) in rows {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
         }
         out
     }
@@ -81,7 +100,12 @@ impl App {
             );
         }
         let providers = Providers::from_config(&config)?;
-        Ok(Arc::new(App { store, config, providers, metrics: Metrics::default() }))
+        Ok(Arc::new(App {
+            store,
+            config,
+            providers,
+            metrics: Metrics::default(),
+        }))
     }
 }
 

@@ -26,13 +26,19 @@ pub enum Resolved {
 }
 
 /// Resolves the sender of `ev`.
-pub async fn resolve(conn: &mut PgConnection, config: &Config, ev: &ChannelEvent) -> Result<Resolved, StoreError> {
+pub async fn resolve(
+    conn: &mut PgConnection,
+    config: &Config,
+    ev: &ChannelEvent,
+) -> Result<Resolved, StoreError> {
     let platform = ev.platform().as_str();
     let puid = ev.sender.platform_user_id.as_str();
     if let Some(user) = users::by_identity(conn, platform, &ev.tenant, puid).await? {
         return Ok(Resolved::Person(user, Vec::new()));
     }
-    let Some(email) = &ev.sender.verified_email else { return Ok(Resolved::Unknown) };
+    let Some(email) = &ev.sender.verified_email else {
+        return Ok(Resolved::Unknown);
+    };
     let link = |user: &User, action: &str| {
         AuditEntry::new(
             Some(user.email.as_str()),
@@ -45,17 +51,28 @@ pub async fn resolve(conn: &mut PgConnection, config: &Config, ev: &ChannelEvent
         let entry = link(&user, "identity.link");
         return Ok(Resolved::Person(user, vec![entry]));
     }
-    let tenant = ChannelRef { platform: ev.platform(), channel: ev.tenant.clone() };
+    let tenant = ChannelRef {
+        platform: ev.platform(),
+        channel: ev.tenant.clone(),
+    };
     let trusted = config.trusted_tenants.contains(&tenant);
-    if !(trusted || !config.rbac) {
+    if !trusted && config.rbac {
         return Ok(Resolved::Unknown);
     }
-    let role = if trusted { config.default_role } else { Role::Member.min(config.default_role) };
+    let role = if trusted {
+        config.default_role
+    } else {
+        Role::Member.min(config.default_role)
+    };
     match users::join(conn, email, role).await? {
         Some(user) => {
             users::link(conn, platform, &ev.tenant, puid, user.id).await?;
             let mut entry = link(&user, "user.join");
-            entry.metadata["via"] = json!(if trusted { "trusted_tenant" } else { "rbac_off" });
+            entry.metadata["via"] = json!(if trusted {
+                "trusted_tenant"
+            } else {
+                "rbac_off"
+            });
             Ok(Resolved::Person(user, vec![entry]))
         }
         None => Ok(Resolved::Unknown),

@@ -36,14 +36,25 @@ fn bound_channels(config: &Config, platform: Platform) -> Vec<String> {
     let mut out: Vec<String> = config
         .agents
         .values()
-        .flat_map(|a| a.channels.iter().filter(|c| c.platform == platform).map(move |c| format!("{} ({})", c.channel, a.name)))
+        .flat_map(|a| {
+            a.channels
+                .iter()
+                .filter(|c| c.platform == platform)
+                .map(move |c| format!("{} ({})", c.channel, a.name))
+        })
         .collect();
     out.sort();
     out
 }
 
 /// For a refusal by policy.
-pub fn denial(d: &Denial, path: &str, config: &Config, here: &ChannelRef, agent: Option<(&str, Option<&AgentState>)>) -> String {
+pub fn denial(
+    d: &Denial,
+    path: &str,
+    config: &Config,
+    here: &ChannelRef,
+    agent: Option<(&str, Option<&AgentState>)>,
+) -> String {
     match d {
         Denial::ObserverMutation => {
             "Observers can read answers and the audit log but cannot change anything or run agents. Ask an admin if you need more access.".into()

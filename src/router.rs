@@ -88,7 +88,10 @@ impl Router {
         }
 
         if matches!(ev.input, Ok(Input::Text(_))) && bound.is_none() {
-            let meta = with(&where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
+            let meta = with(
+                &where_,
+                json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}),
+            );
             commit(tx, vec![AuditEntry::new(None, "event.ignored", meta)]).await?;
             Metrics::inc(&app.metrics.ignored);
             return Ok(Vec::new());
@@ -97,19 +100,30 @@ impl Router {
         let (user, mut trail) = match identity::resolve(&mut tx, &app.config, ev).await? {
             Resolved::Person(user, trail) => (user, trail),
             Resolved::Unknown => {
-                let meta = with(&where_, json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}));
+                let meta = with(
+                    &where_,
+                    json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}),
+                );
                 commit(tx, vec![AuditEntry::new(None, "event.denied", meta)]).await?;
                 Metrics::inc(&app.metrics.denied);
-                return Ok(vec![Reply::error(messages::unknown_person(ev.sender.verified_email.is_some()))]);
+                return Ok(vec![Reply::error(messages::unknown_person(
+                    ev.sender.verified_email.is_some(),
+                ))]);
             }
         };
         let who = Some(user.email.as_str());
 
         let command = match &ev.input {
             Ok(Input::Command(c)) => c.clone(),
-            Ok(Input::Text(t)) => Command::Ask { question: t.clone() },
+            Ok(Input::Text(t)) => Command::Ask {
+                question: t.clone(),
+            },
             Err(e) => {
-                trail.push(AuditEntry::new(who, "command.invalid", with(&where_, json!({"error": e.to_string()}))));
+                trail.push(AuditEntry::new(
+                    who,
+                    "command.invalid",
+                    with(&where_, json!({"error": e.to_string()})),
+                ));
                 commit(tx, trail).await?;
                 return Ok(vec![Reply::error(e.to_string())]);
             }
@@ -125,16 +139,32 @@ impl Router {
             (Some(_), Some(s)) if s.is_disabled() => ChannelAgent::Disabled,
             (Some(_), _) => ChannelAgent::Enabled,
         };
-        if let Decision::Deny(denial) = policy::authorize(user.role, command.spec(), channel_agent, app.config.rbac) {
-            let meta = with(&where_, json!({"command": path, "reason": denial.code(), "role": user.role}));
+        if let Decision::Deny(denial) =
+            policy::authorize(user.role, command.spec(), channel_agent, app.config.rbac)
+        {
+            let meta = with(
+                &where_,
+                json!({"command": path, "reason": denial.code(), "role": user.role}),
+            );
             trail.push(AuditEntry::new(who, "command.denied", meta));
             commit(tx, trail).await?;
             Metrics::inc(&app.metrics.denied);
             let agent = bound.map(|a| (a.name.as_str(), agent_state.as_ref()));
-            return Ok(vec![Reply::error(messages::denial(&denial, path, &app.config, &ev.channel, agent))]);
+            return Ok(vec![Reply::error(messages::denial(
+                &denial,
+                path,
+                &app.config,
+                &ev.channel,
+                agent,
+            ))]);
         }
 
-        let ctx = Ctx { app, event: ev, user: &user, agent: bound };
+        let ctx = Ctx {
+            app,
+            event: ev,
+            user: &user,
+            agent: bound,
+        };
         let outcome = handlers::execute(&ctx, &mut tx, &command).await?;
         let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
@@ -164,7 +194,10 @@ fn with(a: &Value, b: Value) -> Value {
 }
 
 /// Appends the audit rows and commits: the action and its record land together.
-async fn commit(mut tx: sqlx::Transaction<'static, sqlx::Postgres>, trail: Vec<AuditEntry>) -> Result<(), StoreError> {
+async fn commit(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    trail: Vec<AuditEntry>,
+) -> Result<(), StoreError> {
     audit::append(&mut tx, trail).await?;
     tx.commit().await?;
     Ok(())

@@ -40,8 +40,13 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.routes).with_graceful_shutdown(shutdown).await
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.routes)
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
@@ -61,5 +66,8 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 
 /// Counters in Prometheus text format.
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
 }

@@ -10,7 +10,9 @@ use pincer_commands::Email;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::event::{ChannelEvent, ChannelRef, Dispatch, Platform, Reply, ReplyKind, Sender, Visibility};
+use crate::event::{
+    ChannelEvent, ChannelRef, Dispatch, Platform, Reply, ReplyKind, Sender, Visibility,
+};
 
 /// The tenant every console event carries.
 pub const CONSOLE_TENANT: &str = "local";
@@ -32,7 +34,14 @@ impl ConsoleSession {
             display_name: None,
             verified_email: Some(self.user.clone()),
         };
-        ChannelEvent::new(CONSOLE_TENANT, self.channel.clone(), None, sender, line, Uuid::new_v4().to_string())
+        ChannelEvent::new(
+            CONSOLE_TENANT,
+            self.channel.clone(),
+            None,
+            sender,
+            line,
+            Uuid::new_v4().to_string(),
+        )
     }
 }
 
@@ -49,7 +58,13 @@ pub fn render(reply: &Reply) -> String {
 }
 
 /// Runs a console session until end of input or `:quit`.
-pub async fn run<R, W, D>(input: R, mut out: W, mut session: ConsoleSession, dispatch: &D, interactive: bool) -> std::io::Result<()>
+pub async fn run<R, W, D>(
+    input: R,
+    mut out: W,
+    mut session: ConsoleSession,
+    dispatch: &D,
+    interactive: bool,
+) -> std::io::Result<()>
 where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -68,10 +83,13 @@ where
     }
     loop {
         if interactive {
-            out.write_all(format!("{} {}> ", session.user, session.channel.channel).as_bytes()).await?;
+            out.write_all(format!("{} {}> ", session.user, session.channel.channel).as_bytes())
+                .await?;
             out.flush().await?;
         }
-        let Some(line) = lines.next_line().await? else { break };
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -84,7 +102,8 @@ where
             continue;
         }
         for reply in dispatch.dispatch(session.event(line)).await {
-            out.write_all(format!("{}\n", render(&reply)).as_bytes()).await?;
+            out.write_all(format!("{}\n", render(&reply)).as_bytes())
+                .await?;
         }
         out.flush().await?;
     }
@@ -97,7 +116,10 @@ enum Control {
 }
 
 fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
-    let (word, arg) = control.split_once(' ').map(|(w, a)| (w, a.trim())).unwrap_or((control, ""));
+    let (word, arg) = control
+        .split_once(' ')
+        .map(|(w, a)| (w, a.trim()))
+        .unwrap_or((control, ""));
     match word {
         "quit" | "q" | "exit" => Control::Quit,
         "as" => match Email::parse(arg) {
@@ -108,7 +130,11 @@ fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
             Err(e) => Control::Say(format!("! {e}")),
         },
         "channel" => {
-            let wanted = if arg.contains(':') { arg.to_string() } else { format!("console:{arg}") };
+            let wanted = if arg.contains(':') {
+                arg.to_string()
+            } else {
+                format!("console:{arg}")
+            };
             match wanted.parse::<ChannelRef>() {
                 Ok(c) if c.platform == Platform::Console => {
                     session.channel = c;
@@ -140,13 +166,19 @@ mod tests {
 
     #[tokio::test]
     async fn piped_lines_become_events_and_controls_switch_user() {
-        let session = ConsoleSession { user: Email::parse("alice@acme.com").unwrap(), channel: "console:#x".parse().unwrap() };
+        let session = ConsoleSession {
+            user: Email::parse("alice@acme.com").unwrap(),
+            channel: "console:#x".parse().unwrap(),
+        };
         let input = b"hello\n\n:as bob@acme.com\n/ask hi\n:channel #y\n:quit\nnever\n" as &[u8];
         let mut out = Vec::new();
         let echo = Echo(Mutex::new(Vec::new()));
         run(input, &mut out, session, &echo, false).await.unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert_eq!(out, "alice@acme.com said hello\nYou are now bob@acme.com.\nbob@acme.com said /ask hi\nYou are now in console:#y.\n");
+        assert_eq!(
+            out,
+            "alice@acme.com said hello\nYou are now bob@acme.com.\nbob@acme.com said /ask hi\nYou are now in console:#y.\n"
+        );
         let events = echo.0.lock().unwrap();
         assert_eq!(events.len(), 2);
         assert_ne!(events[0].dedupe_key, events[1].dedupe_key);

@@ -35,8 +35,13 @@ pub enum Platform {
 
 impl Platform {
     /// Platforms an agent may be bound to in config.
-    pub const BINDABLE: [Platform; 5] =
-        [Platform::Console, Platform::Slack, Platform::Discord, Platform::Telegram, Platform::Whatsapp];
+    pub const BINDABLE: [Platform; 5] = [
+        Platform::Console,
+        Platform::Slack,
+        Platform::Discord,
+        Platform::Telegram,
+        Platform::Whatsapp,
+    ];
 
     /// The platform's name as written in config and stored.
     pub fn as_str(self) -> &'static str {
@@ -67,7 +72,9 @@ impl FromStr for Platform {
             "discord" => Ok(Platform::Discord),
             "telegram" => Ok(Platform::Telegram),
             "whatsapp" => Ok(Platform::Whatsapp),
-            other => Err(ChannelRefError::UnknownPlatform(pincer_commands::names::shown(other))),
+            other => Err(ChannelRefError::UnknownPlatform(
+                pincer_commands::names::shown(other),
+            )),
         }
     }
 }
@@ -82,7 +89,9 @@ pub enum ChannelRefError {
     #[error("'{0}' is not a platform: use console, slack, discord, telegram or whatsapp")]
     UnknownPlatform(String),
     /// The channel part is empty, too long, or has spaces or control characters.
-    #[error("'{0}' is not a channel: give a channel name or id of 1–80 visible characters without spaces")]
+    #[error(
+        "'{0}' is not a channel: give a channel name or id of 1–80 visible characters without spaces"
+    )]
     BadChannel(String),
 }
 
@@ -99,19 +108,29 @@ pub struct ChannelRef {
 impl ChannelRef {
     /// Builds a reference, checking the channel part.
     pub fn new(platform: Platform, channel: &str) -> Result<Self, ChannelRefError> {
-        let ok = !channel.is_empty() && channel.chars().count() <= 80 && channel.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        let ok = !channel.is_empty()
+            && channel.chars().count() <= 80
+            && channel
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control());
         if !ok {
-            return Err(ChannelRefError::BadChannel(pincer_commands::names::shown(channel)));
+            return Err(ChannelRefError::BadChannel(pincer_commands::names::shown(
+                channel,
+            )));
         }
-        Ok(Self { platform, channel: channel.to_string() })
+        Ok(Self {
+            platform,
+            channel: channel.to_string(),
+        })
     }
 }
 
 impl FromStr for ChannelRef {
     type Err = ChannelRefError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (platform, channel) =
-            s.split_once(':').ok_or_else(|| ChannelRefError::NoPlatform(pincer_commands::names::shown(s)))?;
+        let (platform, channel) = s
+            .split_once(':')
+            .ok_or_else(|| ChannelRefError::NoPlatform(pincer_commands::names::shown(s)))?;
         ChannelRef::new(platform.parse()?, channel)
     }
 }
@@ -187,12 +206,23 @@ pub struct ChannelEvent {
 
 impl ChannelEvent {
     /// Builds an event from raw text, cleaning and parsing it at the edge.
-    pub fn new(tenant: &str, channel: ChannelRef, thread: Option<String>, sender: Sender, raw_text: &str, dedupe_key: String) -> Self {
+    pub fn new(
+        tenant: &str,
+        channel: ChannelRef,
+        thread: Option<String>,
+        sender: Sender,
+        raw_text: &str,
+        dedupe_key: String,
+    ) -> Self {
         let input = parse_line(raw_text);
         Self {
             id: Uuid::new_v4(),
             tenant: tenant.to_string(),
-            reply_to: ReplyTarget { channel: channel.clone(), thread: thread.clone(), response_url: None },
+            reply_to: ReplyTarget {
+                channel: channel.clone(),
+                thread: thread.clone(),
+                response_url: None,
+            },
             channel,
             thread,
             sender,
@@ -246,15 +276,27 @@ pub struct Reply {
 impl Reply {
     /// An agent's answer, visible in the thread.
     pub fn answer(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Channel, kind: ReplyKind::Answer }
+        Self {
+            text: text.into(),
+            visibility: Visibility::Channel,
+            kind: ReplyKind::Answer,
+        }
     }
     /// A command's result, for the person who ran it.
     pub fn info(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Info }
+        Self {
+            text: text.into(),
+            visibility: Visibility::Ephemeral,
+            kind: ReplyKind::Info,
+        }
     }
     /// A refusal or failure, for the person who ran it.
     pub fn error(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Error }
+        Self {
+            text: text.into(),
+            visibility: Visibility::Ephemeral,
+            kind: ReplyKind::Error,
+        }
     }
 }
 
@@ -285,21 +327,40 @@ mod tests {
         assert_eq!(c.platform, Platform::Slack);
         assert_eq!(c.channel, "#oncall");
         assert_eq!(c.to_string(), "slack:#oncall");
-        assert_eq!("telegram:+15550100".parse::<ChannelRef>().unwrap().channel, "+15550100");
+        assert_eq!(
+            "telegram:+15550100".parse::<ChannelRef>().unwrap().channel,
+            "+15550100"
+        );
     }
 
     #[test]
     fn bad_channel_refs_are_refused_with_a_sentence() {
-        assert!(matches!("#oncall".parse::<ChannelRef>(), Err(ChannelRefError::NoPlatform(_))));
-        assert!(matches!("irc:#x".parse::<ChannelRef>(), Err(ChannelRefError::UnknownPlatform(_))));
-        assert!(matches!("slack:".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
-        assert!(matches!("slack:a b".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
+        assert!(matches!(
+            "#oncall".parse::<ChannelRef>(),
+            Err(ChannelRefError::NoPlatform(_))
+        ));
+        assert!(matches!(
+            "irc:#x".parse::<ChannelRef>(),
+            Err(ChannelRefError::UnknownPlatform(_))
+        ));
+        assert!(matches!(
+            "slack:".parse::<ChannelRef>(),
+            Err(ChannelRefError::BadChannel(_))
+        ));
+        assert!(matches!(
+            "slack:a b".parse::<ChannelRef>(),
+            Err(ChannelRefError::BadChannel(_))
+        ));
     }
 
     #[test]
     fn events_are_cleaned_and_parsed_at_the_edge() {
         let ch: ChannelRef = "console:#product-bot".parse().unwrap();
-        let sender = Sender { platform_user_id: "alice".into(), display_name: None, verified_email: None };
+        let sender = Sender {
+            platform_user_id: "alice".into(),
+            display_name: None,
+            verified_email: None,
+        };
         let ev = ChannelEvent::new("local", ch, None, sender, "/ask hi\u{0}", "k1".into());
         assert_eq!(ev.text, "/ask hi");
         assert!(matches!(ev.input, Ok(Input::Command(_))));

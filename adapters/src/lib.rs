@@ -14,4 +14,7 @@ pub mod event;
 #[cfg(feature = "console")]
 pub mod console;
 
-pub use event::{ChannelEvent, ChannelRef, ChannelRefError, Dispatch, Outbound, Platform, Reply, ReplyKind, ReplyTarget, Sender, Visibility};
+pub use event::{
+    ChannelEvent, ChannelRef, ChannelRefError, Dispatch, Outbound, Platform, Reply, ReplyKind,
+    ReplyTarget, Sender, Visibility,
+};

@@ -66,7 +66,10 @@ pub enum AdminCommand {
     /// `agent disable NAME REASON`.
     AgentDisable { agent: AgentName, reason: String },
     /// `agent enable NAME [REASON]`.
-    AgentEnable { agent: AgentName, reason: Option<String> },
+    AgentEnable {
+        agent: AgentName,
+        reason: Option<String>,
+    },
     /// `workspace create --user EMAIL --scope NAME`.
     WorkspaceCreate { owner: Email, name: WorkspaceName },
     /// `workspace list [EMAIL]`.
@@ -120,21 +123,33 @@ pub enum ParseError {
     UnknownCommand { shown: String },
     /// The command is known but written wrongly.
     #[error("{problem}. Usage: {usage}")]
-    Usage { problem: String, usage: &'static str },
+    Usage {
+        problem: String,
+        usage: &'static str,
+    },
     /// A name in the command broke the naming rule.
     #[error("{source}. Usage: {usage}")]
-    BadName { source: NameError, usage: &'static str },
+    BadName {
+        source: NameError,
+        usage: &'static str,
+    },
     /// The message was longer than [`MAX_TEXT_CHARS`].
     #[error("that message is {chars} characters long; Pincer takes at most 4000")]
     TooLong { chars: usize },
 }
 
 fn usage(path: &str, problem: impl Into<String>) -> ParseError {
-    ParseError::Usage { problem: problem.into(), usage: spec_for(path).usage }
+    ParseError::Usage {
+        problem: problem.into(),
+        usage: spec_for(path).usage,
+    }
 }
 
 fn bad_name(path: &str) -> impl Fn(NameError) -> ParseError + '_ {
-    move |source| ParseError::BadName { source, usage: spec_for(path).usage }
+    move |source| ParseError::BadName {
+        source,
+        usage: spec_for(path).usage,
+    }
 }
 
 /// Removes control characters other than newline and tab, and trims.
@@ -174,7 +189,9 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
     }
     let args = clean_text(args);
     match name.to_ascii_lowercase().as_str() {
-        "help" => Ok(Command::Help { admin: args.trim().eq_ignore_ascii_case("admin") }),
+        "help" => Ok(Command::Help {
+            admin: args.trim().eq_ignore_ascii_case("admin"),
+        }),
         "ask" => {
             if args.is_empty() {
                 Err(usage("ask", "Ask a question after /ask"))
@@ -210,7 +227,9 @@ fn parse_workspace(args: &str) -> Result<WorkspaceCommand, ParseError> {
     match words.as_slice() {
         [] => Ok(WorkspaceCommand::Show),
         [w] if w.eq_ignore_ascii_case("shared") => Ok(WorkspaceCommand::Shared),
-        [w] => WorkspaceName::parse(w).map(WorkspaceCommand::Switch).map_err(bad_name("workspace switch")),
+        [w] => WorkspaceName::parse(w)
+            .map(WorkspaceCommand::Switch)
+            .map_err(bad_name("workspace switch")),
         _ => Err(usage("workspace switch", "Give one workspace name")),
     }
 }
@@ -226,7 +245,10 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         ("user", "add") => {
             let p = "admin user add";
             match words.as_slice() {
-                [email] => Ok(AdminCommand::UserAdd { email: Email::parse(email).map_err(bad_name(p))?, role: Role::Member }),
+                [email] => Ok(AdminCommand::UserAdd {
+                    email: Email::parse(email).map_err(bad_name(p))?,
+                    role: Role::Member,
+                }),
                 [email, role] => Ok(AdminCommand::UserAdd {
                     email: Email::parse(email).map_err(bad_name(p))?,
                     role: Role::parse(role).map_err(bad_name(p))?,
@@ -247,7 +269,9 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         ("user", "remove") => {
             let p = "admin user remove";
             match words.as_slice() {
-                [email] => Ok(AdminCommand::UserRemove { email: Email::parse(email).map_err(bad_name(p))? }),
+                [email] => Ok(AdminCommand::UserRemove {
+                    email: Email::parse(email).map_err(bad_name(p))?,
+                }),
                 _ => Err(usage(p, "Give one e-mail address")),
             }
         }
@@ -261,9 +285,15 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             }
             let agent = AgentName::parse(name).map_err(bad_name(p))?;
             if reason.is_empty() {
-                return Err(usage(p, "Say why you are disabling it, so the audit log explains the break-glass"));
+                return Err(usage(
+                    p,
+                    "Say why you are disabling it, so the audit log explains the break-glass",
+                ));
             }
-            Ok(AdminCommand::AgentDisable { agent, reason: reason.to_string() })
+            Ok(AdminCommand::AgentDisable {
+                agent,
+                reason: reason.to_string(),
+            })
         }
         ("agent", "enable") => {
             let p = "admin agent enable";
@@ -272,21 +302,28 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 return Err(usage(p, "Name the agent to enable"));
             }
             let agent = AgentName::parse(name).map_err(bad_name(p))?;
-            Ok(AdminCommand::AgentEnable { agent, reason: (!reason.is_empty()).then(|| reason.to_string()) })
+            Ok(AdminCommand::AgentEnable {
+                agent,
+                reason: (!reason.is_empty()).then(|| reason.to_string()),
+            })
         }
         ("workspace", "create") => parse_workspace_create(&words),
         ("workspace", "list") => {
             let p = "admin workspace list";
             match words.as_slice() {
                 [] => Ok(AdminCommand::WorkspaceList { owner: None }),
-                [email] => Ok(AdminCommand::WorkspaceList { owner: Some(Email::parse(email).map_err(bad_name(p))?) }),
+                [email] => Ok(AdminCommand::WorkspaceList {
+                    owner: Some(Email::parse(email).map_err(bad_name(p))?),
+                }),
                 _ => Err(usage(p, "Give at most one e-mail address")),
             }
         }
         ("workspace", "delete") => {
             let p = "admin workspace delete";
             match words.as_slice() {
-                [name] => Ok(AdminCommand::WorkspaceDelete { name: WorkspaceName::parse(name).map_err(bad_name(p))? }),
+                [name] => Ok(AdminCommand::WorkspaceDelete {
+                    name: WorkspaceName::parse(name).map_err(bad_name(p))?,
+                }),
                 _ => Err(usage(p, "Give one workspace name")),
             }
         }
@@ -296,7 +333,10 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 [] => Ok(AdminCommand::AuditTail { n: 20 }),
                 [n] => match n.parse::<u32>() {
                     Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::AuditTail { n }),
-                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
+                    _ => Err(usage(
+                        p,
+                        format!("'{}' is not a number from 1 to 200", shown(n)),
+                    )),
                 },
                 _ => Err(usage(p, "Give at most one number")),
             }
@@ -307,14 +347,24 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
-            problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb)).trim_end().to_string(),
+            problem: format!(
+                "'/admin {} {}' is not an admin command",
+                shown(&noun),
+                shown(&verb)
+            )
+            .trim_end()
+            .to_string(),
             usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
         }),
     }
 }
 
 fn no_args(path: &str, words: &[&str], cmd: AdminCommand) -> Result<AdminCommand, ParseError> {
-    if words.is_empty() { Ok(cmd) } else { Err(usage(path, "This command takes no arguments")) }
+    if words.is_empty() {
+        Ok(cmd)
+    } else {
+        Err(usage(path, "This command takes no arguments"))
+    }
 }
 
 /// `workspace create` accepts `--user EMAIL --scope NAME` in any order, or
@@ -327,8 +377,18 @@ fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
     let mut it = words.iter();
     while let Some(w) = it.next() {
         match w.to_ascii_lowercase().as_str() {
-            "--user" | "--owner" => owner = Some(*it.next().ok_or_else(|| usage(p, "--user needs an e-mail address"))?),
-            "--scope" | "--name" => name = Some(*it.next().ok_or_else(|| usage(p, "--scope needs a workspace name"))?),
+            "--user" | "--owner" => {
+                owner = Some(
+                    *it.next()
+                        .ok_or_else(|| usage(p, "--user needs an e-mail address"))?,
+                )
+            }
+            "--scope" | "--name" => {
+                name = Some(
+                    *it.next()
+                        .ok_or_else(|| usage(p, "--scope needs a workspace name"))?,
+                )
+            }
             flag if flag.starts_with("--") => {
                 return Err(usage(p, format!("'{}' is not an option here", shown(flag))));
             }
@@ -349,7 +409,10 @@ fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
             owner: Email::parse(owner).map_err(bad_name(p))?,
             name: WorkspaceName::parse(name).map_err(bad_name(p))?,
         }),
-        _ => Err(usage(p, "Give the owner's e-mail address and the workspace name")),
+        _ => Err(usage(
+            p,
+            "Give the owner's e-mail address and the workspace name",
+        )),
     }
 }
 
@@ -367,21 +430,37 @@ mod tests {
 
     #[test]
     fn ask_keeps_the_whole_question() {
-        assert_eq!(cmd("/ask why did the deploy fail?"), Command::Ask { question: "why did the deploy fail?".into() });
+        assert_eq!(
+            cmd("/ask why did the deploy fail?"),
+            Command::Ask {
+                question: "why did the deploy fail?".into()
+            }
+        );
     }
 
     #[test]
     fn free_text_is_text() {
-        assert_eq!(parse_line("  hello there ").unwrap(), Input::Text("hello there".into()));
+        assert_eq!(
+            parse_line("  hello there ").unwrap(),
+            Input::Text("hello there".into())
+        );
     }
 
     #[test]
     fn workspace_forms() {
-        assert_eq!(cmd("/workspace"), Command::Workspace(WorkspaceCommand::Show));
-        assert_eq!(cmd("/workspace SHARED"), Command::Workspace(WorkspaceCommand::Shared));
+        assert_eq!(
+            cmd("/workspace"),
+            Command::Workspace(WorkspaceCommand::Show)
+        );
+        assert_eq!(
+            cmd("/workspace SHARED"),
+            Command::Workspace(WorkspaceCommand::Shared)
+        );
         assert_eq!(
             cmd("/workspace alice-lab"),
-            Command::Workspace(WorkspaceCommand::Switch(WorkspaceName::parse("alice-lab").unwrap()))
+            Command::Workspace(WorkspaceCommand::Switch(
+                WorkspaceName::parse("alice-lab").unwrap()
+            ))
         );
     }
 
@@ -391,9 +470,18 @@ mod tests {
             owner: Email::parse("alice@acme.com").unwrap(),
             name: WorkspaceName::parse("alice-lab").unwrap(),
         });
-        assert_eq!(cmd("/admin workspace create --user alice@acme.com --scope alice-lab"), want);
-        assert_eq!(cmd("/admin workspace create --scope alice-lab --user alice@acme.com"), want);
-        assert_eq!(cmd("/admin workspace create alice-lab alice@acme.com"), want);
+        assert_eq!(
+            cmd("/admin workspace create --user alice@acme.com --scope alice-lab"),
+            want
+        );
+        assert_eq!(
+            cmd("/admin workspace create --scope alice-lab --user alice@acme.com"),
+            want
+        );
+        assert_eq!(
+            cmd("/admin workspace create alice-lab alice@acme.com"),
+            want
+        );
         assert!(parse_line("/admin workspace create --user alice@acme.com").is_err());
     }
 
@@ -401,13 +489,18 @@ mod tests {
     fn user_add_defaults_to_member() {
         assert_eq!(
             cmd("/admin user add Bob@Acme.com"),
-            Command::Admin(AdminCommand::UserAdd { email: Email::parse("bob@acme.com").unwrap(), role: Role::Member })
+            Command::Admin(AdminCommand::UserAdd {
+                email: Email::parse("bob@acme.com").unwrap(),
+                role: Role::Member
+            })
         );
     }
 
     #[test]
     fn disable_needs_a_reason() {
-        let err = parse_line("/admin agent disable ops-oncall").unwrap_err().to_string();
+        let err = parse_line("/admin agent disable ops-oncall")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Say why"), "{err}");
         assert_eq!(
             cmd("/admin agent disable ops-oncall paging loop at 3am"),
@@ -420,40 +513,74 @@ mod tests {
 
     #[test]
     fn errors_carry_usage() {
-        let err = parse_line("/admin user role bob@acme.com").unwrap_err().to_string();
+        let err = parse_line("/admin user role bob@acme.com")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Usage: /admin user role EMAIL"), "{err}");
         let err = parse_line("/workspace ../../etc").unwrap_err().to_string();
-        assert!(err.contains("'.'") && err.contains("Usage: /workspace NAME"), "{err}");
+        assert!(
+            err.contains("'.'") && err.contains("Usage: /workspace NAME"),
+            "{err}"
+        );
         let err = parse_line("/deploy prod").unwrap_err().to_string();
         assert!(err.contains("/help"), "{err}");
     }
 
     #[test]
     fn audit_tail_is_bounded() {
-        assert_eq!(cmd("/admin audit tail"), Command::Admin(AdminCommand::AuditTail { n: 20 }));
+        assert_eq!(
+            cmd("/admin audit tail"),
+            Command::Admin(AdminCommand::AuditTail { n: 20 })
+        );
         assert!(parse_line("/admin audit tail 201").is_err());
         assert!(parse_line("/admin audit tail -1").is_err());
     }
 
     #[test]
     fn pincer_prefix_carries_every_command() {
-        assert_eq!(cmd("/pincer ask hi"), Command::Ask { question: "hi".into() });
-        assert_eq!(cmd("/pincer admin whoami"), Command::Admin(AdminCommand::Whoami));
+        assert_eq!(
+            cmd("/pincer ask hi"),
+            Command::Ask {
+                question: "hi".into()
+            }
+        );
+        assert_eq!(
+            cmd("/pincer admin whoami"),
+            Command::Admin(AdminCommand::Whoami)
+        );
     }
 
     #[test]
     fn control_characters_never_survive() {
-        assert_eq!(cmd("/ask a\u{0}b\u{1b}c"), Command::Ask { question: "abc".into() });
+        assert_eq!(
+            cmd("/ask a\u{0}b\u{1b}c"),
+            Command::Ask {
+                question: "abc".into()
+            }
+        );
     }
 
     #[test]
     fn every_parsed_path_has_a_spec() {
         let lines = [
-            "/help", "/ask x", "/workspace", "/workspace a", "/workspace shared", "/admin whoami",
-            "/admin user add a@b.co", "/admin user role a@b.co admin", "/admin user remove a@b.co",
-            "/admin user list", "/admin agent list", "/admin agent disable a r", "/admin agent enable a",
-            "/admin workspace create a a@b.co", "/admin workspace list", "/admin workspace delete a",
-            "/admin audit tail", "/admin audit verify",
+            "/help",
+            "/ask x",
+            "/workspace",
+            "/workspace a",
+            "/workspace shared",
+            "/admin whoami",
+            "/admin user add a@b.co",
+            "/admin user role a@b.co admin",
+            "/admin user remove a@b.co",
+            "/admin user list",
+            "/admin agent list",
+            "/admin agent disable a r",
+            "/admin agent enable a",
+            "/admin workspace create a a@b.co",
+            "/admin workspace list",
+            "/admin workspace delete a",
+            "/admin audit tail",
+            "/admin audit verify",
         ];
         for l in lines {
             let c = cmd(l);
@@ -464,7 +591,10 @@ mod tests {
 
     #[test]
     fn overlong_input_is_refused() {
-        assert!(matches!(parse_line(&"x".repeat(4001)), Err(ParseError::TooLong { .. })));
+        assert!(matches!(
+            parse_line(&"x".repeat(4001)),
+            Err(ParseError::TooLong { .. })
+        ));
     }
 
     mod property {

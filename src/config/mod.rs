@@ -199,7 +199,14 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -261,7 +268,10 @@ fn key(k: &str) -> Seg {
 /// Reads `PINCER_RBAC`: `0`, `false`, `off` or `no` turn role checks off.
 fn rbac_from_env() -> Option<bool> {
     let v = std::env::var("PINCER_RBAC").ok()?;
-    Some(!matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
+    Some(!matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "0" | "false" | "off" | "no"
+    ))
 }
 
 impl Config {
@@ -282,12 +292,20 @@ impl Config {
     /// Validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line,
                 column,
-                message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+                message: e
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
                 hint: Some("see examples/pincer.yaml for every key and its shape".into()),
             }])
         })?;
@@ -296,7 +314,10 @@ impl Config {
 
     /// The folder relative paths in the config are taken from.
     pub fn dir(&self) -> &Path {
-        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     }
 
     /// The agent bound to a channel, if any.
@@ -311,8 +332,17 @@ impl Config {
 }
 
 fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new() };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut c = Checker {
+        src,
+        file: path,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
 
     // People.
     let mut seen: HashMap<&Email, usize> = HashMap::new();
@@ -320,7 +350,10 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         if let Some(first) = seen.insert(&u.email, i) {
             c.error(
                 &[key("org"), key("users"), Seg::Index(i), key("email")],
-                format!("{} is declared twice (first at org.users[{first}])", u.email),
+                format!(
+                    "{} is declared twice (first at org.users[{first}])",
+                    u.email
+                ),
                 Some("keep one entry per person"),
             );
         }
@@ -350,10 +383,18 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
     for (name, p) in raw.providers {
         let at = [key("providers"), key(&name)];
         if name == EXTRACTIVE {
-            c.error(&at, "'extractive' is built in and cannot be redefined".into(), Some("pick another provider name"));
+            c.error(
+                &at,
+                "'extractive' is built in and cannot be redefined".into(),
+                Some("pick another provider name"),
+            );
             continue;
         }
-        let api_key = match p.api_key.as_ref().map(|r| (r.is_literal(), r.resolve(&dir))) {
+        let api_key = match p
+            .api_key
+            .as_ref()
+            .map(|r| (r.is_literal(), r.resolve(&dir)))
+        {
             None => None,
             Some((literal, Ok(s))) => {
                 if literal {
@@ -366,13 +407,23 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 Some(s)
             }
             Some((_, Err(e))) => {
-                c.error(&[key("providers"), key(&name), key("api_key")], e.to_string(), Some("set the variable or create the file, or remove api_key"));
+                c.error(
+                    &[key("providers"), key(&name), key("api_key")],
+                    e.to_string(),
+                    Some("set the variable or create the file, or remove api_key"),
+                );
                 None
             }
         };
-        let base_url = p.base_url.unwrap_or_else(|| "https://api.openai.com/v1".into());
+        let base_url = p
+            .base_url
+            .unwrap_or_else(|| "https://api.openai.com/v1".into());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            c.error(&[key("providers"), key(&name), key("base_url")], format!("'{base_url}' is not an http(s) URL"), None);
+            c.error(
+                &[key("providers"), key(&name), key("base_url")],
+                format!("'{base_url}' is not an http(s) URL"),
+                None,
+            );
         }
         providers.insert(
             name.clone(),
@@ -391,7 +442,8 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         && let Ok(key) = std::env::var("OPENAI_API_KEY")
         && !key.is_empty()
     {
-        let base_url = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
+        let base_url =
+            std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
         providers.insert(
             DEFAULT_PROVIDER.into(),
             ProviderConfig {
@@ -420,7 +472,9 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         }
         let provider = match a.model.as_deref() {
             Some(EXTRACTIVE) => None,
-            None | Some(DEFAULT_PROVIDER) => providers.contains_key(DEFAULT_PROVIDER).then(|| DEFAULT_PROVIDER.to_string()),
+            None | Some(DEFAULT_PROVIDER) => providers
+                .contains_key(DEFAULT_PROVIDER)
+                .then(|| DEFAULT_PROVIDER.to_string()),
             Some(other) if providers.contains_key(other) => Some(other.to_string()),
             Some(other) => {
                 c.error(
@@ -445,10 +499,24 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         };
         for (i, ch) in a.channels.iter().enumerate() {
             if ch.platform == Platform::Cli {
-                c.error(&[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)], "cli: is the admin shell, not a channel".into(), None);
+                c.error(
+                    &[
+                        key("agents"),
+                        key(name.as_str()),
+                        key("channels"),
+                        Seg::Index(i),
+                    ],
+                    "cli: is the admin shell, not a channel".into(),
+                    None,
+                );
             } else if let Some(other) = bound.insert(ch.clone(), name.clone()) {
                 c.error(
-                    &[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)],
+                    &[
+                        key("agents"),
+                        key(name.as_str()),
+                        key("channels"),
+                        Seg::Index(i),
+                    ],
                     format!("{ch} is already bound to agent {other}"),
                     Some("a channel has one agent, so everyone there knows who answers"),
                 );
@@ -457,7 +525,16 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         let mut scopes_seen = std::collections::HashSet::new();
         for (i, s) in a.memory_scopes.iter().enumerate() {
             if !scopes_seen.insert(s) {
-                c.warn(&[key("agents"), key(name.as_str()), key("memory_scopes"), Seg::Index(i)], format!("scope {s} is listed twice"), None);
+                c.warn(
+                    &[
+                        key("agents"),
+                        key(name.as_str()),
+                        key("memory_scopes"),
+                        Seg::Index(i),
+                    ],
+                    format!("scope {s} is listed twice"),
+                    None,
+                );
             }
         }
         agents.insert(
@@ -538,7 +615,10 @@ agents:
         let agent = cfg.agent_for(&"console:#oncall".parse().unwrap()).unwrap();
         assert_eq!(agent.prompt, "You are on call.");
         assert_eq!(agent.memory_scopes.len(), 2);
-        assert!(agent.provider.is_none(), "no provider configured means extractive");
+        assert!(
+            agent.provider.is_none(),
+            "no provider configured means extractive"
+        );
         assert_eq!(cfg.default_role, Role::Member);
     }
 
@@ -547,7 +627,11 @@ agents:
         write_prompt(dir.path());
         match Config::parse(src, &dir.path().join("pincer.yaml")) {
             Ok(_) => vec![],
-            Err(e) => e.0.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+                    .collect()
+            }
         }
     }
 
@@ -569,21 +653,34 @@ agents:
     #[test]
     fn cross_reference_errors_point_at_the_key() {
         // Both errors are reported, in file order.
-        let src = GOOD.replace("owner: dan@acme.com", "owner: carol@acme.com").replace("prompts/ops.md", "prompts/gone.md");
+        let src = GOOD
+            .replace("owner: dan@acme.com", "owner: carol@acme.com")
+            .replace("prompts/ops.md", "prompts/gone.md");
         let errs = errors_of(&src);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("10:5 agents.ops-oncall.owner: carol@acme.com is not declared"), "{errs:?}");
-        assert!(errs[1].starts_with("11:5 agents.ops-oncall.prompt: cannot read prompt file"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("10:5 agents.ops-oncall.owner: carol@acme.com is not declared"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("11:5 agents.ops-oncall.prompt: cannot read prompt file"),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn a_channel_bound_twice_is_refused() {
-        let src = format!("{GOOD}  other:\n    owner: dan@acme.com\n    prompt: prompts/ops.md\n    channels: [\"slack:#oncall\"]\n");
+        let src = format!(
+            "{GOOD}  other:\n    owner: dan@acme.com\n    prompt: prompts/ops.md\n    channels: [\"slack:#oncall\"]\n"
+        );
         let dir = tempfile::tempdir().unwrap();
         write_prompt(dir.path());
         let errs = Config::parse(&src, &dir.path().join("pincer.yaml")).unwrap_err();
         assert_eq!(errs.0.len(), 1, "{errs}");
-        assert!(errs.0[0].message.contains("already bound to agent"), "{errs}");
+        assert!(
+            errs.0[0].message.contains("already bound to agent"),
+            "{errs}"
+        );
         assert_eq!((errs.0[0].line, errs.0[0].column), (18, 16));
     }
 
@@ -597,12 +694,25 @@ agents:
     fn plaintext_keys_warn_and_missing_env_keys_fail() {
         let dir = tempfile::tempdir().unwrap();
         write_prompt(dir.path());
-        let with = |k: &str| format!("{GOOD}providers:\n  default:\n    kind: openai\n    api_key: {k}\n");
+        let with =
+            |k: &str| format!("{GOOD}providers:\n  default:\n    kind: openai\n    api_key: {k}\n");
         let cfg = Config::parse(&with("sk-plain"), &dir.path().join("p.yaml")).unwrap();
         assert_eq!(cfg.warnings.len(), 1);
         assert!(cfg.warnings[0].message.contains("plain text"));
-        assert_eq!(cfg.agents.values().next().unwrap().provider.as_deref(), Some("default"));
-        let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
-        assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
+        assert_eq!(
+            cfg.agents.values().next().unwrap().provider.as_deref(),
+            Some("default")
+        );
+        let errs = Config::parse(
+            &with("env://PINCER_TEST_UNSET_KEY"),
+            &dir.path().join("p.yaml"),
+        )
+        .unwrap_err();
+        assert!(
+            errs.0[0]
+                .message
+                .contains("PINCER_TEST_UNSET_KEY is not set"),
+            "{errs}"
+        );
     }
 }

@@ -46,17 +46,37 @@ pub struct AskJob {
 }
 
 /// Records the question and returns the job to answer it.
-pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> Result<Outcome, StoreError> {
+pub async fn accept(
+    ctx: &Ctx<'_>,
+    conn: &mut PgConnection,
+    question: &str,
+) -> Result<Outcome, StoreError> {
     // The router only lets an ask through in a channel with an agent.
     let Some(agent) = ctx.agent else {
-        return Ok(Outcome::refused("No agent answers in this channel.", json!({})));
+        return Ok(Outcome::refused(
+            "No agent answers in this channel.",
+            json!({}),
+        ));
     };
     let ev = ctx.event;
     let channel = ev.channel.channel.as_str();
-    let key = ThreadKey { platform: ev.platform().as_str(), tenant: &ev.tenant, channel, thread: ev.thread.as_deref().unwrap_or("") };
+    let key = ThreadKey {
+        platform: ev.platform().as_str(),
+        tenant: &ev.tenant,
+        channel,
+        thread: ev.thread.as_deref().unwrap_or(""),
+    };
     let conversation_id = conversations::upsert(conn, key, agent.name.as_str()).await?;
     let workspace = ctx.user.active_workspace.as_ref().map(|w| w.to_string());
-    conversations::add_message(conn, conversation_id, Author::User, Some(ctx.user.id), workspace.as_deref(), question).await?;
+    conversations::add_message(
+        conn,
+        conversation_id,
+        Author::User,
+        Some(ctx.user.id),
+        workspace.as_deref(),
+        question,
+    )
+    .await?;
     let scopes = read_scopes(&agent.memory_scopes, ctx.user.active_workspace.as_ref());
     let metadata = json!({
         "agent": agent.name,
@@ -85,15 +105,31 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
 pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
     let started = Instant::now();
     let Some(agent) = app.config.agents.get(&job.agent) else {
-        return Ok(Reply::error(format!("The agent {} is no longer configured.", job.agent)));
+        return Ok(Reply::error(format!(
+            "The agent {} is no longer configured.",
+            job.agent
+        )));
     };
     let mut conn = app.store.pool.acquire().await?;
     let passages = memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?;
     let provider = app.providers.get(agent.provider.as_deref());
-    let prompt = Prompt { system: &agent.prompt, question: &job.question, passages: &passages, scopes: &job.scopes };
+    let prompt = Prompt {
+        system: &agent.prompt,
+        question: &job.question,
+        passages: &passages,
+        scopes: &job.scopes,
+    };
     match provider.answer(prompt).await {
         Ok(answer) => {
-            conversations::add_message(&mut conn, job.conversation_id, Author::Assistant, None, job.workspace.as_deref(), &answer.text).await?;
+            conversations::add_message(
+                &mut conn,
+                job.conversation_id,
+                Author::Assistant,
+                None,
+                job.workspace.as_deref(),
+                &answer.text,
+            )
+            .await?;
             Metrics::inc(&app.metrics.answers);
             tracing::info!(
                 provider = %answer.provider,
@@ -110,7 +146,11 @@ pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
             tracing::warn!(%error, "provider failed");
             let mut tx = app.store.pool.begin().await?;
             let meta = json!({"agent": job.agent, "provider": agent.provider, "error": error.code(), "detail": error.to_string()});
-            audit::append(&mut tx, vec![AuditEntry::new(Some(&job.user_email), "ask.failed", meta)]).await?;
+            audit::append(
+                &mut tx,
+                vec![AuditEntry::new(Some(&job.user_email), "ask.failed", meta)],
+            )
+            .await?;
             tx.commit().await?;
             Ok(Reply::error(messages::provider_unavailable()))
         }

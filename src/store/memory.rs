@@ -47,30 +47,65 @@ const SEARCH: &str = "SELECT m.id, m.scope, m.source, m.locator, m.body, ts_rank
      LIMIT $3";
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
 
-pub(crate) const QUERIES: &[(&str, &str)] =
-    &[("memory.delete_source", DELETE_SOURCE), ("memory.insert", INSERT), ("memory.search", SEARCH), ("memory.count", COUNT)];
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("memory.delete_source", DELETE_SOURCE),
+    ("memory.insert", INSERT),
+    ("memory.search", SEARCH),
+    ("memory.count", COUNT),
+];
 
 /// Replaces everything stored from `source` in `scope` with `items`, so a
 /// re-import of an edited file leaves no stale passages. Returns how many
 /// passages were replaced.
-pub async fn replace_source(conn: &mut PgConnection, scope: &ScopeName, source: &str, author: &str, items: &[NewItem]) -> Result<u64, StoreError> {
-    let removed = sqlx::query(DELETE_SOURCE).bind(scope.as_str()).bind(source).execute(&mut *conn).await?.rows_affected();
+pub async fn replace_source(
+    conn: &mut PgConnection,
+    scope: &ScopeName,
+    source: &str,
+    author: &str,
+    items: &[NewItem],
+) -> Result<u64, StoreError> {
+    let removed = sqlx::query(DELETE_SOURCE)
+        .bind(scope.as_str())
+        .bind(source)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     let locators: Vec<&str> = items.iter().map(|i| i.locator.as_str()).collect();
     let bodies: Vec<&str> = items.iter().map(|i| i.body.as_str()).collect();
-    sqlx::query(INSERT).bind(scope.as_str()).bind(source).bind(author).bind(&locators).bind(&bodies).execute(conn).await?;
+    sqlx::query(INSERT)
+        .bind(scope.as_str())
+        .bind(source)
+        .bind(author)
+        .bind(&locators)
+        .bind(&bodies)
+        .execute(conn)
+        .await?;
     Ok(removed)
 }
 
 /// The best `limit` passages for `query` among `scopes`.
-pub async fn search(conn: &mut PgConnection, scopes: &[ScopeName], query: &str, limit: i64) -> Result<Vec<Passage>, StoreError> {
+pub async fn search(
+    conn: &mut PgConnection,
+    scopes: &[ScopeName],
+    query: &str,
+    limit: i64,
+) -> Result<Vec<Passage>, StoreError> {
     if scopes.is_empty() {
         return Ok(Vec::new());
     }
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    Ok(sqlx::query_as(SEARCH).bind(&scopes).bind(query).bind(limit).fetch_all(conn).await?)
+    Ok(sqlx::query_as(SEARCH)
+        .bind(&scopes)
+        .bind(query)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// How many passages the scopes hold.
 pub async fn count(conn: &mut PgConnection, scopes: &[&str]) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(COUNT).bind(scopes).fetch_one(conn).await?)
+    Ok(sqlx::query_scalar(COUNT)
+        .bind(scopes)
+        .fetch_one(conn)
+        .await?)
 }

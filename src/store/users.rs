@@ -35,7 +35,12 @@ impl TryFrom<UserRow> for User {
             id: r.id,
             email: Email::parse(&r.email).map_err(bad)?,
             role: Role::parse(&r.role).map_err(bad)?,
-            active_workspace: r.active_workspace.as_deref().map(WorkspaceName::parse).transpose().map_err(bad)?,
+            active_workspace: r
+                .active_workspace
+                .as_deref()
+                .map(WorkspaceName::parse)
+                .transpose()
+                .map_err(bad)?,
         })
     }
 }
@@ -57,7 +62,8 @@ const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE role = 'admin' AND 
 const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE email = $1 AND removed_at IS NULL";
 const REMOVE: &str = "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";
 const UNLINK_ALL: &str = "DELETE FROM identities WHERE user_id = $1";
-const LIST: &str = "SELECT id, email, role, active_workspace FROM users WHERE removed_at IS NULL ORDER BY email";
+const LIST: &str =
+    "SELECT id, email, role, active_workspace FROM users WHERE removed_at IS NULL ORDER BY email";
 const SET_WORKSPACE: &str = "UPDATE users SET active_workspace = $2 WHERE id = $1";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
@@ -75,36 +81,72 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("users.set_workspace", SET_WORKSPACE),
 ];
 
-
 /// The person a platform identity is linked to, if any and not removed.
-pub async fn by_identity(conn: &mut PgConnection, platform: &str, tenant: &str, platform_user_id: &str) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> =
-        sqlx::query_as(BY_IDENTITY).bind(platform).bind(tenant).bind(platform_user_id).fetch_optional(conn).await?;
+pub async fn by_identity(
+    conn: &mut PgConnection,
+    platform: &str,
+    tenant: &str,
+    platform_user_id: &str,
+) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> = sqlx::query_as(BY_IDENTITY)
+        .bind(platform)
+        .bind(tenant)
+        .bind(platform_user_id)
+        .fetch_optional(conn)
+        .await?;
     row.map(User::try_from).transpose()
 }
 
 /// The person with this e-mail, if any and not removed.
 pub async fn by_email(conn: &mut PgConnection, email: &Email) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(BY_EMAIL).bind(email.as_str()).fetch_optional(conn).await?;
+    let row: Option<UserRow> = sqlx::query_as(BY_EMAIL)
+        .bind(email.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.map(User::try_from).transpose()
 }
 
 /// Links a platform identity to a person.
-pub async fn link(conn: &mut PgConnection, platform: &str, tenant: &str, platform_user_id: &str, user_id: i64) -> Result<(), StoreError> {
-    sqlx::query(LINK).bind(platform).bind(tenant).bind(platform_user_id).bind(user_id).execute(conn).await?;
+pub async fn link(
+    conn: &mut PgConnection,
+    platform: &str,
+    tenant: &str,
+    platform_user_id: &str,
+    user_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(LINK)
+        .bind(platform)
+        .bind(tenant)
+        .bind(platform_user_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Adds a person (or brings back a removed one). Conflict if they are already in.
 pub async fn add(conn: &mut PgConnection, email: &Email, role: Role) -> Result<User, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(ADD).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;
-    row.ok_or_else(|| StoreError::Conflict(email.to_string()))?.try_into()
+    let row: Option<UserRow> = sqlx::query_as(ADD)
+        .bind(email.as_str())
+        .bind(role.as_str())
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or_else(|| StoreError::Conflict(email.to_string()))?
+        .try_into()
 }
 
 /// Adds a newcomer. `None` if the e-mail is taken — including by a removed
 /// person, who only an admin can bring back.
-pub async fn join(conn: &mut PgConnection, email: &Email, role: Role) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(JOIN).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;
+pub async fn join(
+    conn: &mut PgConnection,
+    email: &Email,
+    role: Role,
+) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> = sqlx::query_as(JOIN)
+        .bind(email.as_str())
+        .bind(role.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.map(User::try_from).transpose()
 }
 
@@ -118,19 +160,37 @@ pub async fn count_admins(conn: &mut PgConnection) -> Result<i64, StoreError> {
 pub async fn seed(conn: &mut PgConnection, users: &[UserSpec]) -> Result<u64, StoreError> {
     let mut added = 0;
     for u in users {
-        added += sqlx::query(SEED).bind(u.email.as_str()).bind(u.role.as_str()).execute(&mut *conn).await?.rows_affected();
+        added += sqlx::query(SEED)
+            .bind(u.email.as_str())
+            .bind(u.role.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     }
     Ok(added)
 }
 
 /// Changes a person's role. Returns whether they exist.
-pub async fn set_role(conn: &mut PgConnection, email: &Email, role: Role) -> Result<bool, StoreError> {
-    Ok(sqlx::query(SET_ROLE).bind(email.as_str()).bind(role.as_str()).execute(conn).await?.rows_affected() == 1)
+pub async fn set_role(
+    conn: &mut PgConnection,
+    email: &Email,
+    role: Role,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(SET_ROLE)
+        .bind(email.as_str())
+        .bind(role.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Removes a person and unlinks their identities. Returns whether they existed.
 pub async fn remove(conn: &mut PgConnection, email: &Email) -> Result<bool, StoreError> {
-    let id: Option<i64> = sqlx::query_scalar(REMOVE).bind(email.as_str()).fetch_optional(&mut *conn).await?;
+    let id: Option<i64> = sqlx::query_scalar(REMOVE)
+        .bind(email.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
     match id {
         Some(id) => {
             sqlx::query(UNLINK_ALL).bind(id).execute(conn).await?;
@@ -147,7 +207,15 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<User>, StoreError> {
 }
 
 /// Sets (or clears) the workspace a person's asks run in.
-pub async fn set_workspace(conn: &mut PgConnection, user_id: i64, workspace: Option<&WorkspaceName>) -> Result<(), StoreError> {
-    sqlx::query(SET_WORKSPACE).bind(user_id).bind(workspace.map(|w| w.as_str())).execute(conn).await?;
+pub async fn set_workspace(
+    conn: &mut PgConnection,
+    user_id: i64,
+    workspace: Option<&WorkspaceName>,
+) -> Result<(), StoreError> {
+    sqlx::query(SET_WORKSPACE)
+        .bind(user_id)
+        .bind(workspace.map(|w| w.as_str()))
+        .execute(conn)
+        .await?;
     Ok(())
 }

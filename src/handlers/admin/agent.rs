@@ -9,8 +9,18 @@ use crate::handlers::{Ctx, Outcome};
 use crate::store::{StoreError, agents};
 
 fn unknown(ctx: &Ctx<'_>, name: &AgentName) -> Outcome {
-    let known = ctx.app.config.agents.keys().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
-    Outcome::refused(format!("There is no agent {name}. Agents: {known}."), json!({"agent": name}))
+    let known = ctx
+        .app
+        .config
+        .agents
+        .keys()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Outcome::refused(
+        format!("There is no agent {name}. Agents: {known}."),
+        json!({"agent": name}),
+    )
 }
 
 /// Lists agents with owner, model, channels, scopes, tools and state.
@@ -27,7 +37,13 @@ pub async fn list(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, Sto
             ),
             _ => "enabled".into(),
         };
-        let join = |v: Vec<String>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        let join = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
         text.push_str(&format!(
             "\n• {} — {status}\n  owner {} · model {} · prompt {}\n  channels {}\n  memory {}\n  tools {}",
             a.name,
@@ -42,30 +58,54 @@ pub async fn list(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, Sto
             text.push_str(&format!("\n  {d}"));
         }
     }
-    Ok(Outcome::done(text, json!({"count": ctx.app.config.agents.len()})))
+    Ok(Outcome::done(
+        text,
+        json!({"count": ctx.app.config.agents.len()}),
+    ))
 }
 
 /// Disables an agent, saying why.
-pub async fn disable(ctx: &Ctx<'_>, conn: &mut PgConnection, name: &AgentName, reason: &str) -> Result<Outcome, StoreError> {
+pub async fn disable(
+    ctx: &Ctx<'_>,
+    conn: &mut PgConnection,
+    name: &AgentName,
+    reason: &str,
+) -> Result<Outcome, StoreError> {
     if !ctx.app.config.agents.contains_key(name) {
         return Ok(unknown(ctx, name));
     }
     let meta = json!({"agent": name, "reason": reason});
     if agents::disable(conn, name, ctx.user.email.as_str(), reason).await? {
-        Ok(Outcome::done(format!("Disabled {name}: every Pincer process refuses its new runs from now on. /admin agent enable {name} reverses it."), meta))
+        Ok(Outcome::done(
+            format!(
+                "Disabled {name}: every Pincer process refuses its new runs from now on. /admin agent enable {name} reverses it."
+            ),
+            meta,
+        ))
     } else {
-        Ok(Outcome::refused(format!("{name} is already disabled."), meta))
+        Ok(Outcome::refused(
+            format!("{name} is already disabled."),
+            meta,
+        ))
     }
 }
 
 /// Enables a disabled agent.
-pub async fn enable(ctx: &Ctx<'_>, conn: &mut PgConnection, name: &AgentName, reason: Option<&str>) -> Result<Outcome, StoreError> {
+pub async fn enable(
+    ctx: &Ctx<'_>,
+    conn: &mut PgConnection,
+    name: &AgentName,
+    reason: Option<&str>,
+) -> Result<Outcome, StoreError> {
     if !ctx.app.config.agents.contains_key(name) {
         return Ok(unknown(ctx, name));
     }
     let meta = json!({"agent": name, "reason": reason});
     if agents::enable(conn, name).await? {
-        Ok(Outcome::done(format!("Enabled {name}; it answers again."), meta))
+        Ok(Outcome::done(
+            format!("Enabled {name}; it answers again."),
+            meta,
+        ))
     } else {
         Ok(Outcome::refused(format!("{name} is not disabled."), meta))
     }

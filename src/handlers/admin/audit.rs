@@ -16,7 +16,11 @@ pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError
     let mut text = format!("Last {} audit rows:", rows.len());
     for r in &rows {
         let meta = r.metadata.to_string();
-        let meta = if meta.chars().count() > META_CHARS { format!("{}…", meta.chars().take(META_CHARS).collect::<String>()) } else { meta };
+        let meta = if meta.chars().count() > META_CHARS {
+            format!("{}…", meta.chars().take(META_CHARS).collect::<String>())
+        } else {
+            meta
+        };
         text.push_str(&format!(
             "\n  #{} {} {} {} {meta}",
             r.seq,
@@ -33,11 +37,17 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
     let report = audit::verify(conn).await?;
     Ok(match report.broken {
         None => Outcome::done(
-            format!("Audit chain intact: {} rows verified (seq 1 to {}).", report.rows, report.last_seq),
+            format!(
+                "Audit chain intact: {} rows verified (seq 1 to {}).",
+                report.rows, report.last_seq
+            ),
             json!({"rows": report.rows, "intact": true}),
         ),
         Some(b) => Outcome::refused(
-            format!("Audit chain BROKEN at seq {}: {}. {} rows before it verified.", b.seq, b.reason, report.rows),
+            format!(
+                "Audit chain BROKEN at seq {}: {}. {} rows before it verified.",
+                b.seq, b.reason, report.rows
+            ),
             json!({"rows": report.rows, "intact": false, "first_bad_seq": b.seq}),
         ),
     })

@@ -1,0 +1,12 @@
+//! The one integration test binary: the real router, server and CLI against
+//! real Postgres (a fresh database per test) and loopback HTTP mocks.
+
+mod audit;
+mod cli;
+mod deploy;
+mod helpers;
+mod llm;
+mod router;
+mod server;
+mod store;
+mod workspaces;

@@ -1,0 +1,110 @@
+//! The store against the real schema.
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn every_named_query_fits_the_migrated_schema() {
+    let t = TestApp::spawn().await;
+    let mut conn = t.conn().await;
+    for (name, sql) in pincer::store::all_queries() {
+        // PREPARE parses, plans and type-checks the query without running it.
+        let stmt = format!("PREPARE check_{} AS {sql}", name.replace('.', "_"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("query {name} does not fit the schema: {e}"));
+    }
+    drop(conn);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_config_sync_keeps_runtime_changes() {
+    let t = TestApp::spawn().await;
+    t.say1(
+        "dan@acme.com",
+        "console:#oncall",
+        "/admin user role bob@acme.com observer",
+    )
+    .await;
+    t.say1(
+        "dan@acme.com",
+        "console:#oncall",
+        "/admin agent disable ops-oncall drill",
+    )
+    .await;
+    t.app.store.migrate().await.unwrap();
+    pincer::app::sync_config(&t.app.store, &t.app.config)
+        .await
+        .unwrap();
+    let role: String = sqlx::query_scalar("SELECT role FROM users WHERE email = 'bob@acme.com'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        role, "observer",
+        "a restart does not undo an admin's change"
+    );
+    let disabled: bool =
+        sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM agents WHERE name = 'ops-oncall'")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert!(disabled, "a restart does not re-enable a disabled agent");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn reimporting_a_file_replaces_its_passages() {
+    let t = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("notes.md");
+    std::fs::write(&f, "# A\n\nold fact about turbines\n\n# B\n\nsecond\n").unwrap();
+    let scope = pincer_commands::ScopeName::parse("incidents").unwrap();
+    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test")
+        .await
+        .unwrap();
+    assert_eq!((r.passages, r.replaced), (2, 0));
+    std::fs::write(&f, "# A\n\nnew fact about turbines\n").unwrap();
+    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test")
+        .await
+        .unwrap();
+    assert_eq!((r.passages, r.replaced), (1, 2));
+    let text = t
+        .say1("bob@acme.com", "console:#oncall", "/ask turbines")
+        .await;
+    assert!(
+        text.contains("new fact") && !text.contains("old fact"),
+        "{text}"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_housekeeping_lease_has_one_holder_and_prunes_old_keys() {
+    let t = TestApp::spawn().await;
+    sqlx::query("INSERT INTO inbound_events (platform, dedupe_key, received_at) VALUES ('slack', 'old', now() - interval '30 days'), ('slack', 'new', now())")
+        .execute(&t.app.store.pool)
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(60);
+    assert_eq!(
+        pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        pincer::daemon::tick(&t.app, "b", ttl).await.unwrap(),
+        None,
+        "b waits while a holds the lease"
+    );
+    assert_eq!(
+        pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(),
+        Some(0)
+    );
+    let keys: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM inbound_events")
+        .fetch_all(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, vec!["new".to_string()]);
+    t.cleanup().await;
+}
