@@ -37,14 +37,26 @@ pub struct Passage {
 const DELETE_SOURCE: &str = "DELETE FROM memory_items WHERE scope = $1 AND source = $2";
 const INSERT: &str = "INSERT INTO memory_items (scope, source, locator, author, body)
      SELECT $1, $2, l, $3, b FROM UNNEST($4::text[], $5::text[]) AS t(l, b)";
-// Any query word may match (OR), ranked by cover density: a question in
-// natural language rarely has every word in one passage.
-const SEARCH: &str = "SELECT m.id, m.scope, m.source, m.locator, m.body, ts_rank_cd(m.tsv, q.q) AS rank
-     FROM memory_items m,
-          (SELECT NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS q) q
-     WHERE m.scope = ANY($1) AND m.tsv @@ q.q
+// Candidates first, ranking second: passages with every query word (AND),
+// then passages with any (OR), each capped, so a common word in a large
+// memory costs a bounded amount of ranking; then cover-density ranking over
+// the candidates with the OR query, so a natural-language question that no
+// single passage answers word for word still finds its best passages.
+const SEARCH: &str = "WITH q AS (
+         SELECT plainto_tsquery('english', $2) AS qand,
+                NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS qor
+     ),
+     cand AS (
+         (SELECT m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qand LIMIT $4)
+         UNION
+         (SELECT m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qor LIMIT $4)
+     )
+     SELECT m.id, m.scope, m.source, m.locator, m.body, ts_rank_cd(m.tsv, q.qor) AS rank
+     FROM cand JOIN memory_items m ON m.id = cand.id, q
      ORDER BY rank DESC, m.id DESC
      LIMIT $3";
+/// How many candidates of each kind are ranked.
+const CANDIDATES: i64 = 200;
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
