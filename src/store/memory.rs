@@ -1,7 +1,7 @@
 //! Memory items: passages of text in a scope, searched with Postgres full
-//! text (tsvector + GIN on `(scope, tsv)`, so the scope filter is in the
-//! index path). The scopes a search may read are decided by policy before
-//! the query; this module never widens them.
+//! text (a generated tsvector with a GIN index). The scopes a search may read
+//! are decided by policy before the query and applied in the query's WHERE;
+//! this module never widens them.
 
 use pincer_commands::ScopeName;
 use sqlx::{FromRow, PgConnection};
@@ -110,6 +110,7 @@ pub async fn search(
         .bind(&scopes)
         .bind(query)
         .bind(limit)
+        .bind(CANDIDATES)
         .fetch_all(conn)
         .await?)
 }
