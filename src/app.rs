@@ -3,10 +3,13 @@
 //! Everything per-request is derived from this and the event; nothing is
 //! kept in a type map or a global.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use crate::config::Config;
+use pincer_adapters::slack::{BotIdentity, SlackApi};
+use tokio::sync::Notify;
+
+use crate::config::{Config, SlackConfig};
 use crate::llm::Providers;
 use crate::store::{Store, StoreError, agents, users};
 
@@ -27,6 +30,14 @@ pub struct Metrics {
     pub provider_failures: AtomicU64,
     /// Unexpected errors.
     pub errors: AtomicU64,
+    /// Platform requests refused for a bad signature.
+    pub bad_signatures: AtomicU64,
+    /// Replies delivered to platforms.
+    pub delivered: AtomicU64,
+    /// Deliveries the platform rate-limited.
+    pub rate_limited: AtomicU64,
+    /// Replies dead-lettered.
+    pub dead_letters: AtomicU64,
 }
 
 impl Metrics {
@@ -39,28 +50,16 @@ impl Metrics {
     pub fn render(&self) -> String {
         let rows = [
             ("pincer_events_total", "Events handled.", &self.events),
-            (
-                "pincer_events_duplicate_total",
-                "Events dropped as duplicates.",
-                &self.duplicates,
-            ),
-            (
-                "pincer_events_ignored_total",
-                "Events from channels with no agent.",
-                &self.ignored,
-            ),
-            (
-                "pincer_commands_denied_total",
-                "Commands refused by policy or identity.",
-                &self.denied,
-            ),
+            ("pincer_events_duplicate_total", "Events dropped as duplicates.", &self.duplicates),
+            ("pincer_events_ignored_total", "Events from channels with no agent.", &self.ignored),
+            ("pincer_commands_denied_total", "Commands refused by policy or identity.", &self.denied),
             ("pincer_answers_total", "Asks answered.", &self.answers),
-            (
-                "pincer_provider_failures_total",
-                "Asks the model provider failed to answer.",
-                &self.provider_failures,
-            ),
+            ("pincer_provider_failures_total", "Asks the model provider failed to answer.", &self.provider_failures),
             ("pincer_errors_total", "Unexpected errors.", &self.errors),
+            ("pincer_bad_signatures_total", "Platform requests refused for a bad signature.", &self.bad_signatures),
+            ("pincer_delivered_total", "Replies delivered to platforms.", &self.delivered),
+            ("pincer_rate_limited_total", "Deliveries the platform rate-limited.", &self.rate_limited),
+            ("pincer_dead_letters_total", "Replies dead-lettered.", &self.dead_letters),
         ];
         let mut out = String::new();
         for (name, help, value) in rows {
@@ -70,6 +69,44 @@ impl Metrics {
             ));
         }
         out
+    }
+}
+
+/// Wake-ups for the worker and the dispatcher of this process. Other
+/// processes are woken by Postgres NOTIFY; both are only hints — the loops
+/// also poll.
+#[derive(Debug, Default)]
+pub struct Wake {
+    /// A job was queued.
+    pub jobs: Notify,
+    /// A reply was stored.
+    pub outbox: Notify,
+}
+
+/// Slack, when configured: the Web API client, the signing secret, and who
+/// the bot is (learnt from `auth.test` when serving).
+#[derive(Debug)]
+pub struct Slack {
+    /// The Web API.
+    pub api: SlackApi,
+    /// The settings it was built from.
+    pub config: SlackConfig,
+    bot: RwLock<BotIdentity>,
+}
+
+impl Slack {
+    /// Who the bot is (empty until `auth.test` answered).
+    pub fn bot(&self) -> BotIdentity {
+        self.bot.read().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Asks Slack who the bot is and remembers it.
+    pub async fn identify(&self) -> anyhow::Result<BotIdentity> {
+        let me = self.api.auth_test().await.map_err(|e| anyhow::anyhow!("Slack auth.test failed: {e}"))?;
+        if let Ok(mut b) = self.bot.write() {
+            *b = me.clone();
+        }
+        Ok(me)
     }
 }
 
@@ -84,6 +121,10 @@ pub struct App {
     pub providers: Providers,
     /// Counters.
     pub metrics: Metrics,
+    /// Slack, if configured.
+    pub slack: Option<Slack>,
+    /// Wake-ups for the background loops.
+    pub wake: Wake,
 }
 
 impl App {
@@ -100,12 +141,15 @@ impl App {
             );
         }
         let providers = Providers::from_config(&config)?;
-        Ok(Arc::new(App {
-            store,
-            config,
-            providers,
-            metrics: Metrics::default(),
-        }))
+        let slack = match &config.slack {
+            Some(sc) => Some(Slack {
+                api: SlackApi::new(&sc.api_url, sc.bot_token.expose())?,
+                config: sc.clone(),
+                bot: RwLock::new(BotIdentity::default()),
+            }),
+            None => None,
+        };
+        Ok(Arc::new(App { store, config, providers, metrics: Metrics::default(), slack, wake: Wake::default() }))
     }
 }
 

@@ -76,10 +76,7 @@ impl Phase {
 
 /// Replaces the database name in a Postgres URL.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map(|(b, q)| (b, format!("?{q}")))
-        .unwrap_or((url, String::new()));
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
     let prefix = match base.rfind('/') {
         Some(i) if i > base.find("//").map(|j| j + 1).unwrap_or(0) => &base[..i],
         _ => base,
@@ -87,12 +84,7 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{prefix}/{name}{query}")
 }
 
-async fn timed<F, Fut>(
-    name: &'static str,
-    total: usize,
-    workers: usize,
-    f: F,
-) -> anyhow::Result<Phase>
+async fn timed<F, Fut>(name: &'static str, total: usize, workers: usize, f: F) -> anyhow::Result<Phase>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -118,36 +110,21 @@ where
     for t in tasks {
         latencies.extend(t.await??);
     }
-    Ok(Phase {
-        name,
-        count: total,
-        elapsed: start.elapsed(),
-        latencies,
-    })
+    Ok(Phase { name, count: total, elapsed: start.elapsed(), latencies })
 }
 
 /// Runs a benchmark.
-pub async fn run(
-    config: Config,
-    url: &str,
-    cmd: BenchCmd,
-) -> anyhow::Result<std::process::ExitCode> {
-    let BenchCmd::Router {
-        events,
-        concurrency,
-        memory,
-    } = cmd;
+pub async fn run(config: Config, url: &str, cmd: BenchCmd) -> anyhow::Result<std::process::ExitCode> {
+    let BenchCmd::Router { events, concurrency, memory } = cmd;
     let db = format!("pincer_bench_{}", std::process::id());
     let bench_url = with_database(url, &db);
     let store = Store::connect(&bench_url, concurrency as u32 + 2).await?;
     let result = router_bench(config, store.clone(), events, concurrency, memory).await;
     store.pool.close().await;
     let mut admin = sqlx::PgConnection::connect(&with_database(url, "postgres")).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
     result
 }
 
@@ -161,17 +138,8 @@ async fn router_bench(
     let (agent, channel) = config
         .agents
         .values()
-        .find_map(|a| {
-            a.channels
-                .iter()
-                .find(|c| c.platform == Platform::Console)
-                .map(|c| (a.clone(), c.clone()))
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the config binds no agent to a console: channel; the benchmark needs one"
-            )
-        })?;
+        .find_map(|a| a.channels.iter().find(|c| c.platform == Platform::Console).map(|c| (a.clone(), c.clone())))
+        .ok_or_else(|| anyhow::anyhow!("the config binds no agent to a console: channel; the benchmark needs one"))?;
     let user = config
         .users
         .iter()
@@ -197,11 +165,8 @@ async fn router_bench(
         "dns",
         "timeout",
     ];
-    let scopes: Vec<ScopeName> = if agent.memory_scopes.is_empty() {
-        vec![ScopeName::parse("bench")?]
-    } else {
-        agent.memory_scopes.clone()
-    };
+    let scopes: Vec<ScopeName> =
+        if agent.memory_scopes.is_empty() { vec![ScopeName::parse("bench")?] } else { agent.memory_scopes.clone() };
     let mut tx = store.pool.begin().await?;
     for (s, scope) in scopes.iter().enumerate() {
         let items: Vec<NewItem> = (0..memory / scopes.len())
@@ -209,7 +174,10 @@ async fn router_bench(
                 locator: format!("item {i}"),
                 body: format!(
                     "Incident {i}: the {} failed after the {} change; we fixed the {} and added an alert on {}.",
-                    words[i % 12], words[(i / 12 + s) % 12], words[(i / 7) % 12], words[(i / 3) % 12]
+                    words[i % 12],
+                    words[(i / 12 + s) % 12],
+                    words[(i / 7) % 12],
+                    words[(i / 3) % 12]
                 ),
             })
             .collect();
@@ -217,33 +185,24 @@ async fn router_bench(
     }
     tx.commit().await?;
 
-    sqlx::query("CREATE TABLE bench_insert (id BIGSERIAL PRIMARY KEY, k TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL DEFAULT now())")
-        .execute(&store.pool)
-        .await?;
-    let pool = store.pool.clone();
-    let floor = timed(
-        "Postgres single-row INSERT (1 commit each)",
-        events,
-        concurrency,
-        move |i| {
-            let pool = pool.clone();
-            async move {
-                sqlx::query("INSERT INTO bench_insert (k) VALUES ($1)")
-                    .bind(format!("k{i}"))
-                    .execute(&pool)
-                    .await?;
-                Ok(())
-            }
-        },
+    sqlx::query(
+        "CREATE TABLE bench_insert (id BIGSERIAL PRIMARY KEY, k TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL DEFAULT now())",
     )
+    .execute(&store.pool)
+    .await?;
+    let pool = store.pool.clone();
+    let floor = timed("Postgres single-row INSERT (1 commit each)", events, concurrency, move |i| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO bench_insert (k) VALUES ($1)").bind(format!("k{i}")).execute(&pool).await?;
+            Ok(())
+        }
+    })
     .await?;
 
     let router = Router::new(app.clone());
     let email = pincer_commands::Email::parse(user.as_str())?;
-    let session = ConsoleSession {
-        user: email,
-        channel: channel.clone(),
-    };
+    let session = ConsoleSession { user: email, channel: channel.clone() };
     let mk = |line: &'static str, name: &'static str| {
         let router = router.clone();
         let session = session.clone();
@@ -262,16 +221,9 @@ async fn router_bench(
             })
         }
     };
-    let workspace = mk(
-        "/workspace",
-        "router: /workspace (dedupe+identity+policy+audit+command)",
-    )()
-    .await?;
-    let ask = mk(
-        "/ask why did the deploy fail after the migration?",
-        "router: /ask, extractive answer over memory",
-    )()
-    .await?;
+    let workspace = mk("/workspace", "router: /workspace (dedupe+identity+policy+audit+command)")().await?;
+    let ask = mk("/ask why did the deploy fail after the migration?", "router: /ask, extractive answer over memory")()
+        .await?;
 
     let ch: &ChannelRef = &channel;
     println!(
@@ -299,17 +251,11 @@ mod tests {
 
     #[test]
     fn database_names_are_replaced_in_urls() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/pincer", "x"),
-            "postgres://u@h:5432/x"
-        );
+        assert_eq!(with_database("postgres://u@h:5432/pincer", "x"), "postgres://u@h:5432/x");
         assert_eq!(
             with_database("postgres://u@h:5432/pincer?sslmode=disable", "x"),
             "postgres://u@h:5432/x?sslmode=disable"
         );
-        assert_eq!(
-            with_database("postgres://u@h:5432", "x"),
-            "postgres://u@h:5432/x"
-        );
+        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
     }
 }

@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use pincer_adapters::console::{self, ConsoleSession};
 use pincer_adapters::{ChannelEvent, ChannelRef, Platform, ReplyKind, Sender};
 use pincer_commands::{Email, Role, ScopeName};
@@ -17,6 +16,7 @@ use crate::app::App;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::router::Router;
 use crate::secret::resolve_value;
+use crate::service::ServeRole;
 use crate::store::{DEFAULT_DATABASE_URL, Store};
 
 /// Pincer: a self-hosted AI agent gateway a whole team shares.
@@ -76,6 +76,11 @@ pub enum Cmd {
         #[command(subcommand)]
         what: MemoryCmd,
     },
+    /// Slack set-up help.
+    Slack {
+        #[command(subcommand)]
+        what: SlackCmd,
+    },
     /// Measure performance (see docs/PERFORMANCE.md).
     Bench {
         #[command(subcommand)]
@@ -90,6 +95,23 @@ pub enum ConfigCmd {
     Check,
 }
 
+/// `pincer slack …`.
+#[derive(Debug, Subcommand)]
+pub enum SlackCmd {
+    /// Print a Slack app manifest to paste into "Create an app → From an app manifest".
+    Manifest {
+        /// The public base URL of the gateway, e.g. https://pincer.acme.com.
+        #[arg(long, required_unless_present = "socket_mode")]
+        url: Option<String>,
+        /// The app's name in Slack.
+        #[arg(long, default_value = "Pincer")]
+        name: String,
+        /// For Socket Mode (no public URL): no request URLs in the manifest.
+        #[arg(long)]
+        socket_mode: bool,
+    },
+}
+
 /// `pincer memory …`.
 #[derive(Debug, Subcommand)]
 pub enum MemoryCmd {
@@ -102,17 +124,6 @@ pub enum MemoryCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-}
-
-/// What `pincer serve` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServeRole {
-    /// HTTP: health, readiness, metrics and the platform endpoints.
-    Gateway,
-    /// Singleton housekeeping under a lease (plus health endpoints).
-    Daemon,
-    /// Both.
-    All,
 }
 
 /// Parses the command line and runs it.
@@ -131,11 +142,13 @@ pub async fn run() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Cmd::Config {
-        what: ConfigCmd::Check,
-    } = &cli.command
-    {
+    if let Cmd::Config { what: ConfigCmd::Check } = &cli.command {
         return Ok(config_check(&cli.config));
+    }
+    if let Cmd::Slack { what: SlackCmd::Manifest { url, name, socket_mode } } = &cli.command {
+        let m = pincer_adapters::slack::manifest::manifest(url.as_deref().unwrap_or_default(), name, *socket_mode);
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let config = load_config(&cli.config)?;
     let url = database_url(cli.database_url.as_deref(), &config)?;
@@ -150,18 +163,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve { listen, role } => serve(config, &url, listen, role).await,
         Cmd::Chat { user, channel } => chat(config, &url, &user, channel.as_deref()).await,
         Cmd::Admin { as_, args } => admin(config, &url, as_.as_deref(), &args).await,
-        Cmd::Memory {
-            what: MemoryCmd::Import { scope, files },
-        } => import(config, &url, &scope, &files).await,
+        Cmd::Memory { what: MemoryCmd::Import { scope, files } } => import(config, &url, &scope, &files).await,
         Cmd::Bench { what } => crate::bench::run(config, &url, what).await,
-        Cmd::Config { .. } => unreachable!("handled above"),
+        Cmd::Config { .. } | Cmd::Slack { .. } => unreachable!("handled above"),
     }
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let config = Config::load(path).map_err(|e| {
-        anyhow::anyhow!("{e}\nThe config has errors; run `pincer config check` for details.")
-    })?;
+    let config = Config::load(path)
+        .map_err(|e| anyhow::anyhow!("{e}\nThe config has errors; run `pincer config check` for details."))?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
@@ -176,11 +186,7 @@ pub fn database_url(flag: Option<&str>, config: &Config) -> anyhow::Result<Strin
             .expose()
             .to_string());
     }
-    Ok(config
-        .database_url
-        .as_ref()
-        .map(|s| s.expose().to_string())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))
+    Ok(config.database_url.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))
 }
 
 fn config_check(path: &Path) -> ExitCode {
@@ -197,38 +203,24 @@ fn config_check(path: &Path) -> ExitCode {
                 c.users.len(),
                 c.agents.len(),
                 c.providers.len(),
-                if c.rbac {
-                    "on"
-                } else {
-                    "OFF (local development only)"
-                }
+                if c.rbac { "on" } else { "OFF (local development only)" }
             );
             ExitCode::SUCCESS
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{} error(s); Pincer will not start with this config.",
-                errors.0.len()
-            );
+            eprintln!("{} error(s); Pincer will not start with this config.", errors.0.len());
             ExitCode::FAILURE
         }
     }
 }
 
 async fn start(config: Config, url: &str, pool: u32) -> anyhow::Result<Arc<App>> {
-    let store = Store::connect(url, pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let store = Store::connect(url, pool).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     App::start(config, store).await
 }
 
-async fn serve(
-    config: Config,
-    url: &str,
-    listen: Option<SocketAddr>,
-    role: ServeRole,
-) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, url: &str, listen: Option<SocketAddr>, role: ServeRole) -> anyhow::Result<ExitCode> {
     let listen = match listen {
         Some(l) => l,
         None => {
@@ -239,29 +231,12 @@ async fn serve(
     };
     let app = start(config, url, 16).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let server = crate::server::Server::build(app.clone(), listener);
-    tracing::info!(addr = %server.local_addr()?, ?role, "pincer serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let daemon = matches!(role, ServeRole::Daemon | ServeRole::All).then(|| {
-        tokio::spawn(crate::daemon::run(
-            app.clone(),
-            Duration::from_secs(600),
-            stop_rx.clone(),
-        ))
-    });
-    let mut on_stop = stop_rx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    server
-        .run_until_stopped(async move {
-            let _ = on_stop.changed().await;
-        })
-        .await?;
-    if let Some(d) = daemon {
-        let _ = d.await;
-    }
+    crate::service::run(app, listener, role, stop_rx).await?;
     tracing::info!("pincer stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -270,14 +245,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -287,12 +261,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn chat(
-    config: Config,
-    url: &str,
-    user: &str,
-    channel: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> anyhow::Result<ExitCode> {
     let user = Email::parse(user)?;
     let channel: ChannelRef = match channel {
         Some(c) if c.contains(':') => c.parse()?,
@@ -303,50 +272,28 @@ async fn chat(
             .flat_map(|a| a.channels.iter())
             .find(|c| c.platform == Platform::Console)
             .cloned()
-            .unwrap_or_else(|| ChannelRef {
-                platform: Platform::Console,
-                channel: "#general".into(),
-            }),
+            .unwrap_or_else(|| ChannelRef { platform: Platform::Console, channel: "#general".into() }),
     };
-    anyhow::ensure!(
-        channel.platform == Platform::Console,
-        "pincer chat posts to console: channels only"
-    );
+    anyhow::ensure!(channel.platform == Platform::Console, "pincer chat posts to console: channels only");
     let app = start(config, url, 4).await?;
     let router = Router::new(app);
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let session = ConsoleSession { user, channel };
-    console::run(
-        BufReader::new(tokio::io::stdin()),
-        tokio::io::stdout(),
-        session,
-        &router,
-        interactive,
-    )
-    .await?;
+    console::run(BufReader::new(tokio::io::stdin()), tokio::io::stdout(), session, &router, interactive).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Turns `pincer admin` arguments into the `/admin` line they stand for.
 pub fn admin_line(args: &[String]) -> anyhow::Result<String> {
-    let (first, rest) = args
-        .split_first()
-        .ok_or_else(|| anyhow::anyhow!("say what to do, e.g. `pincer admin user list`"))?;
+    let (first, rest) =
+        args.split_first().ok_or_else(|| anyhow::anyhow!("say what to do, e.g. `pincer admin user list`"))?;
     let line = match first.as_str() {
         "disable-agent" | "enable-agent" => {
-            let verb = if first == "disable-agent" {
-                "disable"
-            } else {
-                "enable"
-            };
-            let (name, tail) = rest.split_first().ok_or_else(|| {
-                anyhow::anyhow!("name the agent: pincer admin {first} NAME --reason WHY")
-            })?;
-            let reason: Vec<&str> = tail
-                .iter()
-                .map(String::as_str)
-                .filter(|a| *a != "--reason")
-                .collect();
+            let verb = if first == "disable-agent" { "disable" } else { "enable" };
+            let (name, tail) = rest
+                .split_first()
+                .ok_or_else(|| anyhow::anyhow!("name the agent: pincer admin {first} NAME --reason WHY"))?;
+            let reason: Vec<&str> = tail.iter().map(String::as_str).filter(|a| *a != "--reason").collect();
             format!("agent {verb} {name} {}", reason.join(" "))
         }
         "help" => return Ok("/help admin".into()),
@@ -362,26 +309,14 @@ fn operator(config: &Config, as_: Option<&str>) -> anyhow::Result<Email> {
     if let Some(op) = &config.operator {
         return Ok(op.clone());
     }
-    let admins: Vec<&Email> = config
-        .users
-        .iter()
-        .filter(|u| u.role == Role::Admin)
-        .map(|u| &u.email)
-        .collect();
+    let admins: Vec<&Email> = config.users.iter().filter(|u| u.role == Role::Admin).map(|u| &u.email).collect();
     match admins.as_slice() {
         [one] => Ok((*one).clone()),
-        _ => anyhow::bail!(
-            "name the admin to act as with --as EMAIL (or PINCER_ADMIN, or org.operator in the config)"
-        ),
+        _ => anyhow::bail!("name the admin to act as with --as EMAIL (or PINCER_ADMIN, or org.operator in the config)"),
     }
 }
 
-async fn admin(
-    config: Config,
-    url: &str,
-    as_: Option<&str>,
-    args: &[String],
-) -> anyhow::Result<ExitCode> {
+async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
     let actor = operator(&config, as_)?;
     let line = admin_line(args)?;
     let app = start(config, url, 2).await?;
@@ -391,18 +326,8 @@ async fn admin(
         display_name: std::env::var("USER").ok(),
         verified_email: Some(actor),
     };
-    let channel = ChannelRef {
-        platform: Platform::Cli,
-        channel: "shell".into(),
-    };
-    let event = ChannelEvent::new(
-        "local",
-        channel,
-        None,
-        sender,
-        &line,
-        uuid::Uuid::new_v4().to_string(),
-    );
+    let channel = ChannelRef { platform: Platform::Cli, channel: "shell".into() };
+    let event = ChannelEvent::new("local", channel, None, sender, &line, uuid::Uuid::new_v4().to_string());
     let mut code = ExitCode::SUCCESS;
     for reply in router.handle(event).await {
         if reply.kind == ReplyKind::Error {
@@ -415,33 +340,22 @@ async fn admin(
     Ok(code)
 }
 
-async fn import(
-    config: Config,
-    url: &str,
-    scope: &str,
-    files: &[PathBuf],
-) -> anyhow::Result<ExitCode> {
+async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let scope = ScopeName::parse(scope)?;
     let read_by_agent = config.agent_scopes().any(|s| s == &scope);
     let app = start(config, url, 2).await?;
     let is_workspace = {
         let mut conn = app.store.pool.acquire().await?;
-        crate::store::workspaces::get(
-            &mut conn,
-            &pincer_commands::WorkspaceName::parse(scope.as_str())?,
-        )
-        .await?
-        .is_some()
+        crate::store::workspaces::get(&mut conn, &pincer_commands::WorkspaceName::parse(scope.as_str())?)
+            .await?
+            .is_some()
     };
     if !read_by_agent && !is_workspace {
         eprintln!(
             "warning: no agent reads scope {scope} and no workspace has that name; the passages will not be searched until one does"
         );
     }
-    let actor = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     let mut code = ExitCode::SUCCESS;
     for f in files {
         match crate::memory::import_file(&app.store, &scope, f, &actor).await {
@@ -449,11 +363,7 @@ async fn import(
                 "Imported {} passages from {} into {scope}{}.",
                 r.passages,
                 r.source,
-                if r.replaced > 0 {
-                    format!(" (replacing {})", r.replaced)
-                } else {
-                    String::new()
-                }
+                if r.replaced > 0 { format!(" (replacing {})", r.replaced) } else { String::new() }
             ),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -479,29 +389,12 @@ mod tests {
             "/admin user add bob@acme.com member"
         );
         assert_eq!(
-            admin_line(&s(&[
-                "disable-agent",
-                "ops-oncall",
-                "--reason",
-                "paging loop"
-            ]))
-            .unwrap(),
+            admin_line(&s(&["disable-agent", "ops-oncall", "--reason", "paging loop"])).unwrap(),
             "/admin agent disable ops-oncall paging loop"
         );
+        assert_eq!(admin_line(&s(&["enable-agent", "ops-oncall"])).unwrap(), "/admin agent enable ops-oncall");
         assert_eq!(
-            admin_line(&s(&["enable-agent", "ops-oncall"])).unwrap(),
-            "/admin agent enable ops-oncall"
-        );
-        assert_eq!(
-            admin_line(&s(&[
-                "workspace",
-                "create",
-                "--user",
-                "alice@acme.com",
-                "--scope",
-                "alice-lab"
-            ]))
-            .unwrap(),
+            admin_line(&s(&["workspace", "create", "--user", "alice@acme.com", "--scope", "alice-lab"])).unwrap(),
             "/admin workspace create --user alice@acme.com --scope alice-lab"
         );
         assert!(admin_line(&[]).is_err());

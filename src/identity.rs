@@ -26,11 +26,7 @@ pub enum Resolved {
 }
 
 /// Resolves the sender of `ev`.
-pub async fn resolve(
-    conn: &mut PgConnection,
-    config: &Config,
-    ev: &ChannelEvent,
-) -> Result<Resolved, StoreError> {
+pub async fn resolve(conn: &mut PgConnection, config: &Config, ev: &ChannelEvent) -> Result<Resolved, StoreError> {
     let platform = ev.platform().as_str();
     let puid = ev.sender.platform_user_id.as_str();
     if let Some(user) = users::by_identity(conn, platform, &ev.tenant, puid).await? {
@@ -51,28 +47,17 @@ pub async fn resolve(
         let entry = link(&user, "identity.link");
         return Ok(Resolved::Person(user, vec![entry]));
     }
-    let tenant = ChannelRef {
-        platform: ev.platform(),
-        channel: ev.tenant.clone(),
-    };
+    let tenant = ChannelRef { platform: ev.platform(), channel: ev.tenant.clone() };
     let trusted = config.trusted_tenants.contains(&tenant);
     if !trusted && config.rbac {
         return Ok(Resolved::Unknown);
     }
-    let role = if trusted {
-        config.default_role
-    } else {
-        Role::Member.min(config.default_role)
-    };
+    let role = if trusted { config.default_role } else { Role::Member.min(config.default_role) };
     match users::join(conn, email, role).await? {
         Some(user) => {
             users::link(conn, platform, &ev.tenant, puid, user.id).await?;
             let mut entry = link(&user, "user.join");
-            entry.metadata["via"] = json!(if trusted {
-                "trusted_tenant"
-            } else {
-                "rbac_off"
-            });
+            entry.metadata["via"] = json!(if trusted { "trusted_tenant" } else { "rbac_off" });
             Ok(Resolved::Person(user, vec![entry]))
         }
         None => Ok(Resolved::Unknown),

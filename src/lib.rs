@@ -13,22 +13,28 @@
 //! - [`identity`] — platform user → person;
 //! - [`policy`] — who may run what where (pure);
 //! - [`router`] — the pipeline every event goes through;
-//! - [`handlers`] — one file per command;
+//! - [`handlers`] — one file per command; [`actions`] — buttons;
 //! - [`messages`] — every refusal and failure sentence people read;
 //! - [`llm`] — providers: extractive (no key) and OpenAI-compatible;
 //! - [`memory`] — importing Markdown and text into memory scopes;
 //! - [`server`] — the HTTP server (`/healthz`, `/readyz`, `/metrics`);
-//! - [`daemon`] — lease-held housekeeping;
+//! - [`gateway`] — platform webhooks (Slack), verified and stored via [`ingest`];
+//! - [`worker`] — runs queued events and answers; [`dispatcher`] — delivers the outbox;
+//! - [`service`] — what `pincer serve` runs per role; [`daemon`] — lease-held housekeeping;
 //! - [`bench`] — `pincer bench`;
 //! - [`cli`] — the `pincer` command line; [`telemetry`] — logging.
 
+pub mod actions;
 pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dispatcher;
+pub mod gateway;
 pub mod handlers;
 pub mod identity;
+pub mod ingest;
 pub mod llm;
 pub mod memory;
 pub mod messages;
@@ -36,8 +42,10 @@ pub mod policy;
 pub mod router;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod worker;
 
 /// Installs rustls' ring provider as the process default (once). Call at
 /// start-up and in test set-up: with no provider installed, the first TLS

@@ -26,23 +26,13 @@ pub fn chunk(text: &str, markdown: bool) -> Vec<NewItem> {
         if headings.is_empty() {
             format!("line {line}")
         } else {
-            headings
-                .iter()
-                .map(|(_, h)| h.as_str())
-                .collect::<Vec<_>>()
-                .join(" > ")
+            headings.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>().join(" > ")
         }
     };
-    let flush = |body: &mut String,
-                 headings: &[(usize, String)],
-                 first_line: usize,
-                 out: &mut Vec<NewItem>| {
+    let flush = |body: &mut String, headings: &[(usize, String)], first_line: usize, out: &mut Vec<NewItem>| {
         let text = body.trim();
         if !text.is_empty() {
-            out.push(NewItem {
-                locator: locator(headings, first_line),
-                body: text.to_string(),
-            });
+            out.push(NewItem { locator: locator(headings, first_line), body: text.to_string() });
         }
         body.clear();
     };
@@ -52,11 +42,7 @@ pub fn chunk(text: &str, markdown: bool) -> Vec<NewItem> {
         if markdown && trimmed.starts_with("```") {
             in_fence = !in_fence;
         }
-        let heading_level = if markdown && !in_fence {
-            trimmed.chars().take_while(|c| *c == '#').count()
-        } else {
-            0
-        };
+        let heading_level = if markdown && !in_fence { trimmed.chars().take_while(|c| *c == '#').count() } else { 0 };
         if (1..=6).contains(&heading_level) && trimmed[heading_level..].starts_with(' ') {
             flush(&mut body, &headings, first_line, &mut out);
             let title = trimmed[heading_level..].trim().to_string();
@@ -114,18 +100,11 @@ pub async fn import_file(
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ImportError::Read {
-        path: source.clone(),
-        why: e.to_string(),
-    })?;
-    let markdown = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("md" | "markdown")
-    );
-    let items: Vec<NewItem> = chunk(
-        &pincer_commands::clean_text(&text.replace("\r\n", "\n")).replace('\t', "    "),
-        markdown,
-    );
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ImportError::Read { path: source.clone(), why: e.to_string() })?;
+    let markdown = matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "markdown"));
+    let items: Vec<NewItem> =
+        chunk(&pincer_commands::clean_text(&text.replace("\r\n", "\n")).replace('\t', "    "), markdown);
     let mut tx = store.pool.begin().await.map_err(StoreError::from)?;
     let replaced = replace_source(&mut tx, scope, &source, actor, &items).await?;
     audit::append(
@@ -138,11 +117,7 @@ pub async fn import_file(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(ImportReport {
-        source,
-        passages: items.len(),
-        replaced,
-    })
+    Ok(ImportReport { source, passages: items.len(), replaced })
 }
 
 #[cfg(test)]
@@ -153,21 +128,12 @@ mod tests {
     fn markdown_sections_become_passages_named_by_their_headings() {
         let doc = "# Postmortem: db outage\n\nIntro line.\n\n## Root cause\n\nThe disk filled.\nWAL grew.\n\n## Fix\n\nAlerts on disk.\n";
         let items = chunk(doc, true);
-        let got: Vec<(&str, &str)> = items
-            .iter()
-            .map(|i| (i.locator.as_str(), i.body.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> = items.iter().map(|i| (i.locator.as_str(), i.body.as_str())).collect();
         assert_eq!(
             got,
             vec![
-                (
-                    "Postmortem: db outage",
-                    "Postmortem: db outage\n\nIntro line."
-                ),
-                (
-                    "Postmortem: db outage > Root cause",
-                    "Root cause\n\nThe disk filled.\nWAL grew."
-                ),
+                ("Postmortem: db outage", "Postmortem: db outage\n\nIntro line."),
+                ("Postmortem: db outage > Root cause", "Root cause\n\nThe disk filled.\nWAL grew."),
                 ("Postmortem: db outage > Fix", "Fix\n\nAlerts on disk."),
             ]
         );

@@ -12,7 +12,8 @@ use crate::store::agents::AgentState;
 /// For someone Pincer does not know.
 pub fn unknown_person(email_known: bool) -> String {
     if email_known {
-        "You are not a member of this Pincer org yet. Ask an admin to invite you with /admin user add YOUR-EMAIL.".into()
+        "You are not a member of this Pincer org yet. Ask an admin to invite you with /admin user add YOUR-EMAIL."
+            .into()
     } else {
         "I can't tell who you are on this platform, so I can't let you use Pincer yet. Ask an admin to invite or link you.".into()
     }
@@ -31,16 +32,23 @@ pub fn provider_unavailable() -> String {
     "The model provider is unavailable right now, so I could not answer. Try again in a few minutes.".into()
 }
 
+/// The placeholder a slow answer shows while it is worked on.
+pub fn working_on_it() -> String {
+    "Working on it…".into()
+}
+
+/// For a click on a button Pincer no longer knows.
+pub fn unknown_action() -> String {
+    "That button no longer does anything. Ask again, or use /help.".into()
+}
+
 /// Channels that have agents, on the same platform as `here`.
 fn bound_channels(config: &Config, platform: Platform) -> Vec<String> {
     let mut out: Vec<String> = config
         .agents
         .values()
         .flat_map(|a| {
-            a.channels
-                .iter()
-                .filter(|c| c.platform == platform)
-                .map(move |c| format!("{} ({})", c.channel, a.name))
+            a.channels.iter().filter(|c| c.platform == platform).map(move |c| format!("{} ({})", c.channel, a.name))
         })
         .collect();
     out.sort();

@@ -68,19 +68,12 @@ pub enum Decision {
 /// agent situation is `channel`.
 pub fn authorize(role: Role, spec: &CommandSpec, channel: ChannelAgent, rbac: bool) -> Decision {
     let is_admin_command = spec.path.starts_with("admin");
-    let floor = if rbac || is_admin_command {
-        spec.min_role
-    } else {
-        spec.min_role.min(Role::Member)
-    };
+    let floor = if rbac || is_admin_command { spec.min_role } else { spec.min_role.min(Role::Member) };
     if role == Role::Observer && spec.mutates {
         return Decision::Deny(Denial::ObserverMutation);
     }
     if role < floor {
-        return Decision::Deny(Denial::RoleTooLow {
-            needed: floor,
-            have: role,
-        });
+        return Decision::Deny(Denial::RoleTooLow { needed: floor, have: role });
     }
     if spec.needs_agent {
         match channel {
@@ -118,19 +111,14 @@ impl ToolGrant {
         };
         let ok = !tool.is_empty()
             && tool.len() <= 40
-            && tool
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && tool.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !ok {
             return Err(format!(
                 "'{}' is not a tool name: use lowercase letters, digits, '_' or '-'",
                 pincer_commands::names::shown(tool)
             ));
         }
-        Ok(Self {
-            tool: tool.to_string(),
-            write,
-        })
+        Ok(Self { tool: tool.to_string(), write })
     }
 
     /// Whether this grant permits calling `tool`, writing if `write`.
@@ -141,11 +129,7 @@ impl ToolGrant {
 
 impl fmt::Display for ToolGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.write {
-            write!(f, "{}:write", self.tool)
-        } else {
-            f.write_str(&self.tool)
-        }
+        if self.write { write!(f, "{}:write", self.tool) } else { f.write_str(&self.tool) }
     }
 }
 
@@ -169,10 +153,7 @@ pub fn tool_permitted(grants: &[ToolGrant], tool: &str, write: bool) -> bool {
 
 /// The scopes an ask may read: the agent's shared scopes, plus the asker's
 /// active workspace when they are in one.
-pub fn read_scopes(
-    agent_scopes: &[ScopeName],
-    workspace: Option<&WorkspaceName>,
-) -> Vec<ScopeName> {
+pub fn read_scopes(agent_scopes: &[ScopeName], workspace: Option<&WorkspaceName>) -> Vec<ScopeName> {
     let mut scopes = agent_scopes.to_vec();
     if let Some(w) = workspace {
         let w = ScopeName::from(w.clone());
@@ -185,10 +166,7 @@ pub fn read_scopes(
 
 /// The one scope an ask may write to: the asker's workspace when they are
 /// in one, else the agent's first shared scope (none if it reads none).
-pub fn write_scope(
-    agent_scopes: &[ScopeName],
-    workspace: Option<&WorkspaceName>,
-) -> Option<ScopeName> {
+pub fn write_scope(agent_scopes: &[ScopeName], workspace: Option<&WorkspaceName>) -> Option<ScopeName> {
     match workspace {
         Some(w) => Some(ScopeName::from(w.clone())),
         None => agent_scopes.first().cloned(),
@@ -207,26 +185,29 @@ mod tests {
     /// a channel whose agent is enabled (E), disabled (D), or unbound (U).
     /// `A` allow, `r` role too low, `o` observer read-only, `n` no agent,
     /// `d` agent disabled.
+    #[rustfmt::skip]
     const TABLE: &[(&str, &str, &str, &str)] = &[
         //                          E       D       U      (observer member admin)
-        ("help", "AAA", "AAA", "AAA"),
-        ("ask", "oAA", "odd", "onn"),
-        ("workspace", "AAA", "AAA", "AAA"),
-        ("workspace switch", "oAA", "oAA", "oAA"),
-        ("workspace shared", "oAA", "oAA", "oAA"),
-        ("admin whoami", "AAA", "AAA", "AAA"),
-        ("admin user add", "orA", "orA", "orA"),
-        ("admin user role", "orA", "orA", "orA"),
-        ("admin user remove", "orA", "orA", "orA"),
-        ("admin user list", "rrA", "rrA", "rrA"),
-        ("admin agent list", "rrA", "rrA", "rrA"),
-        ("admin agent disable", "orA", "orA", "orA"),
-        ("admin agent enable", "orA", "orA", "orA"),
+        ("help",                   "AAA", "AAA", "AAA"),
+        ("ask",                    "oAA", "odd", "onn"),
+        ("workspace",              "AAA", "AAA", "AAA"),
+        ("workspace switch",       "oAA", "oAA", "oAA"),
+        ("workspace shared",       "oAA", "oAA", "oAA"),
+        ("admin whoami",           "AAA", "AAA", "AAA"),
+        ("admin user add",         "orA", "orA", "orA"),
+        ("admin user role",        "orA", "orA", "orA"),
+        ("admin user remove",      "orA", "orA", "orA"),
+        ("admin user list",        "rrA", "rrA", "rrA"),
+        ("admin agent list",       "rrA", "rrA", "rrA"),
+        ("admin agent disable",    "orA", "orA", "orA"),
+        ("admin agent enable",     "orA", "orA", "orA"),
         ("admin workspace create", "orA", "orA", "orA"),
-        ("admin workspace list", "rrA", "rrA", "rrA"),
+        ("admin workspace list",   "rrA", "rrA", "rrA"),
         ("admin workspace delete", "orA", "orA", "orA"),
-        ("admin audit tail", "AAA", "AAA", "AAA"),
-        ("admin audit verify", "AAA", "AAA", "AAA"),
+        ("admin outbox",           "rrA", "rrA", "rrA"),
+        ("admin outbox retry",     "orA", "orA", "orA"),
+        ("admin audit tail",       "AAA", "AAA", "AAA"),
+        ("admin audit verify",     "AAA", "AAA", "AAA"),
     ];
 
     fn code(d: Decision) -> char {
@@ -245,15 +226,10 @@ mod tests {
         for (path, enabled, disabled, unbound) in TABLE {
             let spec = spec_for(path);
             assert_eq!(spec.path, *path);
-            for (channel, row) in [
-                (ChannelAgent::Enabled, enabled),
-                (ChannelAgent::Disabled, disabled),
-                (ChannelAgent::Unbound, unbound),
-            ] {
-                let got: String = Role::ALL
-                    .iter()
-                    .map(|r| code(authorize(*r, spec, channel, true)))
-                    .collect();
+            for (channel, row) in
+                [(ChannelAgent::Enabled, enabled), (ChannelAgent::Disabled, disabled), (ChannelAgent::Unbound, unbound)]
+            {
+                let got: String = Role::ALL.iter().map(|r| code(authorize(*r, spec, channel, true))).collect();
                 assert_eq!(&got, row, "{path} in a channel {channel:?}");
             }
         }
@@ -262,11 +238,7 @@ mod tests {
     #[test]
     fn rbac_off_never_grants_admin_nor_lets_observers_mutate() {
         for spec in SPECS {
-            for channel in [
-                ChannelAgent::Enabled,
-                ChannelAgent::Disabled,
-                ChannelAgent::Unbound,
-            ] {
+            for channel in [ChannelAgent::Enabled, ChannelAgent::Disabled, ChannelAgent::Unbound] {
                 for role in Role::ALL {
                     let off = authorize(role, spec, channel, false);
                     let on = authorize(role, spec, channel, true);
@@ -286,10 +258,7 @@ mod tests {
 
     #[test]
     fn write_is_never_implied_by_read() {
-        let grants = vec![
-            ToolGrant::parse("github").unwrap(),
-            ToolGrant::parse("pagerduty:write").unwrap(),
-        ];
+        let grants = vec![ToolGrant::parse("github").unwrap(), ToolGrant::parse("pagerduty:write").unwrap()];
         assert!(tool_permitted(&grants, "github", false));
         assert!(!tool_permitted(&grants, "github", true));
         assert!(tool_permitted(&grants, "pagerduty", true));
@@ -301,20 +270,11 @@ mod tests {
 
     #[test]
     fn workspaces_add_a_read_scope_and_take_the_writes() {
-        let shared = vec![
-            ScopeName::parse("incidents").unwrap(),
-            ScopeName::parse("postmortems").unwrap(),
-        ];
+        let shared = vec![ScopeName::parse("incidents").unwrap(), ScopeName::parse("postmortems").unwrap()];
         let lab = WorkspaceName::parse("alice-lab").unwrap();
         let read = read_scopes(&shared, Some(&lab));
-        assert_eq!(
-            read.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            ["incidents", "postmortems", "alice-lab"]
-        );
-        assert_eq!(
-            write_scope(&shared, Some(&lab)).unwrap().as_str(),
-            "alice-lab"
-        );
+        assert_eq!(read.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["incidents", "postmortems", "alice-lab"]);
+        assert_eq!(write_scope(&shared, Some(&lab)).unwrap().as_str(), "alice-lab");
         assert_eq!(write_scope(&shared, None).unwrap().as_str(), "incidents");
         assert_eq!(read_scopes(&shared, None), shared);
     }

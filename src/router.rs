@@ -1,38 +1,83 @@
 //! The router: every event from every adapter goes through here, in this
 //! order, inside one transaction:
 //!
-//! 1. **dedupe** — the event's key is stored; a repeat ends here, silently;
+//! 1. **dedupe** — the event's key is stored; a repeat ends here, silently
+//!    (platform events were deduplicated when they were queued);
 //! 2. **channel** — free text in a channel no agent is bound to is ignored
 //!    (audited, no reply);
 //! 3. **identity** — platform user → person ([`crate::identity`]);
 //! 4. **parse** — a malformed command gets its usage back (audited);
 //! 5. **authorise** — role × command × channel's agent ([`crate::policy`]);
-//! 6. **execute** — the command's handler ([`crate::handlers`]);
+//! 6. **execute** — the command's handler ([`crate::handlers`]) or the
+//!    button's action ([`crate::actions`]);
 //! 7. **audit** — the rows for all of the above, then commit.
 //!
-//! Nothing has an effect unless its audit row commits with it. An ask's
-//! answer is produced after the commit (a model may take seconds; no
-//! transaction is held open for it) and recorded when it arrives.
+//! Nothing has an effect unless its audit row commits with it. Where the
+//! replies go depends on the [`Mode`]: returned to the caller (the console,
+//! the admin shell), or — for platform events taken off the job queue —
+//! written to the outbox in the same transaction, with an ask turned into an
+//! answer job, and the event's job completed in that transaction too, so a
+//! crash at any point neither loses nor repeats anything.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use pincer_adapters::{ChannelEvent, Dispatch, Reply};
-use pincer_commands::{Command, Input};
+use pincer_adapters::{ChannelEvent, Dispatch, EventBody, Reply, Visibility};
+use pincer_commands::{Command, CommandSpec, Input};
 use serde_json::{Value, json};
+use sqlx::{PgConnection, Postgres, Transaction};
 use tracing::Instrument;
 
+use crate::actions;
 use crate::app::{App, Metrics};
-use crate::handlers::{self, Ctx};
+use crate::handlers::ask::{AnswerJob, AskJob};
+use crate::handlers::{self, Ctx, Outcome};
 use crate::identity::{self, Resolved};
 use crate::messages;
 use crate::policy::{self, ChannelAgent, Decision};
 use crate::store::audit::{self, AuditEntry};
+use crate::store::jobs::{self, JobKind};
+use crate::store::outbox::{self, NewOutbound};
 use crate::store::{StoreError, agents, events};
+
+/// A slow answer shows "working on it…" after this long.
+pub const PROGRESS_DELAY: Duration = Duration::from_millis(1500);
+
+/// Where an event's replies go.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// Returned to the caller; the event is deduplicated here.
+    Inline,
+    /// The event is the queued job `job_id`, held by `worker`; replies go to
+    /// the outbox.
+    Queued {
+        /// The event's job.
+        job_id: i64,
+        /// The worker holding its lease.
+        worker: &'a str,
+    },
+}
 
 /// Routes events to handlers. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
     app: Arc<App>,
+}
+
+/// What was decided, before it is committed.
+struct Decided {
+    trail: Vec<AuditEntry>,
+    replies: Vec<Reply>,
+    ask: Option<AskJob>,
+}
+
+impl Decided {
+    fn quiet(trail: Vec<AuditEntry>) -> Self {
+        Self { trail, replies: Vec::new(), ask: None }
+    }
+    fn say(trail: Vec<AuditEntry>, reply: Reply) -> Self {
+        Self { trail, replies: vec![reply], ask: None }
+    }
 }
 
 impl Router {
@@ -46,9 +91,22 @@ impl Router {
         &self.app
     }
 
-    /// Handles one event and returns the replies to deliver. Never fails:
-    /// an unexpected error becomes a sentence for the person (and a log line).
+    /// Handles one event and returns the replies (console, admin shell).
+    /// Never fails: an unexpected error becomes a sentence for the person.
     pub async fn handle(&self, ev: ChannelEvent) -> Vec<Reply> {
+        match self.run(&ev, Mode::Inline).await {
+            Ok(replies) => replies,
+            Err(_) => vec![Reply::error(messages::internal_error(&ev.id))],
+        }
+    }
+
+    /// Handles one queued platform event; its replies go to the outbox. An
+    /// error leaves the job to be retried (nothing was committed).
+    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<(), StoreError> {
+        self.run(ev, Mode::Queued { job_id, worker }).await.map(|_| ())
+    }
+
+    async fn run(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Vec<Reply>, StoreError> {
         let span = tracing::info_span!(
             "event",
             event_id = %ev.id,
@@ -59,79 +117,88 @@ impl Router {
         );
         async {
             Metrics::inc(&self.app.metrics.events);
-            match self.route(&ev).await {
-                Ok(replies) => replies,
-                Err(error) => {
-                    Metrics::inc(&self.app.metrics.errors);
-                    tracing::error!(%error, "event failed");
-                    vec![Reply::error(messages::internal_error(&ev.id))]
-                }
+            let result = self.route(ev, mode).await;
+            if let Err(error) = &result {
+                Metrics::inc(&self.app.metrics.errors);
+                tracing::error!(%error, "event failed");
             }
+            result
         }
         .instrument(span)
         .await
     }
 
-    async fn route(&self, ev: &ChannelEvent) -> Result<Vec<Reply>, StoreError> {
+    async fn route(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Vec<Reply>, StoreError> {
         let app = &*self.app;
         let mut tx = app.store.pool.begin().await?;
-        if !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
+        if matches!(mode, Mode::Inline) && !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
             tx.rollback().await?;
             Metrics::inc(&app.metrics.duplicates);
             tracing::debug!(dedupe_key = %ev.dedupe_key, "duplicate event dropped");
             return Ok(Vec::new());
         }
-        let where_ = json!({"platform": ev.platform(), "tenant": ev.tenant, "channel": ev.channel.channel, "thread": ev.thread});
-        let bound = app.config.agent_for(&ev.channel);
+        let decided = self.decide(&mut tx, ev).await?;
+        self.finish(tx, ev, mode, decided).await
+    }
+
+    /// Steps 2–6, inside the transaction.
+    async fn decide(&self, tx: &mut PgConnection, ev: &ChannelEvent) -> Result<Decided, StoreError> {
+        let app = &*self.app;
+        let where_ =
+            json!({"platform": ev.platform(), "tenant": ev.tenant, "channel": ev.channel.channel, "thread": ev.thread});
+        let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
         if let Some(agent) = bound {
             tracing::Span::current().record("agent", agent.name.as_str());
         }
 
-        if matches!(ev.input, Ok(Input::Text(_))) && bound.is_none() {
-            let meta = with(
-                &where_,
-                json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}),
-            );
-            commit(tx, vec![AuditEntry::new(None, "event.ignored", meta)]).await?;
+        if matches!(ev.body, EventBody::Message(Ok(Input::Text(_)))) && bound.is_none() {
+            let meta = with(&where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
             Metrics::inc(&app.metrics.ignored);
-            return Ok(Vec::new());
+            return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
         }
 
-        let (user, mut trail) = match identity::resolve(&mut tx, &app.config, ev).await? {
+        let (user, mut trail) = match identity::resolve(tx, &app.config, ev).await? {
             Resolved::Person(user, trail) => (user, trail),
             Resolved::Unknown => {
                 let meta = with(
                     &where_,
                     json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}),
                 );
-                commit(tx, vec![AuditEntry::new(None, "event.denied", meta)]).await?;
                 Metrics::inc(&app.metrics.denied);
-                return Ok(vec![Reply::error(messages::unknown_person(
-                    ev.sender.verified_email.is_some(),
-                ))]);
+                let reply = Reply::error(messages::unknown_person(ev.sender.verified_email.is_some()));
+                return Ok(Decided::say(vec![AuditEntry::new(None, "event.denied", meta)], reply));
             }
         };
         let who = Some(user.email.as_str());
 
-        let command = match &ev.input {
-            Ok(Input::Command(c)) => c.clone(),
-            Ok(Input::Text(t)) => Command::Ask {
-                question: t.clone(),
-            },
-            Err(e) => {
-                trail.push(AuditEntry::new(
-                    who,
-                    "command.invalid",
-                    with(&where_, json!({"error": e.to_string()})),
-                ));
-                commit(tx, trail).await?;
-                return Ok(vec![Reply::error(e.to_string())]);
+        enum Work<'e> {
+            Command(Command),
+            Action(&'e pincer_adapters::Action, &'static CommandSpec),
+        }
+        let work = match &ev.body {
+            EventBody::Message(Ok(Input::Command(c))) => Work::Command(c.clone()),
+            EventBody::Message(Ok(Input::Text(t))) => Work::Command(Command::Ask { question: t.clone() }),
+            EventBody::Message(Err(e)) => {
+                trail.push(AuditEntry::new(who, "command.invalid", with(&where_, json!({"error": e.to_string()}))));
+                return Ok(Decided::say(trail, Reply::error(e.to_string())));
             }
+            EventBody::Action(a) => match actions::spec(&a.action_id) {
+                Some(spec) => Work::Action(a, spec),
+                None => {
+                    let meta = with(&where_, json!({"action_id": a.action_id, "value": a.value}));
+                    trail.push(AuditEntry::new(who, "action.unknown", meta));
+                    return Ok(Decided::say(trail, Reply::error(messages::unknown_action())));
+                }
+            },
         };
-        let path = command.path();
+        let spec = match &work {
+            Work::Command(c) => c.spec(),
+            Work::Action(_, spec) => spec,
+        };
+        let path = spec.path;
 
         let agent_state = match bound {
-            Some(a) => agents::state(&mut tx, &a.name).await?,
+            Some(a) => agents::state(tx, &a.name).await?,
             None => None,
         };
         let channel_agent = match (bound, &agent_state) {
@@ -139,42 +206,92 @@ impl Router {
             (Some(_), Some(s)) if s.is_disabled() => ChannelAgent::Disabled,
             (Some(_), _) => ChannelAgent::Enabled,
         };
-        if let Decision::Deny(denial) =
-            policy::authorize(user.role, command.spec(), channel_agent, app.config.rbac)
-        {
-            let meta = with(
-                &where_,
-                json!({"command": path, "reason": denial.code(), "role": user.role}),
-            );
+        if let Decision::Deny(denial) = policy::authorize(user.role, spec, channel_agent, app.config.rbac) {
+            let meta = with(&where_, json!({"command": path, "reason": denial.code(), "role": user.role}));
             trail.push(AuditEntry::new(who, "command.denied", meta));
-            commit(tx, trail).await?;
             Metrics::inc(&app.metrics.denied);
             let agent = bound.map(|a| (a.name.as_str(), agent_state.as_ref()));
-            return Ok(vec![Reply::error(messages::denial(
-                &denial,
-                path,
-                &app.config,
-                &ev.channel,
-                agent,
-            ))]);
+            let reply = Reply::error(messages::denial(&denial, path, &app.config, &ev.channel, agent));
+            return Ok(Decided::say(trail, reply));
         }
 
-        let ctx = Ctx {
-            app,
-            event: ev,
-            user: &user,
-            agent: bound,
+        let ctx = Ctx { app, event: ev, user: &user, agent: bound };
+        let outcome: Outcome = match work {
+            Work::Command(command) => handlers::execute(&ctx, tx, &command).await?,
+            Work::Action(action, _) => actions::execute(&ctx, tx, action).await?,
         };
-        let outcome = handlers::execute(&ctx, &mut tx, &command).await?;
         let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
-        commit(tx, trail).await?;
+        Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask })
+    }
 
-        let mut replies = outcome.replies;
-        if let Some(job) = outcome.ask {
-            replies.push(handlers::ask::answer(app, job).await?);
+    /// Step 7: audit, deliver per mode, commit.
+    async fn finish(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        ev: &ChannelEvent,
+        mode: Mode<'_>,
+        decided: Decided,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let app = &*self.app;
+        audit::append(&mut tx, decided.trail).await?;
+        match mode {
+            Mode::Inline => {
+                tx.commit().await?;
+                let mut replies = decided.replies;
+                if let Some(job) = decided.ask {
+                    replies.push(handlers::ask::answer(app, job).await?);
+                }
+                Ok(replies)
+            }
+            Mode::Queued { job_id, worker } => {
+                for reply in &decided.replies {
+                    outbox::insert(&mut tx, &outbound(ev, reply, false, None, Duration::ZERO)).await?;
+                }
+                if let Some(ask) = decided.ask {
+                    let progress = Reply::info(messages::working_on_it());
+                    let mut progress = outbound(ev, &progress, true, None, PROGRESS_DELAY);
+                    progress.recipient = None;
+                    let progress_id = outbox::insert(&mut tx, &progress).await?;
+                    let job = AnswerJob { ask, event: ev.clone(), progress_id: Some(progress_id) };
+                    let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    jobs::enqueue(&mut tx, JobKind::Answer, &payload).await?;
+                }
+                if !jobs::complete(&mut tx, job_id, worker).await? {
+                    tx.rollback().await?;
+                    return Err(StoreError::LeaseLost(job_id));
+                }
+                outbox::notify(&mut tx).await?;
+                jobs::notify(&mut tx).await?;
+                tx.commit().await?;
+                app.wake.outbox.notify_one();
+                app.wake.jobs.notify_one();
+                Ok(Vec::new())
+            }
         }
-        Ok(replies)
+    }
+}
+
+/// The outbox row for a reply to `ev`: ephemeral replies go to the sender
+/// only; answers go to the event's thread.
+pub fn outbound<'a>(
+    ev: &'a ChannelEvent,
+    reply: &'a Reply,
+    is_progress: bool,
+    progress_of: Option<i64>,
+    delay: Duration,
+) -> NewOutbound<'a> {
+    NewOutbound {
+        platform: ev.reply_to.channel.platform.as_str(),
+        tenant: &ev.tenant,
+        channel: &ev.reply_to.channel.channel,
+        thread: ev.reply_to.thread.as_deref(),
+        response_url: ev.reply_to.response_url.as_deref(),
+        recipient: (reply.visibility == Visibility::Ephemeral).then_some(ev.sender.platform_user_id.as_str()),
+        reply,
+        is_progress,
+        progress_of,
+        delay,
     }
 }
 
@@ -191,14 +308,4 @@ fn with(a: &Value, b: Value) -> Value {
         o.extend(extra);
     }
     out
-}
-
-/// Appends the audit rows and commits: the action and its record land together.
-async fn commit(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    trail: Vec<AuditEntry>,
-) -> Result<(), StoreError> {
-    audit::append(&mut tx, trail).await?;
-    tx.commit().await?;
-    Ok(())
 }

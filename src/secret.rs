@@ -51,11 +51,7 @@ pub enum SecretRef {
     /// `file://PATH`.
     File(String),
     /// `vault://MOUNT/PATH#KEY`.
-    Vault {
-        mount: String,
-        path: String,
-        key: String,
-    },
+    Vault { mount: String, path: String, key: String },
 }
 
 /// Why a secret reference could not be resolved.
@@ -68,9 +64,7 @@ pub enum SecretError {
     #[error("cannot read secret file {path}: {why}")]
     File { path: String, why: String },
     /// The reference is not well formed.
-    #[error(
-        "'{0}' is not a secret reference: use env://NAME, file:///path or vault://mount/path#key"
-    )]
+    #[error("'{0}' is not a secret reference: use env://NAME, file:///path or vault://mount/path#key")]
     Malformed(String),
     /// Vault references are recognised but this build does not read Vault.
     #[error(
@@ -83,8 +77,7 @@ impl SecretRef {
     /// Parses a config value: a reference if it has a known scheme, else a literal.
     pub fn parse(raw: &str) -> Result<Self, SecretError> {
         if let Some(name) = raw.strip_prefix("env://") {
-            let ok =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             return if ok {
                 Ok(SecretRef::Env(name.to_string()))
             } else {
@@ -99,20 +92,12 @@ impl SecretRef {
             };
         }
         if let Some(rest) = raw.strip_prefix("vault://") {
-            let (path, key) = rest
-                .split_once('#')
-                .ok_or_else(|| SecretError::Malformed(raw.to_string()))?;
-            let (mount, path) = path
-                .split_once('/')
-                .ok_or_else(|| SecretError::Malformed(raw.to_string()))?;
+            let (path, key) = rest.split_once('#').ok_or_else(|| SecretError::Malformed(raw.to_string()))?;
+            let (mount, path) = path.split_once('/').ok_or_else(|| SecretError::Malformed(raw.to_string()))?;
             if mount.is_empty() || path.is_empty() || key.is_empty() {
                 return Err(SecretError::Malformed(raw.to_string()));
             }
-            return Ok(SecretRef::Vault {
-                mount: mount.into(),
-                path: path.into(),
-                key: key.into(),
-            });
+            return Ok(SecretRef::Vault { mount: mount.into(), path: path.into(), key: key.into() });
         }
         Ok(SecretRef::Literal(Secret::new(raw)))
     }
@@ -127,21 +112,18 @@ impl SecretRef {
     pub fn resolve(&self, base: &Path) -> Result<Secret, SecretError> {
         match self {
             SecretRef::Literal(s) => Ok(s.clone()),
-            SecretRef::Env(name) => std::env::var(name)
-                .map(Secret::new)
-                .map_err(|_| SecretError::EnvMissing(name.clone())),
+            SecretRef::Env(name) => {
+                std::env::var(name).map(Secret::new).map_err(|_| SecretError::EnvMissing(name.clone()))
+            }
             SecretRef::File(path) => {
                 let full = base.join(path);
                 std::fs::read_to_string(&full)
                     .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
-                    .map_err(|e| SecretError::File {
-                        path: full.display().to_string(),
-                        why: e.to_string(),
-                    })
+                    .map_err(|e| SecretError::File { path: full.display().to_string(), why: e.to_string() })
             }
-            SecretRef::Vault { mount, path, key } => Err(SecretError::VaultUnsupported(format!(
-                "vault://{mount}/{path}#{key}"
-            ))),
+            SecretRef::Vault { mount, path, key } => {
+                Err(SecretError::VaultUnsupported(format!("vault://{mount}/{path}#{key}")))
+            }
         }
     }
 }
@@ -171,18 +153,9 @@ mod tests {
 
     #[test]
     fn references_parse() {
-        assert_eq!(
-            SecretRef::parse("env://OPENAI_API_KEY").unwrap(),
-            SecretRef::Env("OPENAI_API_KEY".into())
-        );
-        assert_eq!(
-            SecretRef::parse("file:///run/secrets/x").unwrap(),
-            SecretRef::File("/run/secrets/x".into())
-        );
-        assert!(matches!(
-            SecretRef::parse("vault://secret/data/pincer#slack").unwrap(),
-            SecretRef::Vault { .. }
-        ));
+        assert_eq!(SecretRef::parse("env://OPENAI_API_KEY").unwrap(), SecretRef::Env("OPENAI_API_KEY".into()));
+        assert_eq!(SecretRef::parse("file:///run/secrets/x").unwrap(), SecretRef::File("/run/secrets/x".into()));
+        assert!(matches!(SecretRef::parse("vault://secret/data/pincer#slack").unwrap(), SecretRef::Vault { .. }));
         assert!(SecretRef::parse("env://").is_err());
         assert!(SecretRef::parse("vault://nokey").is_err());
         assert!(SecretRef::parse("plain").unwrap().is_literal());
@@ -192,31 +165,16 @@ mod tests {
     fn files_resolve_relative_to_the_config_and_trim_the_newline() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("k"), "value\n").unwrap();
-        assert_eq!(
-            SecretRef::parse("file://k")
-                .unwrap()
-                .resolve(dir.path())
-                .unwrap()
-                .expose(),
-            "value"
-        );
+        assert_eq!(SecretRef::parse("file://k").unwrap().resolve(dir.path()).unwrap().expose(), "value");
         assert!(matches!(
-            SecretRef::parse("file://missing")
-                .unwrap()
-                .resolve(dir.path()),
+            SecretRef::parse("file://missing").unwrap().resolve(dir.path()),
             Err(SecretError::File { .. })
         ));
     }
 
     #[test]
     fn a_missing_env_var_names_itself() {
-        let err = SecretRef::parse("env://PINCER_SURELY_UNSET_VAR")
-            .unwrap()
-            .resolve(Path::new("."))
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "environment variable PINCER_SURELY_UNSET_VAR is not set"
-        );
+        let err = SecretRef::parse("env://PINCER_SURELY_UNSET_VAR").unwrap().resolve(Path::new(".")).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable PINCER_SURELY_UNSET_VAR is not set");
     }
 }

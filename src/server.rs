@@ -1,5 +1,5 @@
-//! The HTTP server of `pincer serve`: health, readiness and metrics now;
-//! the platform webhooks mount here as their adapters land.
+//! The HTTP server of `pincer serve`: health, readiness, metrics, and the
+//! platform webhooks of [`crate::gateway`].
 //!
 //! Build and run are separate ([`Server::build`], [`Server::run_until_stopped`])
 //! with an injected listener and shutdown signal, so tests start the real
@@ -24,14 +24,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds the routes over the shared state.
-    pub fn build(app: Arc<App>, listener: TcpListener) -> Server {
-        let routes = axum::Router::new()
+    /// Builds the routes over the shared state; with `platforms`, the
+    /// platform webhooks too.
+    pub fn build(app: Arc<App>, listener: TcpListener, platforms: bool) -> Server {
+        let mut routes = axum::Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
-            .with_state(app);
-        Server { listener, routes }
+            .route("/metrics", get(metrics));
+        if platforms {
+            routes = routes.merge(crate::gateway::routes());
+        }
+        Server { listener, routes: routes.with_state(app) }
     }
 
     /// The address it listens on (useful with port 0).
@@ -40,13 +43,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.routes)
-            .with_graceful_shutdown(shutdown)
-            .await
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.routes).with_graceful_shutdown(shutdown).await
     }
 }
 
@@ -66,8 +64,5 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 
 /// Counters in Prometheus text format.
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
 }

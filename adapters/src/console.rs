@@ -10,9 +10,7 @@ use pincer_commands::Email;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::event::{
-    ChannelEvent, ChannelRef, Dispatch, Platform, Reply, ReplyKind, Sender, Visibility,
-};
+use crate::event::{ChannelEvent, ChannelRef, Dispatch, Platform, Reply, ReplyKind, Sender, Visibility};
 
 /// The tenant every console event carries.
 pub const CONSOLE_TENANT: &str = "local";
@@ -34,14 +32,7 @@ impl ConsoleSession {
             display_name: None,
             verified_email: Some(self.user.clone()),
         };
-        ChannelEvent::new(
-            CONSOLE_TENANT,
-            self.channel.clone(),
-            None,
-            sender,
-            line,
-            Uuid::new_v4().to_string(),
-        )
+        ChannelEvent::new(CONSOLE_TENANT, self.channel.clone(), None, sender, line, Uuid::new_v4().to_string())
     }
 }
 
@@ -83,8 +74,7 @@ where
     }
     loop {
         if interactive {
-            out.write_all(format!("{} {}> ", session.user, session.channel.channel).as_bytes())
-                .await?;
+            out.write_all(format!("{} {}> ", session.user, session.channel.channel).as_bytes()).await?;
             out.flush().await?;
         }
         let Some(line) = lines.next_line().await? else {
@@ -102,8 +92,7 @@ where
             continue;
         }
         for reply in dispatch.dispatch(session.event(line)).await {
-            out.write_all(format!("{}\n", render(&reply)).as_bytes())
-                .await?;
+            out.write_all(format!("{}\n", render(&reply)).as_bytes()).await?;
         }
         out.flush().await?;
     }
@@ -116,10 +105,7 @@ enum Control {
 }
 
 fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
-    let (word, arg) = control
-        .split_once(' ')
-        .map(|(w, a)| (w, a.trim()))
-        .unwrap_or((control, ""));
+    let (word, arg) = control.split_once(' ').map(|(w, a)| (w, a.trim())).unwrap_or((control, ""));
     match word {
         "quit" | "q" | "exit" => Control::Quit,
         "as" => match Email::parse(arg) {
@@ -130,11 +116,7 @@ fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
             Err(e) => Control::Say(format!("! {e}")),
         },
         "channel" => {
-            let wanted = if arg.contains(':') {
-                arg.to_string()
-            } else {
-                format!("console:{arg}")
-            };
+            let wanted = if arg.contains(':') { arg.to_string() } else { format!("console:{arg}") };
             match wanted.parse::<ChannelRef>() {
                 Ok(c) if c.platform == Platform::Console => {
                     session.channel = c;
@@ -166,10 +148,8 @@ mod tests {
 
     #[tokio::test]
     async fn piped_lines_become_events_and_controls_switch_user() {
-        let session = ConsoleSession {
-            user: Email::parse("alice@acme.com").unwrap(),
-            channel: "console:#x".parse().unwrap(),
-        };
+        let session =
+            ConsoleSession { user: Email::parse("alice@acme.com").unwrap(), channel: "console:#x".parse().unwrap() };
         let input = b"hello\n\n:as bob@acme.com\n/ask hi\n:channel #y\n:quit\nnever\n" as &[u8];
         let mut out = Vec::new();
         let echo = Echo(Mutex::new(Vec::new()));

@@ -35,13 +35,8 @@ pub enum Platform {
 
 impl Platform {
     /// Platforms an agent may be bound to in config.
-    pub const BINDABLE: [Platform; 5] = [
-        Platform::Console,
-        Platform::Slack,
-        Platform::Discord,
-        Platform::Telegram,
-        Platform::Whatsapp,
-    ];
+    pub const BINDABLE: [Platform; 5] =
+        [Platform::Console, Platform::Slack, Platform::Discord, Platform::Telegram, Platform::Whatsapp];
 
     /// The platform's name as written in config and stored.
     pub fn as_str(self) -> &'static str {
@@ -72,9 +67,7 @@ impl FromStr for Platform {
             "discord" => Ok(Platform::Discord),
             "telegram" => Ok(Platform::Telegram),
             "whatsapp" => Ok(Platform::Whatsapp),
-            other => Err(ChannelRefError::UnknownPlatform(
-                pincer_commands::names::shown(other),
-            )),
+            other => Err(ChannelRefError::UnknownPlatform(pincer_commands::names::shown(other))),
         }
     }
 }
@@ -89,9 +82,7 @@ pub enum ChannelRefError {
     #[error("'{0}' is not a platform: use console, slack, discord, telegram or whatsapp")]
     UnknownPlatform(String),
     /// The channel part is empty, too long, or has spaces or control characters.
-    #[error(
-        "'{0}' is not a channel: give a channel name or id of 1–80 visible characters without spaces"
-    )]
+    #[error("'{0}' is not a channel: give a channel name or id of 1–80 visible characters without spaces")]
     BadChannel(String),
 }
 
@@ -110,27 +101,19 @@ impl ChannelRef {
     pub fn new(platform: Platform, channel: &str) -> Result<Self, ChannelRefError> {
         let ok = !channel.is_empty()
             && channel.chars().count() <= 80
-            && channel
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control());
+            && channel.chars().all(|c| !c.is_whitespace() && !c.is_control());
         if !ok {
-            return Err(ChannelRefError::BadChannel(pincer_commands::names::shown(
-                channel,
-            )));
+            return Err(ChannelRefError::BadChannel(pincer_commands::names::shown(channel)));
         }
-        Ok(Self {
-            platform,
-            channel: channel.to_string(),
-        })
+        Ok(Self { platform, channel: channel.to_string() })
     }
 }
 
 impl FromStr for ChannelRef {
     type Err = ChannelRefError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (platform, channel) = s
-            .split_once(':')
-            .ok_or_else(|| ChannelRefError::NoPlatform(pincer_commands::names::shown(s)))?;
+        let (platform, channel) =
+            s.split_once(':').ok_or_else(|| ChannelRefError::NoPlatform(pincer_commands::names::shown(s)))?;
         ChannelRef::new(platform.parse()?, channel)
     }
 }
@@ -155,7 +138,7 @@ impl fmt::Display for ChannelRef {
 }
 
 /// Who sent an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
     /// The platform's user id (Slack `U…`, Telegram numeric id, …).
     pub platform_user_id: String,
@@ -167,7 +150,7 @@ pub struct Sender {
 }
 
 /// Where replies to an event go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyTarget {
     /// The channel.
     pub channel: ChannelRef,
@@ -177,24 +160,50 @@ pub struct ReplyTarget {
     pub response_url: Option<String>,
 }
 
-/// One normalised inbound event.
-#[derive(Debug, Clone)]
+/// A button someone clicked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// Which handler it is for (e.g. `pincer.feedback`).
+    pub action_id: String,
+    /// The value the button carried.
+    pub value: String,
+    /// The platform id of the message the button was on.
+    pub message_ts: Option<String>,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    /// Text someone wrote (a slash command or a message), parsed.
+    Message(Result<Input, ParseError>),
+    /// A button someone clicked.
+    Action(Action),
+}
+
+/// One normalised inbound event. It serialises to its raw parts (the text,
+/// not the parse), so a queued event is parsed again by the same parser
+/// when it is taken off the queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "WireEvent", into = "WireEvent")]
 pub struct ChannelEvent {
     /// Pincer's id for this event (tracing, audit).
     pub id: Uuid,
     /// The platform workspace it came from: Slack team, Discord guild,
     /// Telegram bot, WhatsApp phone number id, `local` for the console.
     pub tenant: String,
-    /// The channel it was posted in.
+    /// The channel it was posted in (the platform's id for it).
     pub channel: ChannelRef,
+    /// The channel's human name (`#oncall`) when the platform's id differs
+    /// from it; agents may be bound by either.
+    pub channel_name: Option<String>,
     /// The thread it belongs to, if any.
     pub thread: Option<String>,
     /// Who sent it.
     pub sender: Sender,
     /// The text after control characters were removed.
     pub text: String,
-    /// The text parsed into a command or free text.
-    pub input: Result<Input, ParseError>,
+    /// The text parsed into a command or free text, or the button clicked.
+    pub body: EventBody,
     /// A key the platform keeps stable across its retries (Slack
     /// `event_id`, `trigger_id`; Telegram `update_id`; …).
     pub dedupe_key: String,
@@ -202,6 +211,65 @@ pub struct ChannelEvent {
     pub reply_to: ReplyTarget,
     /// When the adapter received it.
     pub received_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
+    id: Uuid,
+    tenant: String,
+    channel: ChannelRef,
+    channel_name: Option<String>,
+    thread: Option<String>,
+    sender: Sender,
+    text: String,
+    action: Option<Action>,
+    dedupe_key: String,
+    reply_to: ReplyTarget,
+    received_at: DateTime<Utc>,
+}
+
+impl From<WireEvent> for ChannelEvent {
+    fn from(w: WireEvent) -> Self {
+        let body = match w.action {
+            Some(a) => EventBody::Action(a),
+            None => EventBody::Message(parse_line(&w.text)),
+        };
+        Self {
+            id: w.id,
+            tenant: w.tenant,
+            channel: w.channel,
+            channel_name: w.channel_name,
+            thread: w.thread,
+            sender: w.sender,
+            text: w.text,
+            body,
+            dedupe_key: w.dedupe_key,
+            reply_to: w.reply_to,
+            received_at: w.received_at,
+        }
+    }
+}
+
+impl From<ChannelEvent> for WireEvent {
+    fn from(e: ChannelEvent) -> Self {
+        let action = match e.body {
+            EventBody::Action(a) => Some(a),
+            EventBody::Message(_) => None,
+        };
+        Self {
+            id: e.id,
+            tenant: e.tenant,
+            channel: e.channel,
+            channel_name: e.channel_name,
+            thread: e.thread,
+            sender: e.sender,
+            text: e.text,
+            action,
+            dedupe_key: e.dedupe_key,
+            reply_to: e.reply_to,
+            received_at: e.received_at,
+        }
+    }
 }
 
 impl ChannelEvent {
@@ -214,29 +282,63 @@ impl ChannelEvent {
         raw_text: &str,
         dedupe_key: String,
     ) -> Self {
-        let input = parse_line(raw_text);
         Self {
             id: Uuid::new_v4(),
             tenant: tenant.to_string(),
-            reply_to: ReplyTarget {
-                channel: channel.clone(),
-                thread: thread.clone(),
-                response_url: None,
-            },
+            reply_to: ReplyTarget { channel: channel.clone(), thread: thread.clone(), response_url: None },
             channel,
+            channel_name: None,
             thread,
             sender,
             text: clean_text(raw_text),
-            input,
+            body: EventBody::Message(parse_line(raw_text)),
             dedupe_key,
             received_at: Utc::now(),
         }
+    }
+
+    /// Builds an event for a clicked button.
+    pub fn action(
+        tenant: &str,
+        channel: ChannelRef,
+        thread: Option<String>,
+        sender: Sender,
+        action: Action,
+        dedupe_key: String,
+    ) -> Self {
+        let mut ev = Self::new(tenant, channel, thread, sender, "", dedupe_key);
+        ev.body = EventBody::Action(action);
+        ev
     }
 
     /// The platform it came from.
     pub fn platform(&self) -> Platform {
         self.channel.platform
     }
+
+    /// The references agents may be bound to this channel by: its id, and
+    /// its name when the platform gave one.
+    pub fn channel_refs(&self) -> Vec<ChannelRef> {
+        let mut refs = vec![self.channel.clone()];
+        if let Some(name) = &self.channel_name {
+            let name = if name.starts_with('#') { name.clone() } else { format!("#{name}") };
+            if let Ok(r) = ChannelRef::new(self.channel.platform, &name) {
+                refs.push(r);
+            }
+        }
+        refs
+    }
+}
+
+/// A button on a reply, rendered by each channel in its own way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    /// What it says.
+    pub label: String,
+    /// The action handler it triggers.
+    pub action_id: String,
+    /// The value it carries back.
+    pub value: String,
 }
 
 /// Who sees a reply.
@@ -271,32 +373,23 @@ pub struct Reply {
     pub visibility: Visibility,
     /// What it is.
     pub kind: ReplyKind,
+    /// Buttons under it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
 }
 
 impl Reply {
     /// An agent's answer, visible in the thread.
     pub fn answer(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            visibility: Visibility::Channel,
-            kind: ReplyKind::Answer,
-        }
+        Self { text: text.into(), visibility: Visibility::Channel, kind: ReplyKind::Answer, buttons: Vec::new() }
     }
     /// A command's result, for the person who ran it.
     pub fn info(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            visibility: Visibility::Ephemeral,
-            kind: ReplyKind::Info,
-        }
+        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Info, buttons: Vec::new() }
     }
     /// A refusal or failure, for the person who ran it.
     pub fn error(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            visibility: Visibility::Ephemeral,
-            kind: ReplyKind::Error,
-        }
+        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Error, buttons: Vec::new() }
     }
 }
 
@@ -327,42 +420,27 @@ mod tests {
         assert_eq!(c.platform, Platform::Slack);
         assert_eq!(c.channel, "#oncall");
         assert_eq!(c.to_string(), "slack:#oncall");
-        assert_eq!(
-            "telegram:+15550100".parse::<ChannelRef>().unwrap().channel,
-            "+15550100"
-        );
+        assert_eq!("telegram:+15550100".parse::<ChannelRef>().unwrap().channel, "+15550100");
     }
 
     #[test]
     fn bad_channel_refs_are_refused_with_a_sentence() {
-        assert!(matches!(
-            "#oncall".parse::<ChannelRef>(),
-            Err(ChannelRefError::NoPlatform(_))
-        ));
-        assert!(matches!(
-            "irc:#x".parse::<ChannelRef>(),
-            Err(ChannelRefError::UnknownPlatform(_))
-        ));
-        assert!(matches!(
-            "slack:".parse::<ChannelRef>(),
-            Err(ChannelRefError::BadChannel(_))
-        ));
-        assert!(matches!(
-            "slack:a b".parse::<ChannelRef>(),
-            Err(ChannelRefError::BadChannel(_))
-        ));
+        assert!(matches!("#oncall".parse::<ChannelRef>(), Err(ChannelRefError::NoPlatform(_))));
+        assert!(matches!("irc:#x".parse::<ChannelRef>(), Err(ChannelRefError::UnknownPlatform(_))));
+        assert!(matches!("slack:".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
+        assert!(matches!("slack:a b".parse::<ChannelRef>(), Err(ChannelRefError::BadChannel(_))));
     }
 
     #[test]
     fn events_are_cleaned_and_parsed_at_the_edge() {
         let ch: ChannelRef = "console:#product-bot".parse().unwrap();
-        let sender = Sender {
-            platform_user_id: "alice".into(),
-            display_name: None,
-            verified_email: None,
-        };
+        let sender = Sender { platform_user_id: "alice".into(), display_name: None, verified_email: None };
         let ev = ChannelEvent::new("local", ch, None, sender, "/ask hi\u{0}", "k1".into());
         assert_eq!(ev.text, "/ask hi");
-        assert!(matches!(ev.input, Ok(Input::Command(_))));
+        assert!(matches!(ev.body, EventBody::Message(Ok(Input::Command(_)))));
+        // Queued events round-trip through JSON and are parsed again.
+        let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
+        assert_eq!(back.body, ev.body);
+        assert_eq!(back.dedupe_key, "k1");
     }
 }

@@ -14,8 +14,5 @@ pub mod parse;
 pub mod spec;
 
 pub use names::{AgentName, Email, NameError, Role, ScopeName, WorkspaceName};
-pub use parse::{
-    AdminCommand, Command, Input, ParseError, WorkspaceCommand, clean_text, parse_command,
-    parse_line,
-};
+pub use parse::{AdminCommand, Command, Input, ParseError, WorkspaceCommand, clean_text, parse_command, parse_line};
 pub use spec::{CommandSpec, SPECS, help_text};

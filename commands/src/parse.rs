@@ -66,10 +66,7 @@ pub enum AdminCommand {
     /// `agent disable NAME REASON`.
     AgentDisable { agent: AgentName, reason: String },
     /// `agent enable NAME [REASON]`.
-    AgentEnable {
-        agent: AgentName,
-        reason: Option<String>,
-    },
+    AgentEnable { agent: AgentName, reason: Option<String> },
     /// `workspace create --user EMAIL --scope NAME`.
     WorkspaceCreate { owner: Email, name: WorkspaceName },
     /// `workspace list [EMAIL]`.
@@ -80,6 +77,10 @@ pub enum AdminCommand {
     AuditTail { n: u32 },
     /// `audit verify`.
     AuditVerify,
+    /// `outbox [N]`: dead letters.
+    OutboxList { n: u32 },
+    /// `outbox retry ID`.
+    OutboxRetry { id: i64 },
 }
 
 impl Command {
@@ -105,6 +106,8 @@ impl Command {
                 AdminCommand::WorkspaceDelete { .. } => "admin workspace delete",
                 AdminCommand::AuditTail { .. } => "admin audit tail",
                 AdminCommand::AuditVerify => "admin audit verify",
+                AdminCommand::OutboxList { .. } => "admin outbox",
+                AdminCommand::OutboxRetry { .. } => "admin outbox retry",
             },
         }
     }
@@ -123,44 +126,28 @@ pub enum ParseError {
     UnknownCommand { shown: String },
     /// The command is known but written wrongly.
     #[error("{problem}. Usage: {usage}")]
-    Usage {
-        problem: String,
-        usage: &'static str,
-    },
+    Usage { problem: String, usage: &'static str },
     /// A name in the command broke the naming rule.
     #[error("{source}. Usage: {usage}")]
-    BadName {
-        source: NameError,
-        usage: &'static str,
-    },
+    BadName { source: NameError, usage: &'static str },
     /// The message was longer than [`MAX_TEXT_CHARS`].
     #[error("that message is {chars} characters long; Pincer takes at most 4000")]
     TooLong { chars: usize },
 }
 
 fn usage(path: &str, problem: impl Into<String>) -> ParseError {
-    ParseError::Usage {
-        problem: problem.into(),
-        usage: spec_for(path).usage,
-    }
+    ParseError::Usage { problem: problem.into(), usage: spec_for(path).usage }
 }
 
 fn bad_name(path: &str) -> impl Fn(NameError) -> ParseError + '_ {
-    move |source| ParseError::BadName {
-        source,
-        usage: spec_for(path).usage,
-    }
+    move |source| ParseError::BadName { source, usage: spec_for(path).usage }
 }
 
 /// Removes control characters other than newline and tab, and trims.
 /// Platform text passes through here at the edge, so no NUL or terminal
 /// escape ever reaches storage or another person's screen.
 pub fn clean_text(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect::<String>()
-        .trim()
-        .to_string()
+    raw.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect::<String>().trim().to_string()
 }
 
 /// Parses one line of chat: `/command args…` or free text.
@@ -189,9 +176,7 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
     }
     let args = clean_text(args);
     match name.to_ascii_lowercase().as_str() {
-        "help" => Ok(Command::Help {
-            admin: args.trim().eq_ignore_ascii_case("admin"),
-        }),
+        "help" => Ok(Command::Help { admin: args.trim().eq_ignore_ascii_case("admin") }),
         "ask" => {
             if args.is_empty() {
                 Err(usage("ask", "Ask a question after /ask"))
@@ -227,9 +212,7 @@ fn parse_workspace(args: &str) -> Result<WorkspaceCommand, ParseError> {
     match words.as_slice() {
         [] => Ok(WorkspaceCommand::Show),
         [w] if w.eq_ignore_ascii_case("shared") => Ok(WorkspaceCommand::Shared),
-        [w] => WorkspaceName::parse(w)
-            .map(WorkspaceCommand::Switch)
-            .map_err(bad_name("workspace switch")),
+        [w] => WorkspaceName::parse(w).map(WorkspaceCommand::Switch).map_err(bad_name("workspace switch")),
         _ => Err(usage("workspace switch", "Give one workspace name")),
     }
 }
@@ -245,10 +228,9 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         ("user", "add") => {
             let p = "admin user add";
             match words.as_slice() {
-                [email] => Ok(AdminCommand::UserAdd {
-                    email: Email::parse(email).map_err(bad_name(p))?,
-                    role: Role::Member,
-                }),
+                [email] => {
+                    Ok(AdminCommand::UserAdd { email: Email::parse(email).map_err(bad_name(p))?, role: Role::Member })
+                }
                 [email, role] => Ok(AdminCommand::UserAdd {
                     email: Email::parse(email).map_err(bad_name(p))?,
                     role: Role::parse(role).map_err(bad_name(p))?,
@@ -269,9 +251,7 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         ("user", "remove") => {
             let p = "admin user remove";
             match words.as_slice() {
-                [email] => Ok(AdminCommand::UserRemove {
-                    email: Email::parse(email).map_err(bad_name(p))?,
-                }),
+                [email] => Ok(AdminCommand::UserRemove { email: Email::parse(email).map_err(bad_name(p))? }),
                 _ => Err(usage(p, "Give one e-mail address")),
             }
         }
@@ -285,15 +265,9 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             }
             let agent = AgentName::parse(name).map_err(bad_name(p))?;
             if reason.is_empty() {
-                return Err(usage(
-                    p,
-                    "Say why you are disabling it, so the audit log explains the break-glass",
-                ));
+                return Err(usage(p, "Say why you are disabling it, so the audit log explains the break-glass"));
             }
-            Ok(AdminCommand::AgentDisable {
-                agent,
-                reason: reason.to_string(),
-            })
+            Ok(AdminCommand::AgentDisable { agent, reason: reason.to_string() })
         }
         ("agent", "enable") => {
             let p = "admin agent enable";
@@ -302,28 +276,21 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 return Err(usage(p, "Name the agent to enable"));
             }
             let agent = AgentName::parse(name).map_err(bad_name(p))?;
-            Ok(AdminCommand::AgentEnable {
-                agent,
-                reason: (!reason.is_empty()).then(|| reason.to_string()),
-            })
+            Ok(AdminCommand::AgentEnable { agent, reason: (!reason.is_empty()).then(|| reason.to_string()) })
         }
         ("workspace", "create") => parse_workspace_create(&words),
         ("workspace", "list") => {
             let p = "admin workspace list";
             match words.as_slice() {
                 [] => Ok(AdminCommand::WorkspaceList { owner: None }),
-                [email] => Ok(AdminCommand::WorkspaceList {
-                    owner: Some(Email::parse(email).map_err(bad_name(p))?),
-                }),
+                [email] => Ok(AdminCommand::WorkspaceList { owner: Some(Email::parse(email).map_err(bad_name(p))?) }),
                 _ => Err(usage(p, "Give at most one e-mail address")),
             }
         }
         ("workspace", "delete") => {
             let p = "admin workspace delete";
             match words.as_slice() {
-                [name] => Ok(AdminCommand::WorkspaceDelete {
-                    name: WorkspaceName::parse(name).map_err(bad_name(p))?,
-                }),
+                [name] => Ok(AdminCommand::WorkspaceDelete { name: WorkspaceName::parse(name).map_err(bad_name(p))? }),
                 _ => Err(usage(p, "Give one workspace name")),
             }
         }
@@ -333,38 +300,50 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 [] => Ok(AdminCommand::AuditTail { n: 20 }),
                 [n] => match n.parse::<u32>() {
                     Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::AuditTail { n }),
-                    _ => Err(usage(
-                        p,
-                        format!("'{}' is not a number from 1 to 200", shown(n)),
-                    )),
+                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
                 },
                 _ => Err(usage(p, "Give at most one number")),
             }
         }
+        ("outbox", "retry") => {
+            let p = "admin outbox retry";
+            match words.as_slice() {
+                [id] => match id.parse::<i64>() {
+                    Ok(id) if id > 0 => Ok(AdminCommand::OutboxRetry { id }),
+                    _ => Err(usage(p, format!("'{}' is not a reply id", shown(id)))),
+                },
+                _ => Err(usage(p, "Give the id of one undelivered reply (see /admin outbox)")),
+            }
+        }
+        ("outbox", n) => {
+            let p = "admin outbox";
+            if !words.is_empty() {
+                return Err(usage(p, "Give at most one number"));
+            }
+            if n.is_empty() {
+                return Ok(AdminCommand::OutboxList { n: 20 });
+            }
+            match n.parse::<u32>() {
+                Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::OutboxList { n }),
+                _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
+            }
+        }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
         ("", _) => Err(ParseError::Usage {
-            problem: "Say what to administer: user, agent, workspace, audit or whoami".into(),
-            usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
+            problem: "Say what to administer: user, agent, workspace, audit, outbox or whoami".into(),
+            usage: "/admin user|agent|workspace|audit|outbox|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
-            problem: format!(
-                "'/admin {} {}' is not an admin command",
-                shown(&noun),
-                shown(&verb)
-            )
-            .trim_end()
-            .to_string(),
-            usage: "/admin user|agent|workspace|audit|whoami … (see /help admin)",
+            problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb))
+                .trim_end()
+                .to_string(),
+            usage: "/admin user|agent|workspace|audit|outbox|whoami … (see /help admin)",
         }),
     }
 }
 
 fn no_args(path: &str, words: &[&str], cmd: AdminCommand) -> Result<AdminCommand, ParseError> {
-    if words.is_empty() {
-        Ok(cmd)
-    } else {
-        Err(usage(path, "This command takes no arguments"))
-    }
+    if words.is_empty() { Ok(cmd) } else { Err(usage(path, "This command takes no arguments")) }
 }
 
 /// `workspace create` accepts `--user EMAIL --scope NAME` in any order, or
@@ -377,18 +356,8 @@ fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
     let mut it = words.iter();
     while let Some(w) = it.next() {
         match w.to_ascii_lowercase().as_str() {
-            "--user" | "--owner" => {
-                owner = Some(
-                    *it.next()
-                        .ok_or_else(|| usage(p, "--user needs an e-mail address"))?,
-                )
-            }
-            "--scope" | "--name" => {
-                name = Some(
-                    *it.next()
-                        .ok_or_else(|| usage(p, "--scope needs a workspace name"))?,
-                )
-            }
+            "--user" | "--owner" => owner = Some(*it.next().ok_or_else(|| usage(p, "--user needs an e-mail address"))?),
+            "--scope" | "--name" => name = Some(*it.next().ok_or_else(|| usage(p, "--scope needs a workspace name"))?),
             flag if flag.starts_with("--") => {
                 return Err(usage(p, format!("'{}' is not an option here", shown(flag))));
             }
@@ -409,10 +378,7 @@ fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
             owner: Email::parse(owner).map_err(bad_name(p))?,
             name: WorkspaceName::parse(name).map_err(bad_name(p))?,
         }),
-        _ => Err(usage(
-            p,
-            "Give the owner's e-mail address and the workspace name",
-        )),
+        _ => Err(usage(p, "Give the owner's e-mail address and the workspace name")),
     }
 }
 
@@ -430,37 +396,21 @@ mod tests {
 
     #[test]
     fn ask_keeps_the_whole_question() {
-        assert_eq!(
-            cmd("/ask why did the deploy fail?"),
-            Command::Ask {
-                question: "why did the deploy fail?".into()
-            }
-        );
+        assert_eq!(cmd("/ask why did the deploy fail?"), Command::Ask { question: "why did the deploy fail?".into() });
     }
 
     #[test]
     fn free_text_is_text() {
-        assert_eq!(
-            parse_line("  hello there ").unwrap(),
-            Input::Text("hello there".into())
-        );
+        assert_eq!(parse_line("  hello there ").unwrap(), Input::Text("hello there".into()));
     }
 
     #[test]
     fn workspace_forms() {
-        assert_eq!(
-            cmd("/workspace"),
-            Command::Workspace(WorkspaceCommand::Show)
-        );
-        assert_eq!(
-            cmd("/workspace SHARED"),
-            Command::Workspace(WorkspaceCommand::Shared)
-        );
+        assert_eq!(cmd("/workspace"), Command::Workspace(WorkspaceCommand::Show));
+        assert_eq!(cmd("/workspace SHARED"), Command::Workspace(WorkspaceCommand::Shared));
         assert_eq!(
             cmd("/workspace alice-lab"),
-            Command::Workspace(WorkspaceCommand::Switch(
-                WorkspaceName::parse("alice-lab").unwrap()
-            ))
+            Command::Workspace(WorkspaceCommand::Switch(WorkspaceName::parse("alice-lab").unwrap()))
         );
     }
 
@@ -470,18 +420,9 @@ mod tests {
             owner: Email::parse("alice@acme.com").unwrap(),
             name: WorkspaceName::parse("alice-lab").unwrap(),
         });
-        assert_eq!(
-            cmd("/admin workspace create --user alice@acme.com --scope alice-lab"),
-            want
-        );
-        assert_eq!(
-            cmd("/admin workspace create --scope alice-lab --user alice@acme.com"),
-            want
-        );
-        assert_eq!(
-            cmd("/admin workspace create alice-lab alice@acme.com"),
-            want
-        );
+        assert_eq!(cmd("/admin workspace create --user alice@acme.com --scope alice-lab"), want);
+        assert_eq!(cmd("/admin workspace create --scope alice-lab --user alice@acme.com"), want);
+        assert_eq!(cmd("/admin workspace create alice-lab alice@acme.com"), want);
         assert!(parse_line("/admin workspace create --user alice@acme.com").is_err());
     }
 
@@ -489,18 +430,13 @@ mod tests {
     fn user_add_defaults_to_member() {
         assert_eq!(
             cmd("/admin user add Bob@Acme.com"),
-            Command::Admin(AdminCommand::UserAdd {
-                email: Email::parse("bob@acme.com").unwrap(),
-                role: Role::Member
-            })
+            Command::Admin(AdminCommand::UserAdd { email: Email::parse("bob@acme.com").unwrap(), role: Role::Member })
         );
     }
 
     #[test]
     fn disable_needs_a_reason() {
-        let err = parse_line("/admin agent disable ops-oncall")
-            .unwrap_err()
-            .to_string();
+        let err = parse_line("/admin agent disable ops-oncall").unwrap_err().to_string();
         assert!(err.contains("Say why"), "{err}");
         assert_eq!(
             cmd("/admin agent disable ops-oncall paging loop at 3am"),
@@ -513,51 +449,30 @@ mod tests {
 
     #[test]
     fn errors_carry_usage() {
-        let err = parse_line("/admin user role bob@acme.com")
-            .unwrap_err()
-            .to_string();
+        let err = parse_line("/admin user role bob@acme.com").unwrap_err().to_string();
         assert!(err.contains("Usage: /admin user role EMAIL"), "{err}");
         let err = parse_line("/workspace ../../etc").unwrap_err().to_string();
-        assert!(
-            err.contains("'.'") && err.contains("Usage: /workspace NAME"),
-            "{err}"
-        );
+        assert!(err.contains("'.'") && err.contains("Usage: /workspace NAME"), "{err}");
         let err = parse_line("/deploy prod").unwrap_err().to_string();
         assert!(err.contains("/help"), "{err}");
     }
 
     #[test]
     fn audit_tail_is_bounded() {
-        assert_eq!(
-            cmd("/admin audit tail"),
-            Command::Admin(AdminCommand::AuditTail { n: 20 })
-        );
+        assert_eq!(cmd("/admin audit tail"), Command::Admin(AdminCommand::AuditTail { n: 20 }));
         assert!(parse_line("/admin audit tail 201").is_err());
         assert!(parse_line("/admin audit tail -1").is_err());
     }
 
     #[test]
     fn pincer_prefix_carries_every_command() {
-        assert_eq!(
-            cmd("/pincer ask hi"),
-            Command::Ask {
-                question: "hi".into()
-            }
-        );
-        assert_eq!(
-            cmd("/pincer admin whoami"),
-            Command::Admin(AdminCommand::Whoami)
-        );
+        assert_eq!(cmd("/pincer ask hi"), Command::Ask { question: "hi".into() });
+        assert_eq!(cmd("/pincer admin whoami"), Command::Admin(AdminCommand::Whoami));
     }
 
     #[test]
     fn control_characters_never_survive() {
-        assert_eq!(
-            cmd("/ask a\u{0}b\u{1b}c"),
-            Command::Ask {
-                question: "abc".into()
-            }
-        );
+        assert_eq!(cmd("/ask a\u{0}b\u{1b}c"), Command::Ask { question: "abc".into() });
     }
 
     #[test]
@@ -581,6 +496,8 @@ mod tests {
             "/admin workspace delete a",
             "/admin audit tail",
             "/admin audit verify",
+            "/admin outbox",
+            "/admin outbox retry 7",
         ];
         for l in lines {
             let c = cmd(l);
@@ -591,10 +508,7 @@ mod tests {
 
     #[test]
     fn overlong_input_is_refused() {
-        assert!(matches!(
-            parse_line(&"x".repeat(4001)),
-            Err(ParseError::TooLong { .. })
-        ));
+        assert!(matches!(parse_line(&"x".repeat(4001)), Err(ParseError::TooLong { .. })));
     }
 
     mod property {

@@ -30,25 +30,12 @@ const fn spec(
     min_role: Role,
     mutates: bool,
 ) -> CommandSpec {
-    CommandSpec {
-        path,
-        usage,
-        summary,
-        min_role,
-        mutates,
-        needs_agent: false,
-    }
+    CommandSpec { path, usage, summary, min_role, mutates, needs_agent: false }
 }
 
 /// Every command Pincer understands, in the order `/help` lists them.
 pub static SPECS: &[CommandSpec] = &[
-    spec(
-        "help",
-        "/help [admin]",
-        "Show what you can ask Pincer to do.",
-        Role::Observer,
-        false,
-    ),
+    spec("help", "/help [admin]", "Show what you can ask Pincer to do.", Role::Observer, false),
     CommandSpec {
         path: "ask",
         usage: "/ask QUESTION",
@@ -57,13 +44,7 @@ pub static SPECS: &[CommandSpec] = &[
         mutates: true,
         needs_agent: true,
     },
-    spec(
-        "workspace",
-        "/workspace",
-        "Show which workspace your asks run in.",
-        Role::Observer,
-        false,
-    ),
+    spec("workspace", "/workspace", "Show which workspace your asks run in.", Role::Observer, false),
     spec(
         "workspace switch",
         "/workspace NAME",
@@ -71,20 +52,8 @@ pub static SPECS: &[CommandSpec] = &[
         Role::Member,
         true,
     ),
-    spec(
-        "workspace shared",
-        "/workspace shared",
-        "Return to the agent's shared memory only.",
-        Role::Member,
-        true,
-    ),
-    spec(
-        "admin whoami",
-        "/admin whoami",
-        "Show who Pincer thinks you are and your role.",
-        Role::Observer,
-        false,
-    ),
+    spec("workspace shared", "/workspace shared", "Return to the agent's shared memory only.", Role::Member, true),
+    spec("admin whoami", "/admin whoami", "Show who Pincer thinks you are and your role.", Role::Observer, false),
     spec(
         "admin user add",
         "/admin user add EMAIL [admin|member|observer]",
@@ -99,27 +68,9 @@ pub static SPECS: &[CommandSpec] = &[
         Role::Admin,
         true,
     ),
-    spec(
-        "admin user remove",
-        "/admin user remove EMAIL",
-        "Remove a person; they lose all access.",
-        Role::Admin,
-        true,
-    ),
-    spec(
-        "admin user list",
-        "/admin user list",
-        "List people and their roles.",
-        Role::Admin,
-        false,
-    ),
-    spec(
-        "admin agent list",
-        "/admin agent list",
-        "List agents, their owners, channels and state.",
-        Role::Admin,
-        false,
-    ),
+    spec("admin user remove", "/admin user remove EMAIL", "Remove a person; they lose all access.", Role::Admin, true),
+    spec("admin user list", "/admin user list", "List people and their roles.", Role::Admin, false),
+    spec("admin agent list", "/admin agent list", "List agents, their owners, channels and state.", Role::Admin, false),
     spec(
         "admin agent disable",
         "/admin agent disable NAME REASON",
@@ -156,19 +107,21 @@ pub static SPECS: &[CommandSpec] = &[
         true,
     ),
     spec(
+        "admin outbox",
+        "/admin outbox [N]",
+        "List the newest N replies that could not be delivered.",
+        Role::Admin,
+        false,
+    ),
+    spec("admin outbox retry", "/admin outbox retry ID", "Queue an undelivered reply again.", Role::Admin, true),
+    spec(
         "admin audit tail",
         "/admin audit tail [N]",
         "Show the last N audit rows (default 20, at most 200).",
         Role::Observer,
         false,
     ),
-    spec(
-        "admin audit verify",
-        "/admin audit verify",
-        "Check the audit log's hash chain.",
-        Role::Observer,
-        false,
-    ),
+    spec("admin audit verify", "/admin audit verify", "Check the audit log's hash chain.", Role::Observer, false),
 ];
 
 /// Looks a spec up by its path. Every path the parser produces is in
@@ -185,21 +138,11 @@ pub fn help_text(role: Role, admin_topic: bool) -> String {
     } else {
         out.push_str("Pincer commands:\n");
     }
-    for s in SPECS
-        .iter()
-        .filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic)
-    {
+    for s in SPECS.iter().filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic) {
         out.push_str(&format!("  {:<52} {}\n", s.usage, s.summary));
     }
-    if !admin_topic
-        && SPECS
-            .iter()
-            .any(|s| s.path.starts_with("admin") && s.min_role <= role)
-    {
-        out.push_str(&format!(
-            "  {:<52} {}\n",
-            "/help admin", "List the /admin commands you may run."
-        ));
+    if !admin_topic && SPECS.iter().any(|s| s.path.starts_with("admin") && s.min_role <= role) {
+        out.push_str(&format!("  {:<52} {}\n", "/help admin", "List the /admin commands you may run."));
     }
     out.push_str("In a channel with an agent you can also just write your question.");
     out

@@ -27,11 +27,7 @@ impl std::fmt::Display for Seg {
 
 /// Renders a path as `agents.ops-oncall.channels[1]`.
 pub fn path_string(path: &[Seg]) -> String {
-    path.iter()
-        .map(Seg::to_string)
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_string()
+    path.iter().map(Seg::to_string).collect::<String>().trim_start_matches('.').to_string()
 }
 
 struct Token<'a> {
@@ -48,39 +44,22 @@ fn tokens(src: &str) -> Vec<Token<'_>> {
         if text.is_empty() || text.starts_with('#') || text.starts_with("---") {
             continue;
         }
-        while let Some(rest) = text
-            .strip_prefix('-')
-            .filter(|r| r.is_empty() || r.starts_with(' '))
-        {
-            out.push(Token {
-                line: n + 1,
-                col,
-                text: "-",
-            });
+        while let Some(rest) = text.strip_prefix('-').filter(|r| r.is_empty() || r.starts_with(' ')) {
+            out.push(Token { line: n + 1, col, text: "-" });
             let skipped = 1 + (rest.len() - rest.trim_start_matches(' ').len());
             col += skipped;
             text = &text[skipped..];
         }
         if !text.is_empty() {
-            out.push(Token {
-                line: n + 1,
-                col,
-                text,
-            });
+            out.push(Token { line: n + 1, col, text });
         }
     }
     out
 }
 
 fn key_matches(text: &str, key: &str) -> bool {
-    let unquoted = [
-        format!("{key}:"),
-        format!("\"{key}\":"),
-        format!("'{key}':"),
-    ];
-    unquoted
-        .iter()
-        .any(|k| text == k || text.starts_with(&format!("{k} ")))
+    let unquoted = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
+    unquoted.iter().any(|k| text == k || text.starts_with(&format!("{k} ")))
 }
 
 /// Returns the 1-based (line, column) of `path` in `src`.
@@ -90,11 +69,7 @@ pub fn locate(src: &str, path: &[Seg]) -> (usize, usize) {
     let (mut start, mut end, mut parent_col): (usize, usize, isize) = (0, toks.len(), -1);
     let mut parent: Option<usize> = None;
     for seg in path {
-        let child_col = toks[start..end]
-            .iter()
-            .map(|t| t.col as isize)
-            .filter(|c| *c > parent_col)
-            .min();
+        let child_col = toks[start..end].iter().map(|t| t.col as isize).filter(|c| *c > parent_col).min();
         let found = child_col.and_then(|cc| {
             let mut children = (start..end).filter(|&i| toks[i].col as isize == cc);
             match seg {
@@ -123,9 +98,7 @@ pub fn locate(src: &str, path: &[Seg]) -> (usize, usize) {
         parent = Some(i);
         parent_col = toks[i].col as isize;
         start = i + 1;
-        end = (start..toks.len())
-            .find(|&j| toks[j].col as isize <= parent_col)
-            .unwrap_or(toks.len());
+        end = (start..toks.len()).find(|&j| toks[j].col as isize <= parent_col).unwrap_or(toks.len());
     }
     best
 }
@@ -156,50 +129,21 @@ agents:
 
     #[test]
     fn finds_nested_keys_list_items_and_flow_items() {
-        assert_eq!(
-            locate(SRC, &[k("agents"), k("ops-oncall"), k("owner")]),
-            (9, 5)
-        );
-        assert_eq!(
-            locate(SRC, &[k("org"), k("users"), Seg::Index(0), k("role")]),
-            (4, 7)
-        );
+        assert_eq!(locate(SRC, &[k("agents"), k("ops-oncall"), k("owner")]), (9, 5));
+        assert_eq!(locate(SRC, &[k("org"), k("users"), Seg::Index(0), k("role")]), (4, 7));
         assert_eq!(locate(SRC, &[k("org"), k("users"), Seg::Index(1)]), (5, 5));
-        assert_eq!(
-            locate(
-                SRC,
-                &[
-                    k("agents"),
-                    k("ops-oncall"),
-                    k("memory_scopes"),
-                    Seg::Index(1)
-                ]
-            ),
-            (13, 7)
-        );
-        assert_eq!(
-            locate(
-                SRC,
-                &[k("agents"), k("ops-oncall"), k("channels"), Seg::Index(1)]
-            ),
-            (10, 33)
-        );
+        assert_eq!(locate(SRC, &[k("agents"), k("ops-oncall"), k("memory_scopes"), Seg::Index(1)]), (13, 7));
+        assert_eq!(locate(SRC, &[k("agents"), k("ops-oncall"), k("channels"), Seg::Index(1)]), (10, 33));
     }
 
     #[test]
     fn a_missing_key_answers_with_the_deepest_found() {
-        assert_eq!(
-            locate(SRC, &[k("agents"), k("ops-oncall"), k("prompt")]),
-            (8, 3)
-        );
+        assert_eq!(locate(SRC, &[k("agents"), k("ops-oncall"), k("prompt")]), (8, 3));
         assert_eq!(locate(SRC, &[k("nope")]), (1, 1));
     }
 
     #[test]
     fn paths_render_like_config_keys() {
-        assert_eq!(
-            path_string(&[k("agents"), k("x"), k("channels"), Seg::Index(2)]),
-            "agents.x.channels[2]"
-        );
+        assert_eq!(path_string(&[k("agents"), k("x"), k("channels"), Seg::Index(2)]), "agents.x.channels[2]");
     }
 }

@@ -42,6 +42,36 @@ struct RawConfig {
     providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     agents: BTreeMap<AgentName, RawAgent>,
+    #[serde(default)]
+    slack: Option<RawSlack>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    bot_token: SecretRef,
+    #[serde(default)]
+    signing_secret: Option<SecretRef>,
+    #[serde(default)]
+    app_token: Option<SecretRef>,
+    #[serde(default)]
+    api_url: Option<String>,
+}
+
+/// Slack's Web API base when nothing else is configured.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+
+/// How Pincer reaches Slack.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// The bot token (`xoxb-…`).
+    pub bot_token: Secret,
+    /// The signing secret, for the HTTP endpoints.
+    pub signing_secret: Option<Secret>,
+    /// The app-level token (`xapp-…`), for Socket Mode.
+    pub app_token: Option<Secret>,
+    /// The Web API base, e.g. `https://slack.com/api` (no trailing slash).
+    pub api_url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +166,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Agents by name.
     pub agents: BTreeMap<AgentName, AgentConfig>,
+    /// Slack, if configured (the `slack:` section, else `SLACK_*` variables).
+    pub slack: Option<SlackConfig>,
     /// Things worth fixing that do not stop Pincer.
     pub warnings: Vec<ConfigError>,
 }
@@ -199,14 +231,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -268,10 +293,7 @@ fn key(k: &str) -> Seg {
 /// Reads `PINCER_RBAC`: `0`, `false`, `off` or `no` turn role checks off.
 fn rbac_from_env() -> Option<bool> {
     let v = std::env::var("PINCER_RBAC").ok()?;
-    Some(!matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "0" | "false" | "off" | "no"
-    ))
+    Some(!matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
 }
 
 impl Config {
@@ -292,20 +314,12 @@ impl Config {
     /// Validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line,
                 column,
-                message: e
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
+                message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
                 hint: Some("see examples/pincer.yaml for every key and its shape".into()),
             }])
         })?;
@@ -314,10 +328,7 @@ impl Config {
 
     /// The folder relative paths in the config are taken from.
     pub fn dir(&self) -> &Path {
-        self.path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
+        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
     }
 
     /// The agent bound to a channel, if any.
@@ -332,17 +343,8 @@ impl Config {
 }
 
 fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let mut c = Checker {
-        src,
-        file: path,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new() };
 
     // People.
     let mut seen: HashMap<&Email, usize> = HashMap::new();
@@ -350,10 +352,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         if let Some(first) = seen.insert(&u.email, i) {
             c.error(
                 &[key("org"), key("users"), Seg::Index(i), key("email")],
-                format!(
-                    "{} is declared twice (first at org.users[{first}])",
-                    u.email
-                ),
+                format!("{} is declared twice (first at org.users[{first}])", u.email),
                 Some("keep one entry per person"),
             );
         }
@@ -383,18 +382,10 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
     for (name, p) in raw.providers {
         let at = [key("providers"), key(&name)];
         if name == EXTRACTIVE {
-            c.error(
-                &at,
-                "'extractive' is built in and cannot be redefined".into(),
-                Some("pick another provider name"),
-            );
+            c.error(&at, "'extractive' is built in and cannot be redefined".into(), Some("pick another provider name"));
             continue;
         }
-        let api_key = match p
-            .api_key
-            .as_ref()
-            .map(|r| (r.is_literal(), r.resolve(&dir)))
-        {
+        let api_key = match p.api_key.as_ref().map(|r| (r.is_literal(), r.resolve(&dir))) {
             None => None,
             Some((literal, Ok(s))) => {
                 if literal {
@@ -415,9 +406,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 None
             }
         };
-        let base_url = p
-            .base_url
-            .unwrap_or_else(|| "https://api.openai.com/v1".into());
+        let base_url = p.base_url.unwrap_or_else(|| "https://api.openai.com/v1".into());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             c.error(
                 &[key("providers"), key(&name), key("base_url")],
@@ -442,8 +431,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         && let Ok(key) = std::env::var("OPENAI_API_KEY")
         && !key.is_empty()
     {
-        let base_url =
-            std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
+        let base_url = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
         providers.insert(
             DEFAULT_PROVIDER.into(),
             ProviderConfig {
@@ -472,9 +460,9 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         }
         let provider = match a.model.as_deref() {
             Some(EXTRACTIVE) => None,
-            None | Some(DEFAULT_PROVIDER) => providers
-                .contains_key(DEFAULT_PROVIDER)
-                .then(|| DEFAULT_PROVIDER.to_string()),
+            None | Some(DEFAULT_PROVIDER) => {
+                providers.contains_key(DEFAULT_PROVIDER).then(|| DEFAULT_PROVIDER.to_string())
+            }
             Some(other) if providers.contains_key(other) => Some(other.to_string()),
             Some(other) => {
                 c.error(
@@ -500,23 +488,13 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         for (i, ch) in a.channels.iter().enumerate() {
             if ch.platform == Platform::Cli {
                 c.error(
-                    &[
-                        key("agents"),
-                        key(name.as_str()),
-                        key("channels"),
-                        Seg::Index(i),
-                    ],
+                    &[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)],
                     "cli: is the admin shell, not a channel".into(),
                     None,
                 );
             } else if let Some(other) = bound.insert(ch.clone(), name.clone()) {
                 c.error(
-                    &[
-                        key("agents"),
-                        key(name.as_str()),
-                        key("channels"),
-                        Seg::Index(i),
-                    ],
+                    &[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)],
                     format!("{ch} is already bound to agent {other}"),
                     Some("a channel has one agent, so everyone there knows who answers"),
                 );
@@ -526,12 +504,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         for (i, s) in a.memory_scopes.iter().enumerate() {
             if !scopes_seen.insert(s) {
                 c.warn(
-                    &[
-                        key("agents"),
-                        key(name.as_str()),
-                        key("memory_scopes"),
-                        Seg::Index(i),
-                    ],
+                    &[key("agents"), key(name.as_str()), key("memory_scopes"), Seg::Index(i)],
                     format!("scope {s} is listed twice"),
                     None,
                 );
@@ -562,6 +535,8 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         }
     };
 
+    let slack = slack_config(raw.slack, &dir, &mut c);
+
     if !c.errors.is_empty() {
         c.errors.sort_by_key(|e| (e.line, e.column));
         return Err(ConfigErrors(c.errors));
@@ -577,7 +552,70 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         database_url,
         providers,
         agents,
+        slack,
         warnings: c.warnings,
+    })
+}
+
+/// The `slack:` section, or Slack's conventional variables when there is
+/// none: `SLACK_BOT_TOKEN`, `SLACK_SIGNING_SECRET`, `SLACK_APP_TOKEN`,
+/// `SLACK_API_URL`.
+fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Option<SlackConfig> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let raw = match raw {
+        Some(r) => r,
+        None => {
+            let bot_token = env("SLACK_BOT_TOKEN")?;
+            return Some(SlackConfig {
+                bot_token: Secret::new(bot_token),
+                signing_secret: env("SLACK_SIGNING_SECRET").map(Secret::new),
+                app_token: env("SLACK_APP_TOKEN").map(Secret::new),
+                api_url: env("SLACK_API_URL")
+                    .unwrap_or_else(|| DEFAULT_SLACK_API_URL.into())
+                    .trim_end_matches('/')
+                    .to_string(),
+            });
+        }
+    };
+    let mut resolve = |key: &str, r: &SecretRef| match r.resolve(dir) {
+        Ok(s) => {
+            if r.is_literal() {
+                c.warn(
+                    &[Seg::Key("slack".into()), Seg::Key(key.into())],
+                    "the secret is written in plain text".into(),
+                    Some("use env://… or file:///run/secrets/… so it stays out of the repo"),
+                );
+            }
+            Some(s)
+        }
+        Err(e) => {
+            c.error(&[Seg::Key("slack".into()), Seg::Key(key.into())], e.to_string(), None);
+            None
+        }
+    };
+    let bot_token = resolve("bot_token", &raw.bot_token);
+    let signing_secret = raw.signing_secret.as_ref().and_then(|r| resolve("signing_secret", r));
+    let app_token = raw.app_token.as_ref().and_then(|r| resolve("app_token", r));
+    let api_url = raw.api_url.or_else(|| env("SLACK_API_URL")).unwrap_or_else(|| DEFAULT_SLACK_API_URL.into());
+    if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+        c.error(
+            &[Seg::Key("slack".into()), Seg::Key("api_url".into())],
+            format!("'{api_url}' is not an http(s) URL"),
+            None,
+        );
+    }
+    if raw.signing_secret.is_none() && raw.app_token.is_none() {
+        c.error(
+            &[Seg::Key("slack".into())],
+            "Slack needs signing_secret (HTTP endpoints) or app_token (Socket Mode), or both".into(),
+            Some("signing_secret: env://SLACK_SIGNING_SECRET"),
+        );
+    }
+    Some(SlackConfig {
+        bot_token: bot_token?,
+        signing_secret,
+        app_token,
+        api_url: api_url.trim_end_matches('/').to_string(),
     })
 }
 
@@ -615,10 +653,7 @@ agents:
         let agent = cfg.agent_for(&"console:#oncall".parse().unwrap()).unwrap();
         assert_eq!(agent.prompt, "You are on call.");
         assert_eq!(agent.memory_scopes.len(), 2);
-        assert!(
-            agent.provider.is_none(),
-            "no provider configured means extractive"
-        );
+        assert!(agent.provider.is_none(), "no provider configured means extractive");
         assert_eq!(cfg.default_role, Role::Member);
     }
 
@@ -627,11 +662,7 @@ agents:
         write_prompt(dir.path());
         match Config::parse(src, &dir.path().join("pincer.yaml")) {
             Ok(_) => vec![],
-            Err(e) => {
-                e.0.iter()
-                    .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
-                    .collect()
-            }
+            Err(e) => e.0.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect(),
         }
     }
 
@@ -653,19 +684,12 @@ agents:
     #[test]
     fn cross_reference_errors_point_at_the_key() {
         // Both errors are reported, in file order.
-        let src = GOOD
-            .replace("owner: dan@acme.com", "owner: carol@acme.com")
-            .replace("prompts/ops.md", "prompts/gone.md");
+        let src =
+            GOOD.replace("owner: dan@acme.com", "owner: carol@acme.com").replace("prompts/ops.md", "prompts/gone.md");
         let errs = errors_of(&src);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(
-            errs[0].starts_with("10:5 agents.ops-oncall.owner: carol@acme.com is not declared"),
-            "{errs:?}"
-        );
-        assert!(
-            errs[1].starts_with("11:5 agents.ops-oncall.prompt: cannot read prompt file"),
-            "{errs:?}"
-        );
+        assert!(errs[0].starts_with("10:5 agents.ops-oncall.owner: carol@acme.com is not declared"), "{errs:?}");
+        assert!(errs[1].starts_with("11:5 agents.ops-oncall.prompt: cannot read prompt file"), "{errs:?}");
     }
 
     #[test]
@@ -677,10 +701,7 @@ agents:
         write_prompt(dir.path());
         let errs = Config::parse(&src, &dir.path().join("pincer.yaml")).unwrap_err();
         assert_eq!(errs.0.len(), 1, "{errs}");
-        assert!(
-            errs.0[0].message.contains("already bound to agent"),
-            "{errs}"
-        );
+        assert!(errs.0[0].message.contains("already bound to agent"), "{errs}");
         assert_eq!((errs.0[0].line, errs.0[0].column), (18, 16));
     }
 
@@ -694,25 +715,12 @@ agents:
     fn plaintext_keys_warn_and_missing_env_keys_fail() {
         let dir = tempfile::tempdir().unwrap();
         write_prompt(dir.path());
-        let with =
-            |k: &str| format!("{GOOD}providers:\n  default:\n    kind: openai\n    api_key: {k}\n");
+        let with = |k: &str| format!("{GOOD}providers:\n  default:\n    kind: openai\n    api_key: {k}\n");
         let cfg = Config::parse(&with("sk-plain"), &dir.path().join("p.yaml")).unwrap();
         assert_eq!(cfg.warnings.len(), 1);
         assert!(cfg.warnings[0].message.contains("plain text"));
-        assert_eq!(
-            cfg.agents.values().next().unwrap().provider.as_deref(),
-            Some("default")
-        );
-        let errs = Config::parse(
-            &with("env://PINCER_TEST_UNSET_KEY"),
-            &dir.path().join("p.yaml"),
-        )
-        .unwrap_err();
-        assert!(
-            errs.0[0]
-                .message
-                .contains("PINCER_TEST_UNSET_KEY is not set"),
-            "{errs}"
-        );
+        assert_eq!(cfg.agents.values().next().unwrap().provider.as_deref(), Some("default"));
+        let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
+        assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
     }
 }

@@ -5,10 +5,11 @@
 //! [`answer`] runs after commit: memory search over the permitted scopes, the
 //! agent's provider, the answer stored and returned for the thread.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use pincer_adapters::Reply;
+use pincer_adapters::{ChannelEvent, Reply, ReplyKind};
 use pincer_commands::{AgentName, ScopeName};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -19,6 +20,8 @@ use crate::messages;
 use crate::policy::read_scopes;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::conversations::{self, Author, ThreadKey};
+use crate::store::jobs;
+use crate::store::outbox;
 use crate::store::{StoreError, memory};
 
 /// How many passages an answer is built from.
@@ -27,7 +30,7 @@ const PASSAGES: i64 = 5;
 const AUDIT_QUESTION_CHARS: usize = 500;
 
 /// An accepted ask, answered after the router commits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AskJob {
     /// The agent that answers.
     pub agent: AgentName,
@@ -46,17 +49,10 @@ pub struct AskJob {
 }
 
 /// Records the question and returns the job to answer it.
-pub async fn accept(
-    ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    question: &str,
-) -> Result<Outcome, StoreError> {
+pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> Result<Outcome, StoreError> {
     // The router only lets an ask through in a channel with an agent.
     let Some(agent) = ctx.agent else {
-        return Ok(Outcome::refused(
-            "No agent answers in this channel.",
-            json!({}),
-        ));
+        return Ok(Outcome::refused("No agent answers in this channel.", json!({})));
     };
     let ev = ctx.event;
     let channel = ev.channel.channel.as_str();
@@ -68,15 +64,8 @@ pub async fn accept(
     };
     let conversation_id = conversations::upsert(conn, key, agent.name.as_str()).await?;
     let workspace = ctx.user.active_workspace.as_ref().map(|w| w.to_string());
-    conversations::add_message(
-        conn,
-        conversation_id,
-        Author::User,
-        Some(ctx.user.id),
-        workspace.as_deref(),
-        question,
-    )
-    .await?;
+    conversations::add_message(conn, conversation_id, Author::User, Some(ctx.user.id), workspace.as_deref(), question)
+        .await?;
     let scopes = read_scopes(&agent.memory_scopes, ctx.user.active_workspace.as_ref());
     let metadata = json!({
         "agent": agent.name,
@@ -100,37 +89,37 @@ pub async fn accept(
     })
 }
 
-/// Produces the answer: search, provider, record. A provider failure is a
-/// sentence for the asker and an audit row, never silence.
-pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
+/// An ask from a platform, queued to be answered with its reply going to
+/// the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnswerJob {
+    /// The ask.
+    pub ask: AskJob,
+    /// The event it came from (where the answer goes).
+    pub event: ChannelEvent,
+    /// The "working on it…" outbox row the answer replaces, if any.
+    pub progress_id: Option<i64>,
+}
+
+/// What the provider made of an ask.
+enum Produced {
+    Answer(crate::llm::Answer),
+    Failed(crate::llm::ProviderError),
+    NoAgent,
+}
+
+/// Search and provider: nothing is written.
+async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
     let started = Instant::now();
-    let Some(agent) = app.config.agents.get(&job.agent) else {
-        return Ok(Reply::error(format!(
-            "The agent {} is no longer configured.",
-            job.agent
-        )));
+    let Some(agent) = app.config.agents.get(&job.agent) else { return Ok(Produced::NoAgent) };
+    let passages = {
+        let mut conn = app.store.pool.acquire().await?;
+        memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?
     };
-    let mut conn = app.store.pool.acquire().await?;
-    let passages = memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?;
     let provider = app.providers.get(agent.provider.as_deref());
-    let prompt = Prompt {
-        system: &agent.prompt,
-        question: &job.question,
-        passages: &passages,
-        scopes: &job.scopes,
-    };
-    match provider.answer(prompt).await {
+    let prompt = Prompt { system: &agent.prompt, question: &job.question, passages: &passages, scopes: &job.scopes };
+    Ok(match provider.answer(prompt).await {
         Ok(answer) => {
-            conversations::add_message(
-                &mut conn,
-                job.conversation_id,
-                Author::Assistant,
-                None,
-                job.workspace.as_deref(),
-                &answer.text,
-            )
-            .await?;
-            Metrics::inc(&app.metrics.answers);
             tracing::info!(
                 provider = %answer.provider,
                 passages = passages.len(),
@@ -139,20 +128,80 @@ pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
                 tokens_out = answer.tokens_out,
                 "answered"
             );
-            Ok(Reply::answer(answer.text))
+            Produced::Answer(answer)
         }
         Err(error) => {
-            Metrics::inc(&app.metrics.provider_failures);
             tracing::warn!(%error, "provider failed");
-            let mut tx = app.store.pool.begin().await?;
-            let meta = json!({"agent": job.agent, "provider": agent.provider, "error": error.code(), "detail": error.to_string()});
-            audit::append(
-                &mut tx,
-                vec![AuditEntry::new(Some(&job.user_email), "ask.failed", meta)],
+            Produced::Failed(error)
+        }
+    })
+}
+
+/// Records what was produced (the assistant's message, or the failure's
+/// audit row) and returns the reply for the asker.
+async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Produced) -> Result<Reply, StoreError> {
+    match produced {
+        Produced::Answer(answer) => {
+            conversations::add_message(
+                conn,
+                job.conversation_id,
+                Author::Assistant,
+                None,
+                job.workspace.as_deref(),
+                &answer.text,
             )
             .await?;
-            tx.commit().await?;
+            Metrics::inc(&app.metrics.answers);
+            let mut reply = Reply::answer(answer.text);
+            reply.buttons = crate::actions::feedback_buttons();
+            Ok(reply)
+        }
+        Produced::Failed(error) => {
+            Metrics::inc(&app.metrics.provider_failures);
+            let provider = app.config.agents.get(&job.agent).and_then(|a| a.provider.clone());
+            let meta =
+                json!({"agent": job.agent, "provider": provider, "error": error.code(), "detail": error.to_string()});
+            audit::append(conn, vec![AuditEntry::new(Some(&job.user_email), "ask.failed", meta)]).await?;
             Ok(Reply::error(messages::provider_unavailable()))
         }
+        Produced::NoAgent => Ok(Reply::error(format!("The agent {} is no longer configured.", job.agent))),
     }
+}
+
+/// Answers an ask for the console or admin shell: the reply is returned.
+/// A provider failure is a sentence for the asker and an audit row, never
+/// silence.
+pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
+    let produced = produce(app, &job).await?;
+    let mut tx = app.store.pool.begin().await?;
+    let reply = record(&mut tx, app, &job, produced).await?;
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// Answers a queued ask: the reply goes to the outbox — replacing the
+/// "working on it…" message if that already went out, cancelling it if
+/// not — in the same transaction that completes the job.
+pub async fn answer_queued(app: &App, job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    let produced = produce(app, &job.ask).await?;
+    let mut tx = app.store.pool.begin().await?;
+    let reply = record(&mut tx, app, &job.ask, produced).await?;
+    let progress_of = match job.progress_id {
+        Some(id) if !outbox::cancel_progress(&mut tx, id).await? => Some(id),
+        _ => None,
+    };
+    let mut row = crate::router::outbound(&job.event, &reply, false, progress_of, Duration::ZERO);
+    if reply.kind == ReplyKind::Error && progress_of.is_some() {
+        // The progress message is public; its failure note replaces it there.
+        row.recipient = None;
+    }
+    outbox::insert(&mut tx, &row).await?;
+    if !jobs::complete(&mut tx, job_id, worker).await? {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(job_id));
+    }
+    outbox::notify(&mut tx).await?;
+    tx.commit().await?;
+    app.wake.outbox.notify_one();
+    Ok(())
 }

@@ -49,12 +49,7 @@ pub struct Outcome {
 impl Outcome {
     /// Success, with a reply and audit details.
     pub fn done(reply: impl Into<String>, metadata: Value) -> Self {
-        Self {
-            replies: vec![Reply::info(reply)],
-            metadata,
-            ok: true,
-            ask: None,
-        }
+        Self { replies: vec![Reply::info(reply)], metadata, ok: true, ask: None }
     }
 
     /// A refusal the person can act on.
@@ -67,21 +62,12 @@ impl Outcome {
             }
             other => other,
         };
-        Self {
-            replies: vec![Reply::error(reply)],
-            metadata,
-            ok: false,
-            ask: None,
-        }
+        Self { replies: vec![Reply::error(reply)], metadata, ok: false, ask: None }
     }
 }
 
 /// Runs a command.
-pub async fn execute(
-    ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    command: &Command,
-) -> Result<Outcome, StoreError> {
+pub async fn execute(ctx: &Ctx<'_>, conn: &mut PgConnection, command: &Command) -> Result<Outcome, StoreError> {
     match command {
         Command::Help { admin } => Ok(help::run(ctx, *admin)),
         Command::Ask { question } => ask::accept(ctx, conn, question).await,

@@ -14,11 +14,7 @@ fn shared_scopes(ctx: &Ctx<'_>) -> String {
             format!(
                 "the shared memory of {} ({})",
                 a.name,
-                a.memory_scopes
-                    .iter()
-                    .map(ScopeName::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                a.memory_scopes.iter().map(ScopeName::as_str).collect::<Vec<_>>().join(", ")
             )
         }
         Some(a) => format!("{}'s shared memory (it reads no scopes)", a.name),
@@ -27,11 +23,7 @@ fn shared_scopes(ctx: &Ctx<'_>) -> String {
 }
 
 /// Runs a `/workspace` command.
-pub async fn run(
-    ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    cmd: &WorkspaceCommand,
-) -> Result<Outcome, StoreError> {
+pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &WorkspaceCommand) -> Result<Outcome, StoreError> {
     match cmd {
         WorkspaceCommand::Show => Ok(match &ctx.user.active_workspace {
             Some(w) => Outcome::done(
@@ -42,20 +34,14 @@ pub async fn run(
                 json!({"workspace": w}),
             ),
             None => Outcome::done(
-                format!(
-                    "You are in the shared workspace: your asks read {}.",
-                    shared_scopes(ctx)
-                ),
+                format!("You are in the shared workspace: your asks read {}.", shared_scopes(ctx)),
                 json!({"workspace": null}),
             ),
         }),
         WorkspaceCommand::Shared => {
             users::set_workspace(conn, ctx.user.id, None).await?;
             Ok(Outcome::done(
-                format!(
-                    "You are back in the shared workspace: your asks read {}.",
-                    shared_scopes(ctx)
-                ),
+                format!("You are back in the shared workspace: your asks read {}.", shared_scopes(ctx)),
                 json!({"from": ctx.user.active_workspace, "to": null}),
             ))
         }
@@ -70,9 +56,7 @@ pub async fn run(
                     meta,
                 )),
                 Some(w) if w.owner_id != ctx.user.id => Ok(Outcome::refused(
-                    format!(
-                        "Workspace {name} belongs to someone else; you can only switch into your own workspaces."
-                    ),
+                    format!("Workspace {name} belongs to someone else; you can only switch into your own workspaces."),
                     meta,
                 )),
                 Some(_) => {

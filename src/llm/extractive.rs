@@ -11,10 +11,10 @@ const MAX_PASSAGES: usize = 3;
 const MAX_EXCERPT: usize = 320;
 
 const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "are", "was", "were", "why", "what", "when", "where", "who", "how", "did",
-    "does", "do", "is", "of", "to", "in", "on", "a", "an", "it", "its", "be", "we", "our", "you",
-    "your", "with", "that", "this", "from", "at", "by", "or", "as", "can", "could", "should",
-    "would", "there", "their", "about", "which", "has", "have", "had", "not", "any", "all",
+    "the", "and", "for", "are", "was", "were", "why", "what", "when", "where", "who", "how", "did", "does", "do", "is",
+    "of", "to", "in", "on", "a", "an", "it", "its", "be", "we", "our", "you", "your", "with", "that", "this", "from",
+    "at", "by", "or", "as", "can", "could", "should", "would", "there", "their", "about", "which", "has", "have",
+    "had", "not", "any", "all",
 ];
 
 /// Lowercase words of three letters or more that are not stopwords, cut to
@@ -41,8 +41,7 @@ fn sentences(text: &str) -> Vec<String> {
         let t = line.trim();
         let list_item = t.starts_with("- ")
             || t.starts_with("* ")
-            || t.split_once(". ")
-                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            || t.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
         if t.is_empty() || list_item {
             if !current.trim().is_empty() {
                 segments.push(std::mem::take(&mut current));
@@ -64,9 +63,7 @@ fn sentences(text: &str) -> Vec<String> {
         let bytes = seg.as_bytes();
         let mut start = 0;
         for (i, c) in seg.char_indices() {
-            if matches!(c, '.' | '!' | '?')
-                && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace())
-            {
+            if matches!(c, '.' | '!' | '?') && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) {
                 let s = seg[start..=i].trim();
                 if !s.is_empty() {
                     out.push(s.to_string());
@@ -87,21 +84,13 @@ fn sentences(text: &str) -> Vec<String> {
 fn excerpt(body: &str, query: &[String]) -> String {
     let all = sentences(body);
     // Headings and fragments (under four words) only when nothing else is there.
-    let sents: Vec<&str> = match all
-        .iter()
-        .filter(|s| s.split_whitespace().count() >= 4)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-    {
-        v if v.is_empty() => all.iter().map(String::as_str).collect(),
-        v => v,
-    };
+    let sents: Vec<&str> =
+        match all.iter().filter(|s| s.split_whitespace().count() >= 4).map(String::as_str).collect::<Vec<_>>() {
+            v if v.is_empty() => all.iter().map(String::as_str).collect(),
+            v => v,
+        };
     let score = |s: &str| terms(s).iter().filter(|t| query.contains(t)).count();
-    let mut ranked: Vec<(usize, usize)> = sents
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (score(s), i))
-        .collect();
+    let mut ranked: Vec<(usize, usize)> = sents.iter().enumerate().map(|(i, s)| (score(s), i)).collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut chosen: Vec<usize> = Vec::new();
     let mut len = 0;
@@ -116,28 +105,15 @@ fn excerpt(body: &str, query: &[String]) -> String {
     // The sentence after a match often finishes its thought ("… It ships in
     // November."): add it where it fits.
     for i in chosen.clone() {
-        if i + 1 < sents.len()
-            && !chosen.contains(&(i + 1))
-            && len + sents[i + 1].chars().count() <= MAX_EXCERPT
-        {
+        if i + 1 < sents.len() && !chosen.contains(&(i + 1)) && len + sents[i + 1].chars().count() <= MAX_EXCERPT {
             chosen.push(i + 1);
             len += sents[i + 1].chars().count() + 1;
         }
     }
     chosen.sort_unstable();
-    let text = chosen
-        .iter()
-        .map(|i| sents[*i])
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = chosen.iter().map(|i| sents[*i]).collect::<Vec<_>>().join(" ");
     if text.chars().count() > MAX_EXCERPT {
-        format!(
-            "{}…",
-            text.chars()
-                .take(MAX_EXCERPT)
-                .collect::<String>()
-                .trim_end()
-        )
+        format!("{}…", text.chars().take(MAX_EXCERPT).collect::<String>().trim_end())
     } else {
         text
     }
@@ -145,14 +121,11 @@ fn excerpt(body: &str, query: &[String]) -> String {
 
 /// The answer text for a question, from the passages found.
 pub fn compose(question: &str, passages: &[Passage], scopes: &[ScopeName]) -> String {
-    let scope_list = scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let scope_list = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     if passages.is_empty() {
         return if scopes.is_empty() {
-            "This agent reads no memory scopes, and no model is configured, so I have nothing to answer from.".to_string()
+            "This agent reads no memory scopes, and no model is configured, so I have nothing to answer from."
+                .to_string()
         } else {
             format!(
                 "I found nothing in memory ({scope_list}) that matches your question. Try other words, or ask an admin to import the relevant notes."
@@ -160,20 +133,10 @@ pub fn compose(question: &str, passages: &[Passage], scopes: &[ScopeName]) -> St
         };
     }
     let query = terms(question);
-    let mut out =
-        String::from("From memory (no model configured, so these are the closest passages):");
+    let mut out = String::from("From memory (no model configured, so these are the closest passages):");
     for p in passages.iter().take(MAX_PASSAGES) {
-        let place = if p.locator.is_empty() {
-            p.source.clone()
-        } else {
-            format!("{} § {}", p.source, p.locator)
-        };
-        out.push_str(&format!(
-            "\n• {} — {}: {}",
-            excerpt(&p.body, &query),
-            p.scope,
-            place
-        ));
+        let place = if p.locator.is_empty() { p.source.clone() } else { format!("{} § {}", p.source, p.locator) };
+        out.push_str(&format!("\n• {} — {}: {}", excerpt(&p.body, &query), p.scope, place));
     }
     out
 }
@@ -199,26 +162,19 @@ mod tests {
             "incidents",
             "The office moved in May. The deploy failed because the migration locked the users table. We fixed it by noon. Lunch is at noon.",
         );
-        let text = compose(
-            "why did the deploy fail?",
-            &[p],
-            &[ScopeName::parse("incidents").unwrap()],
-        );
-        assert!(text.contains("The deploy failed because the migration locked the users table. We fixed it by noon."), "{text}");
+        let text = compose("why did the deploy fail?", &[p], &[ScopeName::parse("incidents").unwrap()]);
         assert!(
-            !text.contains("office") && !text.contains("Lunch"),
+            text.contains("The deploy failed because the migration locked the users table. We fixed it by noon."),
             "{text}"
         );
+        assert!(!text.contains("office") && !text.contains("Lunch"), "{text}");
         assert!(text.contains("— incidents: notes.md § Deploys"), "{text}");
     }
 
     #[test]
     fn says_so_when_nothing_matches() {
         let text = compose("anything", &[], &[ScopeName::parse("incidents").unwrap()]);
-        assert!(
-            text.starts_with("I found nothing in memory (incidents)"),
-            "{text}"
-        );
+        assert!(text.starts_with("I found nothing in memory (incidents)"), "{text}");
     }
 
     #[test]
@@ -232,13 +188,7 @@ mod tests {
     fn sentences_split_on_terminators_and_lines() {
         assert_eq!(
             sentences("# Title\n\nOne two\nthree. Four v1.2 five?\n- item one\n- item two"),
-            vec![
-                "Title",
-                "One two three.",
-                "Four v1.2 five?",
-                "item one",
-                "item two"
-            ]
+            vec!["Title", "One two three.", "Four v1.2 five?", "item one", "item two"]
         );
     }
 }

@@ -108,18 +108,11 @@ pub struct Providers {
 impl Providers {
     /// Builds the providers the config declares.
     pub fn from_config(config: &Config) -> anyhow::Result<Providers> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = reqwest::Client::builder().user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION"))).build()?;
         let by_name = config
             .providers
             .values()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    Provider::OpenAi(openai::OpenAi::new(p.clone(), http.clone())),
-                )
-            })
+            .map(|p| (p.name.clone(), Provider::OpenAi(openai::OpenAi::new(p.clone(), http.clone()))))
             .collect();
         Ok(Providers { by_name })
     }
@@ -127,7 +120,6 @@ impl Providers {
     /// The provider an agent uses; `None` (or an unknown name) is extractive.
     pub fn get(&self, name: Option<&str>) -> &Provider {
         static EXTRACTIVE: Provider = Provider::Extractive;
-        name.and_then(|n| self.by_name.get(n))
-            .unwrap_or(&EXTRACTIVE)
+        name.and_then(|n| self.by_name.get(n)).unwrap_or(&EXTRACTIVE)
     }
 }

@@ -19,16 +19,11 @@ pub struct OpenAi {
 pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
     let mut system = prompt.system.trim().to_string();
     if !prompt.passages.is_empty() {
-        system.push_str("\n\nAnswer from these passages of the team's memory when they are relevant, and cite them as [n]:\n");
+        system.push_str(
+            "\n\nAnswer from these passages of the team's memory when they are relevant, and cite them as [n]:\n",
+        );
         for (i, p) in prompt.passages.iter().enumerate() {
-            system.push_str(&format!(
-                "\n[{}] ({}: {} {})\n{}\n",
-                i + 1,
-                p.scope,
-                p.source,
-                p.locator,
-                p.body.trim()
-            ));
+            system.push_str(&format!("\n[{}] ({}: {} {})\n{}\n", i + 1, p.scope, p.source, p.locator, p.body.trim()));
         }
     }
     json!({
@@ -67,8 +62,7 @@ struct Usage {
 
 /// Reads a chat completion response.
 pub fn parse_response(provider: &str, body: &[u8]) -> Result<Answer, ProviderError> {
-    let c: Completion =
-        serde_json::from_slice(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    let c: Completion = serde_json::from_slice(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
     let text = c
         .choices
         .into_iter()
@@ -93,37 +87,23 @@ impl OpenAi {
     /// Sends one prompt and reads the answer.
     pub async fn answer(&self, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
         let url = format!("{}/chat/completions", self.config.base_url);
-        let mut req = self
-            .http
-            .post(url)
-            .timeout(self.config.timeout)
-            .json(&request_body(
-                &self.config.model,
-                self.config.max_tokens,
-                prompt,
-            ));
+        let mut req = self.http.post(url).timeout(self.config.timeout).json(&request_body(
+            &self.config.model,
+            self.config.max_tokens,
+            prompt,
+        ));
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
         let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout
-            } else {
-                ProviderError::Transport(e.without_url().to_string())
-            }
+            if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
         })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(ProviderError::Status {
-                status: status.as_u16(),
-            });
+            return Err(ProviderError::Status { status: status.as_u16() });
         }
         let body = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout
-            } else {
-                ProviderError::Transport(e.without_url().to_string())
-            }
+            if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
         })?;
         parse_response(&self.config.name, &body)
     }
@@ -144,16 +124,8 @@ mod tests {
             body: "The disk filled.".into(),
             rank: 0.5,
         }];
-        let body = request_body(
-            "m",
-            100,
-            Prompt {
-                system: "Be brief.",
-                question: "why?",
-                passages: &passages,
-                scopes: &[],
-            },
-        );
+        let body =
+            request_body("m", 100, Prompt { system: "Be brief.", question: "why?", passages: &passages, scopes: &[] });
         assert_eq!(body["model"], "m");
         assert_eq!(body["messages"][1]["content"], "why?");
         let system = body["messages"][0]["content"].as_str().unwrap();
@@ -165,17 +137,8 @@ mod tests {
     fn responses_are_read_or_refused() {
         let ok = br#"{"choices":[{"message":{"role":"assistant","content":" hi "}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
         let a = parse_response("default", ok).unwrap();
-        assert_eq!(
-            (a.text.as_str(), a.tokens_in, a.tokens_out),
-            ("hi", Some(3), Some(1))
-        );
-        assert!(matches!(
-            parse_response("d", b"{not json"),
-            Err(ProviderError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_response("d", br#"{"choices":[]}"#),
-            Err(ProviderError::Malformed(_))
-        ));
+        assert_eq!((a.text.as_str(), a.tokens_in, a.tokens_out), ("hi", Some(3), Some(1)));
+        assert!(matches!(parse_response("d", b"{not json"), Err(ProviderError::Malformed(_))));
+        assert!(matches!(parse_response("d", br#"{"choices":[]}"#), Err(ProviderError::Malformed(_))));
     }
 }

@@ -32,13 +32,13 @@ impl AgentState {
 const UPSERT: &str = "INSERT INTO agents (name, owner_email, policy) VALUES ($1, $2, $3)
      ON CONFLICT (name) DO UPDATE SET owner_email = EXCLUDED.owner_email, policy = EXCLUDED.policy, updated_at = now()
      WHERE agents.owner_email IS DISTINCT FROM EXCLUDED.owner_email OR agents.policy IS DISTINCT FROM EXCLUDED.policy";
-const STATE: &str =
-    "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents WHERE name = $1";
-const STATES: &str =
-    "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents ORDER BY name";
-const DISABLE: &str = "UPDATE agents SET disabled_at = now(), disabled_by = $2, disabled_reason = $3, updated_at = now()
+const STATE: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents WHERE name = $1";
+const STATES: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents ORDER BY name";
+const DISABLE: &str =
+    "UPDATE agents SET disabled_at = now(), disabled_by = $2, disabled_reason = $3, updated_at = now()
      WHERE name = $1 AND disabled_at IS NULL";
-const ENABLE: &str = "UPDATE agents SET disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL, updated_at = now()
+const ENABLE: &str =
+    "UPDATE agents SET disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL, updated_at = now()
      WHERE name = $1 AND disabled_at IS NOT NULL";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
@@ -80,14 +80,8 @@ pub async fn sync<'a>(
 }
 
 /// One agent's state; `None` if it was never synced.
-pub async fn state(
-    conn: &mut PgConnection,
-    name: &AgentName,
-) -> Result<Option<AgentState>, StoreError> {
-    Ok(sqlx::query_as(STATE)
-        .bind(name.as_str())
-        .fetch_optional(conn)
-        .await?)
+pub async fn state(conn: &mut PgConnection, name: &AgentName) -> Result<Option<AgentState>, StoreError> {
+    Ok(sqlx::query_as(STATE).bind(name.as_str()).fetch_optional(conn).await?)
 }
 
 /// Every stored agent's state.
@@ -96,28 +90,11 @@ pub async fn states(conn: &mut PgConnection) -> Result<Vec<AgentState>, StoreErr
 }
 
 /// Disables an agent. Returns `false` if it was already disabled.
-pub async fn disable(
-    conn: &mut PgConnection,
-    name: &AgentName,
-    by: &str,
-    reason: &str,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(DISABLE)
-        .bind(name.as_str())
-        .bind(by)
-        .bind(reason)
-        .execute(conn)
-        .await?
-        .rows_affected()
-        == 1)
+pub async fn disable(conn: &mut PgConnection, name: &AgentName, by: &str, reason: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(DISABLE).bind(name.as_str()).bind(by).bind(reason).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Enables an agent. Returns `false` if it was not disabled.
 pub async fn enable(conn: &mut PgConnection, name: &AgentName) -> Result<bool, StoreError> {
-    Ok(sqlx::query(ENABLE)
-        .bind(name.as_str())
-        .execute(conn)
-        .await?
-        .rows_affected()
-        == 1)
+    Ok(sqlx::query(ENABLE).bind(name.as_str()).execute(conn).await?.rows_affected() == 1)
 }

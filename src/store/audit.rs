@@ -34,11 +34,7 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Builds an entry.
     pub fn new(user_email: Option<&str>, action: impl Into<String>, metadata: Value) -> Self {
-        Self {
-            user_email: user_email.map(str::to_string),
-            action: action.into(),
-            metadata,
-        }
+        Self { user_email: user_email.map(str::to_string), action: action.into(), metadata }
     }
 }
 
@@ -98,11 +94,7 @@ fn sanitize(v: Value) -> Value {
     match v {
         Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
         Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k.replace('\0', ""), sanitize(v)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', ""), sanitize(v))).collect()),
         other => other,
     }
 }
@@ -134,7 +126,8 @@ const INSERT: &str = "INSERT INTO audit_log (seq, ts, user_email, action, metada
 const SET_HEAD: &str = "UPDATE audit_head SET seq = $1, row_hash = $2 WHERE id = 1";
 const HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1";
 const PAGE: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
-const TAIL: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
+const TAIL: &str =
+    "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("audit.lock_head", LOCK_HEAD),
@@ -148,8 +141,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 /// Appends entries to the chain inside the caller's transaction. Returns the
 /// last seq written.
 pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result<i64, StoreError> {
-    let (mut seq, mut prev): (i64, String) =
-        sqlx::query_as(LOCK_HEAD).fetch_one(&mut *conn).await?;
+    let (mut seq, mut prev): (i64, String) = sqlx::query_as(LOCK_HEAD).fetch_one(&mut *conn).await?;
     for entry in entries {
         seq += 1;
         let now = Utc::now();
@@ -170,33 +162,18 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result
             .await?;
         prev = hash;
     }
-    sqlx::query(SET_HEAD)
-        .bind(seq)
-        .bind(&prev)
-        .execute(conn)
-        .await?;
+    sqlx::query(SET_HEAD).bind(seq).bind(&prev).execute(conn).await?;
     Ok(seq)
 }
 
 /// The newest `n` rows, newest first.
 pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Vec<AuditRow>, StoreError> {
-    Ok(sqlx::query_as(TAIL)
-        .bind(i64::from(n))
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(TAIL).bind(i64::from(n)).fetch_all(conn).await?)
 }
 
 /// Rows after `after`, oldest first, at most `limit`.
-pub async fn page(
-    conn: &mut PgConnection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<AuditRow>, StoreError> {
-    Ok(sqlx::query_as(PAGE)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?)
+pub async fn page(conn: &mut PgConnection, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    Ok(sqlx::query_as(PAGE).bind(after).bind(limit).fetch_all(conn).await?)
 }
 
 /// The first problem found in the chain.
@@ -232,27 +209,11 @@ pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError>
         }
         for r in batch {
             let bad = if r.seq != expected {
-                broken(
-                    expected,
-                    format!("row {expected} is missing: it was deleted"),
-                )
+                broken(expected, format!("row {expected} is missing: it was deleted"))
             } else if r.row_hash
-                != row_hash(
-                    &r.prev_hash,
-                    r.seq,
-                    &r.ts,
-                    r.user_email.as_deref(),
-                    &r.action,
-                    &r.metadata,
-                )
+                != row_hash(&r.prev_hash, r.seq, &r.ts, r.user_email.as_deref(), &r.action, &r.metadata)
             {
-                broken(
-                    r.seq,
-                    format!(
-                        "row {} does not match its hash: it was altered or moved",
-                        r.seq
-                    ),
-                )
+                broken(r.seq, format!("row {} does not match its hash: it was altered or moved", r.seq))
             } else if r.prev_hash != prev {
                 broken(
                     r.seq,
@@ -266,11 +227,7 @@ pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError>
                 None
             };
             if bad.is_some() {
-                return Ok(VerifyReport {
-                    rows,
-                    last_seq: expected - 1,
-                    broken: bad,
-                });
+                return Ok(VerifyReport { rows, last_seq: expected - 1, broken: bad });
             }
             prev = r.row_hash;
             expected += 1;
@@ -280,27 +237,16 @@ pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError>
     let last = expected - 1;
     let (head_seq, head_hash): (i64, String) = sqlx::query_as(HEAD).fetch_one(conn).await?;
     let bad = if head_seq > last {
-        broken(
-            last + 1,
-            format!(
-                "rows {} to {head_seq} are missing: the end of the log was cut off",
-                last + 1
-            ),
-        )
+        broken(last + 1, format!("rows {} to {head_seq} are missing: the end of the log was cut off", last + 1))
     } else if head_seq < last || head_hash != prev {
         broken(
             head_seq.max(1),
-            "the chain head does not match the last row: the log or its head was altered"
-                .to_string(),
+            "the chain head does not match the last row: the log or its head was altered".to_string(),
         )
     } else {
         None
     };
-    Ok(VerifyReport {
-        rows,
-        last_seq: last,
-        broken: bad,
-    })
+    Ok(VerifyReport { rows, last_seq: last, broken: bad })
 }
 
 #[cfg(test)]
@@ -312,14 +258,7 @@ mod tests {
     #[test]
     fn the_hash_ignores_key_order_but_not_content() {
         let ts = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
-        let a = row_hash(
-            GENESIS,
-            1,
-            &ts,
-            Some("dan@acme.com"),
-            "admin.user.add",
-            &json!({"b": 1, "a": [true, "x"]}),
-        );
+        let a = row_hash(GENESIS, 1, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 1, "a": [true, "x"]}));
         let b = row_hash(
             GENESIS,
             1,
@@ -331,45 +270,18 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(
             a,
-            row_hash(
-                GENESIS,
-                2,
-                &ts,
-                Some("dan@acme.com"),
-                "admin.user.add",
-                &json!({"b": 1, "a": [true, "x"]})
-            )
+            row_hash(GENESIS, 2, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 1, "a": [true, "x"]}))
         );
+        assert_ne!(a, row_hash(GENESIS, 1, &ts, None, "admin.user.add", &json!({"b": 1, "a": [true, "x"]})));
         assert_ne!(
             a,
-            row_hash(
-                GENESIS,
-                1,
-                &ts,
-                None,
-                "admin.user.add",
-                &json!({"b": 1, "a": [true, "x"]})
-            )
-        );
-        assert_ne!(
-            a,
-            row_hash(
-                GENESIS,
-                1,
-                &ts,
-                Some("dan@acme.com"),
-                "admin.user.add",
-                &json!({"b": 2, "a": [true, "x"]})
-            )
+            row_hash(GENESIS, 1, &ts, Some("dan@acme.com"), "admin.user.add", &json!({"b": 2, "a": [true, "x"]}))
         );
         assert_eq!(a.len(), 64);
     }
 
     #[test]
     fn nul_characters_are_dropped_before_storage() {
-        assert_eq!(
-            sanitize(json!({"k\u{0}": ["a\u{0}b"]})),
-            json!({"k": ["ab"]})
-        );
+        assert_eq!(sanitize(json!({"k\u{0}": ["a\u{0}b"]})), json!({"k": ["ab"]}));
     }
 }

@@ -20,19 +20,14 @@ pub struct ThreadKey<'a> {
 const UPSERT: &str = "INSERT INTO conversations (platform, tenant, channel, thread, agent) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
      RETURNING id";
-const ADD_MESSAGE: &str = "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
+const ADD_MESSAGE: &str =
+    "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
 
-pub(crate) const QUERIES: &[(&str, &str)] = &[
-    ("conversations.upsert", UPSERT),
-    ("conversations.add_message", ADD_MESSAGE),
-];
+pub(crate) const QUERIES: &[(&str, &str)] =
+    &[("conversations.upsert", UPSERT), ("conversations.add_message", ADD_MESSAGE)];
 
 /// The conversation for a thread, created on first use.
-pub async fn upsert(
-    conn: &mut PgConnection,
-    key: ThreadKey<'_>,
-    agent: &str,
-) -> Result<i64, StoreError> {
+pub async fn upsert(conn: &mut PgConnection, key: ThreadKey<'_>, agent: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(UPSERT)
         .bind(key.platform)
         .bind(key.tenant)

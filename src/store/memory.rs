@@ -76,12 +76,8 @@ pub async fn replace_source(
     author: &str,
     items: &[NewItem],
 ) -> Result<u64, StoreError> {
-    let removed = sqlx::query(DELETE_SOURCE)
-        .bind(scope.as_str())
-        .bind(source)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let removed =
+        sqlx::query(DELETE_SOURCE).bind(scope.as_str()).bind(source).execute(&mut *conn).await?.rows_affected();
     let locators: Vec<&str> = items.iter().map(|i| i.locator.as_str()).collect();
     let bodies: Vec<&str> = items.iter().map(|i| i.body.as_str()).collect();
     sqlx::query(INSERT)
@@ -106,19 +102,10 @@ pub async fn search(
         return Ok(Vec::new());
     }
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    Ok(sqlx::query_as(SEARCH)
-        .bind(&scopes)
-        .bind(query)
-        .bind(limit)
-        .bind(CANDIDATES)
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(SEARCH).bind(&scopes).bind(query).bind(limit).bind(CANDIDATES).fetch_all(conn).await?)
 }
 
 /// How many passages the scopes hold.
 pub async fn count(conn: &mut PgConnection, scopes: &[&str]) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(COUNT)
-        .bind(scopes)
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_scalar(COUNT).bind(scopes).fetch_one(conn).await?)
 }

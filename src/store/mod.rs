@@ -16,8 +16,10 @@ pub mod agents;
 pub mod audit;
 pub mod conversations;
 pub mod events;
+pub mod jobs;
 pub mod leases;
 pub mod memory;
+pub mod outbox;
 pub mod users;
 pub mod workspaces;
 
@@ -42,6 +44,10 @@ pub enum StoreError {
     /// Anything else from Postgres.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A job's lease passed to another worker before this one finished; the
+    /// transaction was rolled back and the other worker owns the job.
+    #[error("job {0} was taken over by another worker")]
+    LeaseLost(i64),
     /// Migrations failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -60,8 +66,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url`, creating the database first if it does not exist.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let options =
-            PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
         create_database_if_missing(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -90,17 +95,13 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
         return Ok(());
     }
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-            .execute(&mut admin)
-            .await
-        {
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it between our check and our CREATE.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -118,8 +119,10 @@ pub fn all_queries() -> Vec<(&'static str, &'static str)> {
         audit::QUERIES,
         conversations::QUERIES,
         events::QUERIES,
+        jobs::QUERIES,
         leases::QUERIES,
         memory::QUERIES,
+        outbox::QUERIES,
         users::QUERIES,
         workspaces::QUERIES,
     ]

@@ -35,20 +35,15 @@ impl TryFrom<UserRow> for User {
             id: r.id,
             email: Email::parse(&r.email).map_err(bad)?,
             role: Role::parse(&r.role).map_err(bad)?,
-            active_workspace: r
-                .active_workspace
-                .as_deref()
-                .map(WorkspaceName::parse)
-                .transpose()
-                .map_err(bad)?,
+            active_workspace: r.active_workspace.as_deref().map(WorkspaceName::parse).transpose().map_err(bad)?,
         })
     }
 }
 
-const BY_IDENTITY: &str = "SELECT u.id, u.email, u.role, u.active_workspace FROM identities i JOIN users u ON u.id = i.user_id
+const BY_IDENTITY: &str =
+    "SELECT u.id, u.email, u.role, u.active_workspace FROM identities i JOIN users u ON u.id = i.user_id
      WHERE i.platform = $1 AND i.tenant = $2 AND i.platform_user_id = $3 AND u.removed_at IS NULL";
-const BY_EMAIL: &str =
-    "SELECT id, email, role, active_workspace FROM users WHERE email = $1 AND removed_at IS NULL";
+const BY_EMAIL: &str = "SELECT id, email, role, active_workspace FROM users WHERE email = $1 AND removed_at IS NULL";
 const LINK: &str = "INSERT INTO identities (platform, tenant, platform_user_id, user_id) VALUES ($1, $2, $3, $4)
      ON CONFLICT (platform, tenant, platform_user_id) DO UPDATE SET user_id = EXCLUDED.user_id, linked_at = now()";
 const ADD: &str = "INSERT INTO users (email, role) VALUES ($1, $2)
@@ -60,10 +55,10 @@ const JOIN: &str = "INSERT INTO users (email, role) VALUES ($1, $2) ON CONFLICT 
      RETURNING id, email, role, active_workspace";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE role = 'admin' AND removed_at IS NULL";
 const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE email = $1 AND removed_at IS NULL";
-const REMOVE: &str = "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";
+const REMOVE: &str =
+    "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";
 const UNLINK_ALL: &str = "DELETE FROM identities WHERE user_id = $1";
-const LIST: &str =
-    "SELECT id, email, role, active_workspace FROM users WHERE removed_at IS NULL ORDER BY email";
+const LIST: &str = "SELECT id, email, role, active_workspace FROM users WHERE removed_at IS NULL ORDER BY email";
 const SET_WORKSPACE: &str = "UPDATE users SET active_workspace = $2 WHERE id = $1";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
@@ -88,21 +83,14 @@ pub async fn by_identity(
     tenant: &str,
     platform_user_id: &str,
 ) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(BY_IDENTITY)
-        .bind(platform)
-        .bind(tenant)
-        .bind(platform_user_id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<UserRow> =
+        sqlx::query_as(BY_IDENTITY).bind(platform).bind(tenant).bind(platform_user_id).fetch_optional(conn).await?;
     row.map(User::try_from).transpose()
 }
 
 /// The person with this e-mail, if any and not removed.
 pub async fn by_email(conn: &mut PgConnection, email: &Email) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(BY_EMAIL)
-        .bind(email.as_str())
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<UserRow> = sqlx::query_as(BY_EMAIL).bind(email.as_str()).fetch_optional(conn).await?;
     row.map(User::try_from).transpose()
 }
 
@@ -114,39 +102,22 @@ pub async fn link(
     platform_user_id: &str,
     user_id: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(LINK)
-        .bind(platform)
-        .bind(tenant)
-        .bind(platform_user_id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(LINK).bind(platform).bind(tenant).bind(platform_user_id).bind(user_id).execute(conn).await?;
     Ok(())
 }
 
 /// Adds a person (or brings back a removed one). Conflict if they are already in.
 pub async fn add(conn: &mut PgConnection, email: &Email, role: Role) -> Result<User, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(ADD)
-        .bind(email.as_str())
-        .bind(role.as_str())
-        .fetch_optional(conn)
-        .await?;
-    row.ok_or_else(|| StoreError::Conflict(email.to_string()))?
-        .try_into()
+    let row: Option<UserRow> =
+        sqlx::query_as(ADD).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;
+    row.ok_or_else(|| StoreError::Conflict(email.to_string()))?.try_into()
 }
 
 /// Adds a newcomer. `None` if the e-mail is taken — including by a removed
 /// person, who only an admin can bring back.
-pub async fn join(
-    conn: &mut PgConnection,
-    email: &Email,
-    role: Role,
-) -> Result<Option<User>, StoreError> {
-    let row: Option<UserRow> = sqlx::query_as(JOIN)
-        .bind(email.as_str())
-        .bind(role.as_str())
-        .fetch_optional(conn)
-        .await?;
+pub async fn join(conn: &mut PgConnection, email: &Email, role: Role) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> =
+        sqlx::query_as(JOIN).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;
     row.map(User::try_from).transpose()
 }
 
@@ -160,37 +131,20 @@ pub async fn count_admins(conn: &mut PgConnection) -> Result<i64, StoreError> {
 pub async fn seed(conn: &mut PgConnection, users: &[UserSpec]) -> Result<u64, StoreError> {
     let mut added = 0;
     for u in users {
-        added += sqlx::query(SEED)
-            .bind(u.email.as_str())
-            .bind(u.role.as_str())
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        added +=
+            sqlx::query(SEED).bind(u.email.as_str()).bind(u.role.as_str()).execute(&mut *conn).await?.rows_affected();
     }
     Ok(added)
 }
 
 /// Changes a person's role. Returns whether they exist.
-pub async fn set_role(
-    conn: &mut PgConnection,
-    email: &Email,
-    role: Role,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(SET_ROLE)
-        .bind(email.as_str())
-        .bind(role.as_str())
-        .execute(conn)
-        .await?
-        .rows_affected()
-        == 1)
+pub async fn set_role(conn: &mut PgConnection, email: &Email, role: Role) -> Result<bool, StoreError> {
+    Ok(sqlx::query(SET_ROLE).bind(email.as_str()).bind(role.as_str()).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Removes a person and unlinks their identities. Returns whether they existed.
 pub async fn remove(conn: &mut PgConnection, email: &Email) -> Result<bool, StoreError> {
-    let id: Option<i64> = sqlx::query_scalar(REMOVE)
-        .bind(email.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let id: Option<i64> = sqlx::query_scalar(REMOVE).bind(email.as_str()).fetch_optional(&mut *conn).await?;
     match id {
         Some(id) => {
             sqlx::query(UNLINK_ALL).bind(id).execute(conn).await?;
@@ -212,10 +166,6 @@ pub async fn set_workspace(
     user_id: i64,
     workspace: Option<&WorkspaceName>,
 ) -> Result<(), StoreError> {
-    sqlx::query(SET_WORKSPACE)
-        .bind(user_id)
-        .bind(workspace.map(|w| w.as_str()))
-        .execute(conn)
-        .await?;
+    sqlx::query(SET_WORKSPACE).bind(user_id).bind(workspace.map(|w| w.as_str())).execute(conn).await?;
     Ok(())
 }

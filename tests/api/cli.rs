@@ -4,10 +4,7 @@
 use crate::helpers::{TestApp, db_url, drop_db, pincer};
 
 fn env(db: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("DATABASE_URL", db_url(db)),
-        ("PINCER_CONFIG", "examples/pincer.yaml".into()),
-    ]
+    vec![("DATABASE_URL", db_url(db)), ("PINCER_CONFIG", "examples/pincer.yaml".into())]
 }
 
 fn run(args: &[&str], db: &str, stdin: Option<&str>) -> (i32, String, String) {
@@ -18,16 +15,9 @@ fn run(args: &[&str], db: &str, stdin: Option<&str>) -> (i32, String, String) {
 
 #[test]
 fn config_check_accepts_the_example_and_points_at_errors() {
-    let (code, out, _) = pincer(
-        &["config", "check", "--config", "examples/pincer.yaml"],
-        &[],
-        None,
-    );
+    let (code, out, _) = pincer(&["config", "check", "--config", "examples/pincer.yaml"], &[], None);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("OK — org Acme, 4 people (1 admin), 2 agents"),
-        "{out}"
-    );
+    assert!(out.contains("OK — org Acme, 4 people (1 admin), 2 agents"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     let text = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
@@ -36,31 +26,19 @@ fn config_check_accepts_the_example_and_points_at_errors() {
     std::fs::write(&bad, text).unwrap();
     std::fs::create_dir(dir.path().join("prompts")).unwrap();
     for p in ["product-assistant.md", "ops-oncall.md"] {
-        std::fs::copy(
-            crate::helpers::root().join("examples/prompts").join(p),
-            dir.path().join("prompts").join(p),
-        )
-        .unwrap();
+        std::fs::copy(crate::helpers::root().join("examples/prompts").join(p), dir.path().join("prompts").join(p))
+            .unwrap();
     }
-    let (code, _, err) = pincer(
-        &["config", "check", "--config", bad.to_str().unwrap()],
-        &[],
-        None,
-    );
+    let (code, _, err) = pincer(&["config", "check", "--config", bad.to_str().unwrap()], &[], None);
     assert_eq!(code, 1);
     assert!(
-        err.contains(
-            "bad.yaml:45:5: agents.ops-oncall.owner: carol@acme.com is not declared under org.users"
-        ),
+        err.contains("bad.yaml:45:5: agents.ops-oncall.owner: carol@acme.com is not declared under org.users"),
         "{err}"
     );
     assert!(err.contains("hint: every agent needs an owner"), "{err}");
     // A bad config never starts anything.
-    let (code, _, err) = pincer(
-        &["--config", bad.to_str().unwrap(), "migrate"],
-        &[("DATABASE_URL", "postgres://127.0.0.1:1/x")],
-        None,
-    );
+    let (code, _, err) =
+        pincer(&["--config", bad.to_str().unwrap(), "migrate"], &[("DATABASE_URL", "postgres://127.0.0.1:1/x")], None);
     assert_eq!(code, 1);
     assert!(err.contains("The config has errors"), "{err}");
 }
@@ -71,82 +49,47 @@ async fn the_demo_flow_works_through_the_binary() {
     let (code, out, err) = run(&["migrate"], &db, None);
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = run(
-        &[
-            "memory",
-            "import",
-            "--scope",
-            "incidents",
-            "examples/memory/incidents/2026-10-14-deploy-failure.md",
-        ],
+        &["memory", "import", "--scope", "incidents", "examples/memory/incidents/2026-10-14-deploy-failure.md"],
         &db,
         None,
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Imported 2 passages"), "{out}");
-    let (code, out, err) = run(
-        &[
-            "admin",
-            "workspace",
-            "create",
-            "--user",
-            "alice@acme.com",
-            "--scope",
-            "alice-lab",
-        ],
-        &db,
-        None,
-    );
+    let (code, out, err) =
+        run(&["admin", "workspace", "create", "--user", "alice@acme.com", "--scope", "alice-lab"], &db, None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Created workspace alice-lab"), "{out}");
     let script = "/ask why did the deploy fail?\n/workspace alice-lab\n/workspace\n:as olivia@acme.com\n/admin user add eve@acme.com\n";
-    let (code, out, err) = run(
-        &[
-            "chat",
-            "--user",
-            "alice@acme.com",
-            "--channel",
-            "console:#oncall",
-        ],
-        &db,
-        Some(script),
-    );
+    let (code, out, err) =
+        run(&["chat", "--user", "alice@acme.com", "--channel", "console:#oncall"], &db, Some(script));
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("Every deploy failed for two hours on 14 October."),
-        "{out}"
-    );
+    assert!(out.contains("Every deploy failed for two hours on 14 October."), "{out}");
     assert!(out.contains("Switched to workspace alice-lab"), "{out}");
     assert!(out.contains("You are in workspace alice-lab"), "{out}");
-    assert!(
-        out.contains("! Observers can read answers and the audit log but cannot change anything"),
-        "{out}"
-    );
+    assert!(out.contains("! Observers can read answers and the audit log but cannot change anything"), "{out}");
     let (code, out, _) = run(&["admin", "audit", "verify"], &db, None);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("Audit chain intact"), "{out}");
     // Members cannot use the admin shell as themselves.
-    let (code, _, err) = run(
-        &["admin", "--as", "bob@acme.com", "user", "list"],
-        &db,
-        None,
-    );
+    let (code, _, err) = run(&["admin", "--as", "bob@acme.com", "user", "list"], &db, None);
     assert_eq!(code, 1);
     assert!(err.contains("Only admins"), "{err}");
     // Tamper with one row: verify fails, naming it.
     {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&db_url(&db)).await.unwrap();
-        sqlx::raw_sql("SET session_replication_role = replica; UPDATE audit_log SET action = 'nothing.happened' WHERE seq = 3;").execute(&mut c).await.unwrap();
+        sqlx::raw_sql(
+            "SET session_replication_role = replica; UPDATE audit_log SET action = 'nothing.happened' WHERE seq = 3;",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
     }
     let (code, _, err) = run(&["admin", "audit", "verify"], &db, None);
     assert_eq!(code, 1);
     assert!(err.contains("Audit chain BROKEN at seq 3"), "{err}");
     // Break glass from the shell.
-    let (code, out, err) = run(
-        &["admin", "disable-agent", "ops-oncall", "--reason", "drill"],
-        &db,
-        None,
-    );
+    let (code, out, err) = run(&["admin", "disable-agent", "ops-oncall", "--reason", "drill"], &db, None);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Disabled ops-oncall"), "{out}");
     drop_db(&db).await;
@@ -155,19 +98,14 @@ async fn the_demo_flow_works_through_the_binary() {
 #[tokio::test]
 async fn admin_commands_from_the_shell_are_audited_like_chat() {
     let t = TestApp::spawn().await;
-    let (code, out, err) = run(
-        &["admin", "user", "add", "eve@acme.com", "observer"],
-        &t.db,
-        None,
-    );
+    let (code, out, err) = run(&["admin", "user", "add", "eve@acme.com", "observer"], &t.db, None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Added eve@acme.com as observer"), "{out}");
-    let row: (Option<String>, serde_json::Value) = sqlx::query_as(
-        "SELECT user_email, metadata FROM audit_log WHERE action = 'admin.user.add'",
-    )
-    .fetch_one(&t.app.store.pool)
-    .await
-    .unwrap();
+    let row: (Option<String>, serde_json::Value) =
+        sqlx::query_as("SELECT user_email, metadata FROM audit_log WHERE action = 'admin.user.add'")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
     assert_eq!(row.0.as_deref(), Some("dan@acme.com"));
     assert_eq!(row.1["platform"], "cli");
     t.cleanup().await;

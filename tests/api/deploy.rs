@@ -6,18 +6,11 @@ use serde_yaml::Value;
 use crate::helpers::{exists, root};
 
 fn compose() -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(root().join("docker-compose.yaml")).unwrap())
-        .unwrap()
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("docker-compose.yaml")).unwrap()).unwrap()
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_sequence()
-        .map(|s| {
-            s.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_sequence().map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 #[test]
@@ -25,32 +18,16 @@ fn every_image_is_pinned_and_postgres_is_15_with_a_volume() {
     let c = compose();
     let services = c["services"].as_mapping().unwrap();
     for (name, svc) in services {
-        let image = svc["image"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name:?} has an image"));
-        let (_, tag) = image
-            .rsplit_once(':')
-            .unwrap_or_else(|| panic!("{image} has a tag"));
-        assert!(
-            tag != "latest" && tag.chars().next().unwrap().is_ascii_digit(),
-            "{image} is pinned to a version"
-        );
+        let image = svc["image"].as_str().unwrap_or_else(|| panic!("{name:?} has an image"));
+        let (_, tag) = image.rsplit_once(':').unwrap_or_else(|| panic!("{image} has a tag"));
+        assert!(tag != "latest" && tag.chars().next().unwrap().is_ascii_digit(), "{image} is pinned to a version");
     }
     let pg = &c["services"]["postgres"];
-    assert!(
-        pg["image"].as_str().unwrap().starts_with("postgres:15."),
-        "{pg:?}"
-    );
+    assert!(pg["image"].as_str().unwrap().starts_with("postgres:15."), "{pg:?}");
     let volumes = strs(&pg["volumes"]);
-    assert!(
-        volumes.iter().any(|v| v.starts_with("pgdata:")),
-        "{volumes:?}"
-    );
+    assert!(volumes.iter().any(|v| v.starts_with("pgdata:")), "{volumes:?}");
     assert!(c["volumes"]["pgdata"].is_null() || c["volumes"]["pgdata"].is_mapping());
-    assert_eq!(
-        pg["environment"]["POSTGRES_PASSWORD_FILE"],
-        "/run/secrets/postgres_password"
-    );
+    assert_eq!(pg["environment"]["POSTGRES_PASSWORD_FILE"], "/run/secrets/postgres_password");
 }
 
 #[test]
@@ -63,21 +40,10 @@ fn gateway_and_daemon_are_the_same_image_in_two_roles() {
     assert_eq!(&gc[..3], ["serve", "--role", "gateway"]);
     assert_eq!(&dc[..3], ["serve", "--role", "daemon"]);
     // The listen addresses parse, and the gateway's port is published.
-    let port = gc[gc.iter().position(|a| a == "--listen").unwrap() + 1]
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_string();
-    assert!(
-        strs(&g["ports"])
-            .iter()
-            .any(|p| p.ends_with(&format!(":{port}")))
-    );
+    let port = gc[gc.iter().position(|a| a == "--listen").unwrap() + 1].rsplit_once(':').unwrap().1.to_string();
+    assert!(strs(&g["ports"]).iter().any(|p| p.ends_with(&format!(":{port}"))));
     for svc in [g, d] {
-        assert_eq!(
-            svc["depends_on"]["postgres"]["condition"],
-            "service_healthy"
-        );
+        assert_eq!(svc["depends_on"]["postgres"]["condition"], "service_healthy");
     }
 }
 
@@ -95,16 +61,9 @@ fn secrets_come_from_files_and_the_mounted_config_is_valid() {
         if let Some(env) = svc["environment"].as_mapping() {
             for (k, v) in env {
                 let k = k.as_str().unwrap();
-                if k.contains("PASSWORD")
-                    || k.contains("TOKEN")
-                    || k.contains("KEY")
-                    || k == "DATABASE_URL"
-                {
+                if k.contains("PASSWORD") || k.contains("TOKEN") || k.contains("KEY") || k == "DATABASE_URL" {
                     let v = v.as_str().unwrap();
-                    assert!(
-                        v.starts_with("/run/secrets/") || v.starts_with("file:///run/secrets/"),
-                        "{k}={v}"
-                    );
+                    assert!(v.starts_with("/run/secrets/") || v.starts_with("file:///run/secrets/"), "{k}={v}");
                 }
             }
         }

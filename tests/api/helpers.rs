@@ -14,8 +14,7 @@ use pincer_commands::{Email, ScopeName};
 
 /// The server tests use: `PINCER_TEST_DATABASE_URL`, else local Postgres.
 pub fn server_url() -> String {
-    std::env::var("PINCER_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PINCER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The URL of a database named `name` on the test server.
@@ -40,11 +39,7 @@ pub fn config_from(yaml: &str) -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
     for p in ["product-assistant.md", "ops-oncall.md"] {
-        std::fs::copy(
-            root().join("examples/prompts").join(p),
-            dir.path().join("prompts").join(p),
-        )
-        .unwrap();
+        std::fs::copy(root().join("examples/prompts").join(p), dir.path().join("prompts").join(p)).unwrap();
     }
     let path = dir.path().join("pincer.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -69,30 +64,19 @@ impl TestApp {
         pincer::init_crypto();
         let db = format!("pincer_test_{}", uuid::Uuid::new_v4().simple());
         let url = db_url(&db);
-        let store = Store::connect(&url, 8)
-            .await
-            .expect("connect to test Postgres");
+        let store = Store::connect(&url, 8).await.expect("connect to test Postgres");
         let app = App::start(config, store).await.expect("app starts");
-        TestApp {
-            router: Router::new(app.clone()),
-            app,
-            db,
-        }
+        TestApp { router: Router::new(app.clone()), app, db }
     }
 
     /// A session of `email` in `channel` (e.g. `console:#oncall`).
     pub fn session(&self, email: &str, channel: &str) -> ConsoleSession {
-        ConsoleSession {
-            user: Email::parse(email).unwrap(),
-            channel: channel.parse().unwrap(),
-        }
+        ConsoleSession { user: Email::parse(email).unwrap(), channel: channel.parse().unwrap() }
     }
 
     /// `email` says `line` in `channel`; returns the replies.
     pub async fn say(&self, email: &str, channel: &str, line: &str) -> Vec<Reply> {
-        self.router
-            .handle(self.session(email, channel).event(line))
-            .await
+        self.router.handle(self.session(email, channel).event(line)).await
     }
 
     /// Like [`say`], returning the single reply's text.
@@ -134,9 +118,7 @@ impl TestApp {
         let scope = ScopeName::parse(scope).unwrap();
         for entry in std::fs::read_dir(root().join("examples/memory").join(dir)).unwrap() {
             let path = entry.unwrap().path();
-            pincer::memory::import_file(&self.app.store, &scope, &path, "test")
-                .await
-                .unwrap();
+            pincer::memory::import_file(&self.app.store, &scope, &path, "test").await.unwrap();
         }
     }
 
@@ -154,10 +136,7 @@ impl TestApp {
 
     /// Audit rows with `action`, oldest first.
     pub async fn audit_actions(&self) -> Vec<String> {
-        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq")
-            .fetch_all(&self.app.store.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&self.app.store.pool).await.unwrap()
     }
 
     /// Drops the database.
@@ -171,11 +150,9 @@ impl TestApp {
 pub async fn drop_db(name: &str) {
     use sqlx::Connection;
     if let Ok(mut c) = sqlx::PgConnection::connect(&server_url()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+            .execute(&mut c)
+            .await;
     }
 }
 
@@ -184,15 +161,8 @@ pub fn pincer(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (i32,
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pincer"));
-    cmd.args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.env_remove("DATABASE_URL")
-        .env_remove("PINCER_CONFIG")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("PINCER_RBAC");
+    cmd.args(args).current_dir(root()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env_remove("DATABASE_URL").env_remove("PINCER_CONFIG").env_remove("OPENAI_API_KEY").env_remove("PINCER_RBAC");
     for (k, v) in env {
         cmd.env(k, v);
     }

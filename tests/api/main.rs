@@ -8,5 +8,7 @@ mod helpers;
 mod llm;
 mod router;
 mod server;
+mod slack;
+mod slack_mock;
 mod store;
 mod workspaces;

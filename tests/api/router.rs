@@ -8,64 +8,31 @@ use crate::helpers::{TestApp, config_from};
 async fn an_ask_in_a_bound_channel_is_answered_from_that_agents_memory() {
     let t = TestApp::spawn().await;
     t.import_examples().await;
-    let replies = t
-        .say(
-            "bob@acme.com",
-            "console:#oncall",
-            "/ask why did the deploy fail?",
-        )
-        .await;
+    let replies = t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].kind, ReplyKind::Answer);
     let text = &replies[0].text;
     assert!(text.contains("14 October"), "{text}");
-    assert!(
-        text.contains("postmortems:") || text.contains("incidents:"),
-        "{text}"
-    );
+    assert!(text.contains("postmortems:") || text.contains("incidents:"), "{text}");
     // ops-oncall does not read the product scope.
     assert!(!text.contains("product:"), "{text}");
     // Free text in a bound channel is an ask too.
-    let text = t
-        .say1(
-            "bob@acme.com",
-            "console:#product-bot",
-            "when does billing v2 ship?",
-        )
-        .await;
+    let text = t.say1("bob@acme.com", "console:#product-bot", "when does billing v2 ship?").await;
     assert!(text.contains("November"), "{text}");
     let actions = t.audit_actions().await;
-    assert_eq!(
-        actions.iter().filter(|a| *a == "ask").count(),
-        2,
-        "{actions:?}"
-    );
+    assert_eq!(actions.iter().filter(|a| *a == "ask").count(), 2, "{actions:?}");
     t.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_repeated_event_is_acknowledged_and_never_answered_twice() {
     let t = TestApp::spawn().await;
-    let ev = t.event(
-        "console:#oncall",
-        "bob@acme.com",
-        Some("bob@acme.com"),
-        "local",
-        "/workspace",
-        "evt-1",
-    );
+    let ev = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", "/workspace", "evt-1");
     assert_eq!(t.router.handle(ev.clone()).await.len(), 1);
     assert!(t.router.handle(ev.clone()).await.is_empty());
     // Concurrent copies on two routers (as two replicas would be) over one database.
     let other = pincer::router::Router::new(t.app.clone());
-    let ev2 = t.event(
-        "console:#oncall",
-        "bob@acme.com",
-        Some("bob@acme.com"),
-        "local",
-        "/workspace",
-        "evt-2",
-    );
+    let ev2 = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", "/workspace", "evt-2");
     let (a, b) = tokio::join!(t.router.handle(ev2.clone()), other.handle(ev2));
     assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'workspace'")
@@ -79,55 +46,31 @@ async fn a_repeated_event_is_acknowledged_and_never_answered_twice() {
 #[tokio::test]
 async fn text_in_an_unbound_channel_is_ignored_and_audited_with_no_reply() {
     let t = TestApp::spawn().await;
-    assert!(
-        t.say("bob@acme.com", "console:#random", "hello there")
-            .await
-            .is_empty()
-    );
+    assert!(t.say("bob@acme.com", "console:#random", "hello there").await.is_empty());
     assert_eq!(t.audit_actions().await.last().unwrap(), "event.ignored");
     // An explicit /ask there says where the agents are.
-    let text = t
-        .refused("bob@acme.com", "console:#random", "/ask anything")
-        .await;
+    let text = t.refused("bob@acme.com", "console:#random", "/ask anything").await;
     assert!(text.contains("No agent answers in #random"), "{text}");
-    assert!(
-        text.contains("#oncall (ops-oncall)") && text.contains("#product-bot (product-assistant)"),
-        "{text}"
-    );
+    assert!(text.contains("#oncall (ops-oncall)") && text.contains("#product-bot (product-assistant)"), "{text}");
     t.cleanup().await;
 }
 
 #[tokio::test]
 async fn an_observer_is_refused_every_mutation_with_a_clear_sentence() {
     let t = TestApp::spawn().await;
-    let text = t
-        .refused(
-            "olivia@acme.com",
-            "console:#oncall",
-            "/admin user add eve@acme.com member",
-        )
-        .await;
-    assert!(
-        text.starts_with("Observers can read answers and the audit log but cannot change anything"),
-        "{text}"
-    );
-    t.refused("olivia@acme.com", "console:#oncall", "/ask what happened?")
-        .await;
-    t.refused(
-        "olivia@acme.com",
-        "console:#oncall",
-        "/admin agent disable ops-oncall because",
-    )
-    .await;
+    let text = t.refused("olivia@acme.com", "console:#oncall", "/admin user add eve@acme.com member").await;
+    assert!(text.starts_with("Observers can read answers and the audit log but cannot change anything"), "{text}");
+    t.refused("olivia@acme.com", "console:#oncall", "/ask what happened?").await;
+    t.refused("olivia@acme.com", "console:#oncall", "/admin agent disable ops-oncall because").await;
     // Reading the audit log is allowed.
-    let text = t
-        .say1("olivia@acme.com", "console:#oncall", "/admin audit verify")
-        .await;
+    let text = t.say1("olivia@acme.com", "console:#oncall", "/admin audit verify").await;
     assert!(text.starts_with("Audit chain intact"), "{text}");
-    let denied: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'command.denied' AND metadata->>'reason' = 'observer_read_only'")
-        .fetch_one(&t.app.store.pool)
-        .await
-        .unwrap();
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'command.denied' AND metadata->>'reason' = 'observer_read_only'",
+    )
+    .fetch_one(&t.app.store.pool)
+    .await
+    .unwrap();
     assert_eq!(denied, 3);
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'eve@acme.com'")
         .fetch_one(&t.app.store.pool)
@@ -140,47 +83,18 @@ async fn an_observer_is_refused_every_mutation_with_a_clear_sentence() {
 #[tokio::test]
 async fn members_cannot_administer_and_admins_can() {
     let t = TestApp::spawn().await;
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/admin user list")
-        .await;
+    let text = t.refused("bob@acme.com", "console:#oncall", "/admin user list").await;
     assert_eq!(text, "Only admins can run /admin user list.");
-    let text = t
-        .say1(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin user add Eve@Acme.com observer",
-        )
-        .await;
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin user add Eve@Acme.com observer").await;
     assert!(text.starts_with("Added eve@acme.com as observer"), "{text}");
-    let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin user add eve@acme.com",
-        )
-        .await;
+    let text = t.refused("dan@acme.com", "console:#oncall", "/admin user add eve@acme.com").await;
     assert!(text.contains("already in the org as observer"), "{text}");
-    let text = t
-        .say1(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin user role eve@acme.com member",
-        )
-        .await;
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin user role eve@acme.com member").await;
     assert_eq!(text, "eve@acme.com is now member.");
-    let text = t
-        .say1("eve@acme.com", "console:#oncall", "/admin whoami")
-        .await;
+    let text = t.say1("eve@acme.com", "console:#oncall", "/admin whoami").await;
     assert!(text.contains("eve@acme.com (member)"), "{text}");
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin user remove eve@acme.com",
-    )
-    .await;
-    let text = t
-        .refused("eve@acme.com", "console:#oncall", "/workspace")
-        .await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin user remove eve@acme.com").await;
+    let text = t.refused("eve@acme.com", "console:#oncall", "/workspace").await;
     assert!(text.contains("not a member of this Pincer org"), "{text}");
     t.cleanup().await;
 }
@@ -188,32 +102,11 @@ async fn members_cannot_administer_and_admins_can() {
 #[tokio::test]
 async fn the_last_admin_can_be_neither_demoted_nor_removed() {
     let t = TestApp::spawn().await;
-    let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin user role dan@acme.com member",
-        )
-        .await;
+    let text = t.refused("dan@acme.com", "console:#oncall", "/admin user role dan@acme.com member").await;
     assert!(text.contains("last admin"), "{text}");
-    t.refused(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin user remove dan@acme.com",
-    )
-    .await;
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin user role alice@acme.com admin",
-    )
-    .await;
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin user role dan@acme.com member",
-    )
-    .await;
+    t.refused("dan@acme.com", "console:#oncall", "/admin user remove dan@acme.com").await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin user role alice@acme.com admin").await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin user role dan@acme.com member").await;
     t.cleanup().await;
 }
 
@@ -223,59 +116,23 @@ async fn unknown_people_get_a_sentence_and_nothing_else() {
     let ev = t.event("slack:#oncall", "U999", None, "T1", "/ask hi", "k1");
     let replies = t.router.handle(ev).await;
     assert_eq!(replies.len(), 1);
-    assert!(
-        replies[0].text.contains("can't tell who you are"),
-        "{replies:?}"
-    );
-    let ev = t.event(
-        "slack:#oncall",
-        "U998",
-        Some("mallory@evil.com"),
-        "T1",
-        "/ask hi",
-        "k2",
-    );
+    assert!(replies[0].text.contains("can't tell who you are"), "{replies:?}");
+    let ev = t.event("slack:#oncall", "U998", Some("mallory@evil.com"), "T1", "/ask hi", "k2");
     assert!(t.router.handle(ev).await[0].text.contains("not a member"));
     let actions = t.audit_actions().await;
-    assert_eq!(
-        actions.iter().filter(|a| *a == "event.denied").count(),
-        2,
-        "{actions:?}"
-    );
+    assert_eq!(actions.iter().filter(|a| *a == "event.denied").count(), 2, "{actions:?}");
     t.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_platform_identity_links_by_verified_email_once_and_is_remembered() {
     let t = TestApp::spawn().await;
-    let ev = t.event(
-        "slack:#oncall",
-        "U1",
-        Some("bob@acme.com"),
-        "T1",
-        "/admin whoami",
-        "k1",
-    );
-    assert!(
-        t.router.handle(ev).await[0]
-            .text
-            .contains("bob@acme.com (member)")
-    );
+    let ev = t.event("slack:#oncall", "U1", Some("bob@acme.com"), "T1", "/admin whoami", "k1");
+    assert!(t.router.handle(ev).await[0].text.contains("bob@acme.com (member)"));
     // Later events carry no e-mail; the link answers.
     let ev = t.event("slack:#oncall", "U1", None, "T1", "/admin whoami", "k2");
-    assert!(
-        t.router.handle(ev).await[0]
-            .text
-            .contains("bob@acme.com (member)")
-    );
-    assert_eq!(
-        t.audit_actions()
-            .await
-            .iter()
-            .filter(|a| *a == "identity.link")
-            .count(),
-        1
-    );
+    assert!(t.router.handle(ev).await[0].text.contains("bob@acme.com (member)"));
+    assert_eq!(t.audit_actions().await.iter().filter(|a| *a == "identity.link").count(), 1);
     t.cleanup().await;
 }
 
@@ -295,33 +152,14 @@ agents:
 ";
 
 #[tokio::test]
-async fn a_teammate_from_a_trusted_workspace_joins_with_the_default_role_and_a_removed_one_stays_out()
- {
+async fn a_teammate_from_a_trusted_workspace_joins_with_the_default_role_and_a_removed_one_stays_out() {
     let (config, _dir) = config_from(TRUSTED);
     let t = TestApp::with_config(config).await;
-    let ev = t.event(
-        "slack:#oncall",
-        "U7",
-        Some("carol@acme.com"),
-        "T0ACME",
-        "/admin whoami",
-        "k1",
-    );
-    assert!(
-        t.router.handle(ev).await[0]
-            .text
-            .contains("carol@acme.com (member)")
-    );
+    let ev = t.event("slack:#oncall", "U7", Some("carol@acme.com"), "T0ACME", "/admin whoami", "k1");
+    assert!(t.router.handle(ev).await[0].text.contains("carol@acme.com (member)"));
     assert!(t.audit_actions().await.contains(&"user.join".to_string()));
     // Another Slack team is not trusted.
-    let ev = t.event(
-        "slack:#oncall",
-        "U8",
-        Some("frank@acme.com"),
-        "T0OTHER",
-        "/admin whoami",
-        "k2",
-    );
+    let ev = t.event("slack:#oncall", "U8", Some("frank@acme.com"), "T0OTHER", "/admin whoami", "k2");
     assert!(t.router.handle(ev).await[0].text.contains("not a member"));
     // Removed: the trusted workspace does not bring them back.
     t.router
@@ -334,14 +172,7 @@ async fn a_teammate_from_a_trusted_workspace_joins_with_the_default_role_and_a_r
             "k3",
         ))
         .await;
-    let ev = t.event(
-        "slack:#oncall",
-        "U7",
-        Some("carol@acme.com"),
-        "T0ACME",
-        "/admin whoami",
-        "k4",
-    );
+    let ev = t.event("slack:#oncall", "U7", Some("carol@acme.com"), "T0ACME", "/admin whoami", "k4");
     assert!(t.router.handle(ev).await[0].text.contains("not a member"));
     t.cleanup().await;
 }
@@ -351,23 +182,9 @@ async fn with_rbac_off_strangers_act_as_members_but_never_as_admins() {
     let (config, _dir) = config_from(&TRUSTED.replacen("org:\n", "rbac: false\norg:\n", 1));
     assert!(!config.rbac);
     let t = TestApp::with_config(config).await;
-    let ev = t.event(
-        "slack:#oncall",
-        "U5",
-        Some("dev@local.test"),
-        "TLOCAL",
-        "/ask anything",
-        "k1",
-    );
+    let ev = t.event("slack:#oncall", "U5", Some("dev@local.test"), "TLOCAL", "/ask anything", "k1");
     assert_eq!(t.router.handle(ev).await[0].kind, ReplyKind::Answer);
-    let ev = t.event(
-        "slack:#oncall",
-        "U5",
-        None,
-        "TLOCAL",
-        "/admin user add x@y.zz admin",
-        "k2",
-    );
+    let ev = t.event("slack:#oncall", "U5", None, "TLOCAL", "/admin user add x@y.zz admin", "k2");
     let r = t.router.handle(ev).await;
     assert_eq!(r[0].text, "Only admins can run /admin user add.");
     t.cleanup().await;
@@ -376,63 +193,20 @@ async fn with_rbac_off_strangers_act_as_members_but_never_as_admins() {
 #[tokio::test]
 async fn a_disabled_agent_refuses_asks_until_enabled() {
     let t = TestApp::spawn().await;
-    let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin agent disable ops-oncall",
-        )
-        .await;
+    let text = t.refused("dan@acme.com", "console:#oncall", "/admin agent disable ops-oncall").await;
     assert!(text.contains("Say why"), "{text}");
-    let text = t
-        .say1(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin agent disable ops-oncall paging loop",
-        )
-        .await;
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin agent disable ops-oncall paging loop").await;
     assert!(text.starts_with("Disabled ops-oncall"), "{text}");
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/ask what now?")
-        .await;
-    assert_eq!(
-        text,
-        "The agent ops-oncall is disabled by dan@acme.com (paging loop), so it cannot answer now."
-    );
+    let text = t.refused("bob@acme.com", "console:#oncall", "/ask what now?").await;
+    assert_eq!(text, "The agent ops-oncall is disabled by dan@acme.com (paging loop), so it cannot answer now.");
     // Other agents are unaffected.
-    assert_eq!(
-        t.say("bob@acme.com", "console:#product-bot", "/ask roadmap")
-            .await[0]
-            .kind,
-        ReplyKind::Answer
-    );
-    let list = t
-        .say1("dan@acme.com", "console:#oncall", "/admin agent list")
-        .await;
-    assert!(
-        list.contains("ops-oncall — DISABLED by dan@acme.com (paging loop)"),
-        "{list}"
-    );
+    assert_eq!(t.say("bob@acme.com", "console:#product-bot", "/ask roadmap").await[0].kind, ReplyKind::Answer);
+    let list = t.say1("dan@acme.com", "console:#oncall", "/admin agent list").await;
+    assert!(list.contains("ops-oncall — DISABLED by dan@acme.com (paging loop)"), "{list}");
     assert!(list.contains("owner dan@acme.com"), "{list}");
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin agent enable ops-oncall fixed",
-    )
-    .await;
-    assert_eq!(
-        t.say("bob@acme.com", "console:#oncall", "/ask what now?")
-            .await[0]
-            .kind,
-        ReplyKind::Answer
-    );
-    let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin agent disable nosuch x",
-        )
-        .await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin agent enable ops-oncall fixed").await;
+    assert_eq!(t.say("bob@acme.com", "console:#oncall", "/ask what now?").await[0].kind, ReplyKind::Answer);
+    let text = t.refused("dan@acme.com", "console:#oncall", "/admin agent disable nosuch x").await;
     assert!(text.contains("There is no agent nosuch"), "{text}");
     t.cleanup().await;
 }
@@ -440,22 +214,14 @@ async fn a_disabled_agent_refuses_asks_until_enabled() {
 #[tokio::test]
 async fn a_malformed_command_gets_its_usage_and_is_audited() {
     let t = TestApp::spawn().await;
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/workspace Alice-Lab")
-        .await;
-    assert!(
-        text.contains("uppercase letter 'A'") && text.contains("Usage: /workspace NAME"),
-        "{text}"
-    );
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/deploy prod")
-        .await;
+    let text = t.refused("bob@acme.com", "console:#oncall", "/workspace Alice-Lab").await;
+    assert!(text.contains("uppercase letter 'A'") && text.contains("Usage: /workspace NAME"), "{text}");
+    let text = t.refused("bob@acme.com", "console:#oncall", "/deploy prod").await;
     assert!(text.contains("not a Pincer command"), "{text}");
-    let invalid: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'command.invalid'")
-            .fetch_one(&t.app.store.pool)
-            .await
-            .unwrap();
+    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'command.invalid'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
     assert_eq!(invalid, 2);
     t.cleanup().await;
 }
@@ -463,24 +229,11 @@ async fn a_malformed_command_gets_its_usage_and_is_audited() {
 #[tokio::test]
 async fn every_handled_event_leaves_exactly_one_command_audit_row() {
     let t = TestApp::spawn().await;
-    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(&t.app.store.pool)
-        .await
-        .unwrap();
-    for line in [
-        "/help",
-        "/workspace",
-        "/admin whoami",
-        "/ask x",
-        "/admin user list",
-        "/nope",
-    ] {
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&t.app.store.pool).await.unwrap();
+    for line in ["/help", "/workspace", "/admin whoami", "/ask x", "/admin user list", "/nope"] {
         t.say("bob@acme.com", "console:#oncall", line).await;
     }
-    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(&t.app.store.pool)
-        .await
-        .unwrap();
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&t.app.store.pool).await.unwrap();
     // Plus one identity.link for bob's first event on the console.
     assert_eq!(after - before, 7);
     t.cleanup().await;

@@ -7,7 +7,7 @@ async fn health_readiness_and_metrics_answer() {
     let t = TestApp::spawn().await;
     t.say("bob@acme.com", "console:#oncall", "/workspace").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = pincer::server::Server::build(t.app.clone(), listener);
+    let server = pincer::server::Server::build(t.app.clone(), listener, true);
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(server.run_until_stopped(async {

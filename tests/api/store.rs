@@ -21,35 +21,19 @@ async fn every_named_query_fits_the_migrated_schema() {
 #[tokio::test]
 async fn migrations_are_idempotent_and_config_sync_keeps_runtime_changes() {
     let t = TestApp::spawn().await;
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin user role bob@acme.com observer",
-    )
-    .await;
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin agent disable ops-oncall drill",
-    )
-    .await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin user role bob@acme.com observer").await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin agent disable ops-oncall drill").await;
     t.app.store.migrate().await.unwrap();
-    pincer::app::sync_config(&t.app.store, &t.app.config)
-        .await
-        .unwrap();
+    pincer::app::sync_config(&t.app.store, &t.app.config).await.unwrap();
     let role: String = sqlx::query_scalar("SELECT role FROM users WHERE email = 'bob@acme.com'")
         .fetch_one(&t.app.store.pool)
         .await
         .unwrap();
-    assert_eq!(
-        role, "observer",
-        "a restart does not undo an admin's change"
-    );
-    let disabled: bool =
-        sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM agents WHERE name = 'ops-oncall'")
-            .fetch_one(&t.app.store.pool)
-            .await
-            .unwrap();
+    assert_eq!(role, "observer", "a restart does not undo an admin's change");
+    let disabled: bool = sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM agents WHERE name = 'ops-oncall'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
     assert!(disabled, "a restart does not re-enable a disabled agent");
     t.cleanup().await;
 }
@@ -61,22 +45,13 @@ async fn reimporting_a_file_replaces_its_passages() {
     let f = dir.path().join("notes.md");
     std::fs::write(&f, "# A\n\nold fact about turbines\n\n# B\n\nsecond\n").unwrap();
     let scope = pincer_commands::ScopeName::parse("incidents").unwrap();
-    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test")
-        .await
-        .unwrap();
+    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test").await.unwrap();
     assert_eq!((r.passages, r.replaced), (2, 0));
     std::fs::write(&f, "# A\n\nnew fact about turbines\n").unwrap();
-    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test")
-        .await
-        .unwrap();
+    let r = pincer::memory::import_file(&t.app.store, &scope, &f, "test").await.unwrap();
     assert_eq!((r.passages, r.replaced), (1, 2));
-    let text = t
-        .say1("bob@acme.com", "console:#oncall", "/ask turbines")
-        .await;
-    assert!(
-        text.contains("new fact") && !text.contains("old fact"),
-        "{text}"
-    );
+    let text = t.say1("bob@acme.com", "console:#oncall", "/ask turbines").await;
+    assert!(text.contains("new fact") && !text.contains("old fact"), "{text}");
     t.cleanup().await;
 }
 
@@ -88,23 +63,11 @@ async fn the_housekeeping_lease_has_one_holder_and_prunes_old_keys() {
         .await
         .unwrap();
     let ttl = std::time::Duration::from_secs(60);
-    assert_eq!(
-        pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(),
-        Some(1)
-    );
-    assert_eq!(
-        pincer::daemon::tick(&t.app, "b", ttl).await.unwrap(),
-        None,
-        "b waits while a holds the lease"
-    );
-    assert_eq!(
-        pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(),
-        Some(0)
-    );
-    let keys: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM inbound_events")
-        .fetch_all(&t.app.store.pool)
-        .await
-        .unwrap();
+    assert_eq!(pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(), Some(1));
+    assert_eq!(pincer::daemon::tick(&t.app, "b", ttl).await.unwrap(), None, "b waits while a holds the lease");
+    assert_eq!(pincer::daemon::tick(&t.app, "a", ttl).await.unwrap(), Some(0));
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT dedupe_key FROM inbound_events").fetch_all(&t.app.store.pool).await.unwrap();
     assert_eq!(keys, vec!["new".to_string()]);
     t.cleanup().await;
 }

@@ -8,16 +8,9 @@ async fn with_alice_lab() -> TestApp {
     let t = TestApp::spawn().await;
     t.import_examples().await;
     let text = t
-        .say1(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin workspace create --user alice@acme.com --scope alice-lab",
-        )
+        .say1("dan@acme.com", "console:#oncall", "/admin workspace create --user alice@acme.com --scope alice-lab")
         .await;
-    assert!(
-        text.starts_with("Created workspace alice-lab for alice@acme.com"),
-        "{text}"
-    );
+    assert!(text.starts_with("Created workspace alice-lab for alice@acme.com"), "{text}");
     t.import("alice-lab", "alice-lab").await;
     t
 }
@@ -25,32 +18,15 @@ async fn with_alice_lab() -> TestApp {
 #[tokio::test]
 async fn alice_switches_into_her_workspace_and_back() {
     let t = with_alice_lab().await;
-    let text = t
-        .say1("alice@acme.com", "console:#oncall", "/workspace")
-        .await;
-    assert!(
-        text.starts_with("You are in the shared workspace"),
-        "{text}"
-    );
-    let text = t
-        .say1("alice@acme.com", "console:#oncall", "/workspace alice-lab")
-        .await;
-    assert!(
-        text.starts_with("Switched to workspace alice-lab"),
-        "{text}"
-    );
-    let text = t
-        .say1("alice@acme.com", "console:#oncall", "/workspace")
-        .await;
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
+    assert!(text.starts_with("You are in the shared workspace"), "{text}");
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    assert!(text.starts_with("Switched to workspace alice-lab"), "{text}");
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
     assert!(text.starts_with("You are in workspace alice-lab"), "{text}");
     assert!(text.contains("incidents, postmortems"), "{text}");
-    let text = t
-        .say1("alice@acme.com", "console:#oncall", "/workspace shared")
-        .await;
-    assert!(
-        text.starts_with("You are back in the shared workspace"),
-        "{text}"
-    );
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace shared").await;
+    assert!(text.starts_with("You are back in the shared workspace"), "{text}");
     t.cleanup().await;
 }
 
@@ -61,61 +37,36 @@ async fn an_ask_in_a_workspace_reads_it_plus_the_shared_scopes_and_nobody_else_s
     // Shared: alice's notes are invisible, the shared postmortems are not.
     let text = t.say1("alice@acme.com", "console:#oncall", q).await;
     assert!(!text.contains("canary"), "{text}");
-    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab")
-        .await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
     let text = t.say1("alice@acme.com", "console:#oncall", q).await;
-    assert!(
-        text.contains("canary deploy step") && text.contains("alice-lab:"),
-        "{text}"
-    );
-    assert!(
-        text.contains("postmortems:") || text.contains("incidents:"),
-        "shared scopes are still read: {text}"
-    );
+    assert!(text.contains("canary deploy step") && text.contains("alice-lab:"), "{text}");
+    assert!(text.contains("postmortems:") || text.contains("incidents:"), "shared scopes are still read: {text}");
     // Bob, in the same channel, never sees alice-lab.
     let text = t.say1("bob@acme.com", "console:#oncall", q).await;
     assert!(!text.contains("canary"), "{text}");
     // The workspace adds to what the agent reads; it never reaches another agent's scopes.
-    let text = t
-        .say1(
-            "alice@acme.com",
-            "console:#oncall",
-            "/ask billing v2 single sign-on roadmap",
-        )
-        .await;
+    let text = t.say1("alice@acme.com", "console:#oncall", "/ask billing v2 single sign-on roadmap").await;
     assert!(!text.contains("product:"), "{text}");
-    let scopes: serde_json::Value = sqlx::query_scalar(
-        "SELECT metadata->'scopes' FROM audit_log WHERE action = 'ask' ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_one(&t.app.store.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        scopes,
-        serde_json::json!(["incidents", "postmortems", "alice-lab"])
-    );
+    let scopes: serde_json::Value =
+        sqlx::query_scalar("SELECT metadata->'scopes' FROM audit_log WHERE action = 'ask' ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(scopes, serde_json::json!(["incidents", "postmortems", "alice-lab"]));
     t.cleanup().await;
 }
 
 #[tokio::test]
 async fn switching_into_someone_elses_or_a_missing_workspace_is_refused() {
     let t = with_alice_lab().await;
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/workspace alice-lab")
-        .await;
-    assert_eq!(
-        text,
-        "Workspace alice-lab belongs to someone else; you can only switch into your own workspaces."
-    );
-    let text = t
-        .refused("bob@acme.com", "console:#oncall", "/workspace bob-lab")
-        .await;
+    let text = t.refused("bob@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    assert_eq!(text, "Workspace alice-lab belongs to someone else; you can only switch into your own workspaces.");
+    let text = t.refused("bob@acme.com", "console:#oncall", "/workspace bob-lab").await;
     assert!(text.starts_with("There is no workspace bob-lab"), "{text}");
-    let active: Option<String> =
-        sqlx::query_scalar("SELECT active_workspace FROM users WHERE email = 'bob@acme.com'")
-            .fetch_one(&t.app.store.pool)
-            .await
-            .unwrap();
+    let active: Option<String> = sqlx::query_scalar("SELECT active_workspace FROM users WHERE email = 'bob@acme.com'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
     assert_eq!(active, None);
     t.cleanup().await;
 }
@@ -124,41 +75,19 @@ async fn switching_into_someone_elses_or_a_missing_workspace_is_refused() {
 async fn a_workspace_cannot_shadow_a_shared_scope_or_an_existing_workspace() {
     let t = with_alice_lab().await;
     let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin workspace create --user bob@acme.com --scope incidents",
-        )
+        .refused("dan@acme.com", "console:#oncall", "/admin workspace create --user bob@acme.com --scope incidents")
         .await;
-    assert!(
-        text.contains("shared memory scope of agent ops-oncall"),
-        "{text}"
-    );
+    assert!(text.contains("shared memory scope of agent ops-oncall"), "{text}");
     let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin workspace create --user bob@acme.com --scope alice-lab",
-        )
+        .refused("dan@acme.com", "console:#oncall", "/admin workspace create --user bob@acme.com --scope alice-lab")
         .await;
-    assert!(
-        text.contains("already exists (owner alice@acme.com)"),
-        "{text}"
-    );
+    assert!(text.contains("already exists (owner alice@acme.com)"), "{text}");
     let text = t
-        .refused(
-            "dan@acme.com",
-            "console:#oncall",
-            "/admin workspace create --user nobody@acme.com --scope x-lab",
-        )
+        .refused("dan@acme.com", "console:#oncall", "/admin workspace create --user nobody@acme.com --scope x-lab")
         .await;
     assert!(text.contains("not in the org"), "{text}");
     let text = t
-        .refused(
-            "bob@acme.com",
-            "console:#oncall",
-            "/admin workspace create --user bob@acme.com --scope bob-lab",
-        )
+        .refused("bob@acme.com", "console:#oncall", "/admin workspace create --user bob@acme.com --scope bob-lab")
         .await;
     assert!(text.starts_with("Only admins"), "{text}");
     t.cleanup().await;
@@ -167,31 +96,13 @@ async fn a_workspace_cannot_shadow_a_shared_scope_or_an_existing_workspace() {
 #[tokio::test]
 async fn deleting_a_workspace_returns_its_people_to_shared() {
     let t = with_alice_lab().await;
-    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab")
-        .await;
-    let list = t
-        .say1("dan@acme.com", "console:#oncall", "/admin workspace list")
-        .await;
-    assert!(
-        list.contains("alice-lab") && list.contains("owner alice@acme.com"),
-        "{list}"
-    );
-    t.say1(
-        "dan@acme.com",
-        "console:#oncall",
-        "/admin workspace delete alice-lab",
-    )
-    .await;
-    let text = t
-        .say1("alice@acme.com", "console:#oncall", "/workspace")
-        .await;
-    assert!(
-        text.starts_with("You are in the shared workspace"),
-        "{text}"
-    );
-    let r = t
-        .say("alice@acme.com", "console:#oncall", "/ask canary")
-        .await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    let list = t.say1("dan@acme.com", "console:#oncall", "/admin workspace list").await;
+    assert!(list.contains("alice-lab") && list.contains("owner alice@acme.com"), "{list}");
+    t.say1("dan@acme.com", "console:#oncall", "/admin workspace delete alice-lab").await;
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
+    assert!(text.starts_with("You are in the shared workspace"), "{text}");
+    let r = t.say("alice@acme.com", "console:#oncall", "/ask canary").await;
     assert_eq!(r[0].kind, ReplyKind::Answer);
     assert!(!r[0].text.contains("alice-lab:"), "{r:?}");
     t.cleanup().await;

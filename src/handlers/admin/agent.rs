@@ -9,18 +9,8 @@ use crate::handlers::{Ctx, Outcome};
 use crate::store::{StoreError, agents};
 
 fn unknown(ctx: &Ctx<'_>, name: &AgentName) -> Outcome {
-    let known = ctx
-        .app
-        .config
-        .agents
-        .keys()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    Outcome::refused(
-        format!("There is no agent {name}. Agents: {known}."),
-        json!({"agent": name}),
-    )
+    let known = ctx.app.config.agents.keys().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+    Outcome::refused(format!("There is no agent {name}. Agents: {known}."), json!({"agent": name}))
 }
 
 /// Lists agents with owner, model, channels, scopes, tools and state.
@@ -38,11 +28,7 @@ pub async fn list(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, Sto
             _ => "enabled".into(),
         };
         let join = |v: Vec<String>| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
+            if v.is_empty() { "none".to_string() } else { v.join(", ") }
         };
         text.push_str(&format!(
             "\n• {} — {status}\n  owner {} · model {} · prompt {}\n  channels {}\n  memory {}\n  tools {}",
@@ -58,10 +44,7 @@ pub async fn list(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, Sto
             text.push_str(&format!("\n  {d}"));
         }
     }
-    Ok(Outcome::done(
-        text,
-        json!({"count": ctx.app.config.agents.len()}),
-    ))
+    Ok(Outcome::done(text, json!({"count": ctx.app.config.agents.len()})))
 }
 
 /// Disables an agent, saying why.
@@ -83,10 +66,7 @@ pub async fn disable(
             meta,
         ))
     } else {
-        Ok(Outcome::refused(
-            format!("{name} is already disabled."),
-            meta,
-        ))
+        Ok(Outcome::refused(format!("{name} is already disabled."), meta))
     }
 }
 
@@ -102,10 +82,7 @@ pub async fn enable(
     }
     let meta = json!({"agent": name, "reason": reason});
     if agents::enable(conn, name).await? {
-        Ok(Outcome::done(
-            format!("Enabled {name}; it answers again."),
-            meta,
-        ))
+        Ok(Outcome::done(format!("Enabled {name}; it answers again."), meta))
     } else {
         Ok(Outcome::refused(format!("{name} is not disabled."), meta))
     }

@@ -37,17 +37,11 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
     let report = audit::verify(conn).await?;
     Ok(match report.broken {
         None => Outcome::done(
-            format!(
-                "Audit chain intact: {} rows verified (seq 1 to {}).",
-                report.rows, report.last_seq
-            ),
+            format!("Audit chain intact: {} rows verified (seq 1 to {}).", report.rows, report.last_seq),
             json!({"rows": report.rows, "intact": true}),
         ),
         Some(b) => Outcome::refused(
-            format!(
-                "Audit chain BROKEN at seq {}: {}. {} rows before it verified.",
-                b.seq, b.reason, report.rows
-            ),
+            format!("Audit chain BROKEN at seq {}: {}. {} rows before it verified.", b.seq, b.reason, report.rows),
             json!({"rows": report.rows, "intact": false, "first_bad_seq": b.seq}),
         ),
     })

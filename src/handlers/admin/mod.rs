@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod outbox;
 pub mod user;
 pub mod workspace;
 
@@ -13,11 +14,7 @@ use super::{Ctx, Outcome};
 use crate::store::StoreError;
 
 /// Runs an admin verb.
-pub async fn run(
-    ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    cmd: &AdminCommand,
-) -> Result<Outcome, StoreError> {
+pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> Result<Outcome, StoreError> {
     use AdminCommand as A;
     match cmd {
         A::Whoami => Ok(whoami(ctx)),
@@ -27,29 +24,21 @@ pub async fn run(
         A::UserList => user::list(conn).await,
         A::AgentList => agent::list(ctx, conn).await,
         A::AgentDisable { agent, reason } => agent::disable(ctx, conn, agent, reason).await,
-        A::AgentEnable { agent, reason } => {
-            agent::enable(ctx, conn, agent, reason.as_deref()).await
-        }
+        A::AgentEnable { agent, reason } => agent::enable(ctx, conn, agent, reason.as_deref()).await,
         A::WorkspaceCreate { owner, name } => workspace::create(ctx, conn, owner, name).await,
         A::WorkspaceList { owner } => workspace::list(conn, owner.as_ref()).await,
         A::WorkspaceDelete { name } => workspace::delete(conn, name).await,
         A::AuditTail { n } => audit::tail(conn, *n).await,
         A::AuditVerify => audit::verify(conn).await,
+        A::OutboxList { n } => outbox::list(conn, *n).await,
+        A::OutboxRetry { id } => outbox::retry(ctx, conn, *id).await,
     }
 }
 
 fn whoami(ctx: &Ctx<'_>) -> Outcome {
     let ev = ctx.event;
-    let ws = ctx
-        .user
-        .active_workspace
-        .as_ref()
-        .map(|w| w.to_string())
-        .unwrap_or_else(|| "shared".into());
-    let agent = ctx
-        .agent
-        .map(|a| a.name.to_string())
-        .unwrap_or_else(|| "none".into());
+    let ws = ctx.user.active_workspace.as_ref().map(|w| w.to_string()).unwrap_or_else(|| "shared".into());
+    let agent = ctx.agent.map(|a| a.name.to_string()).unwrap_or_else(|| "none".into());
     Outcome::done(
         format!(
             "You are {} ({}), writing as {} on {} in {}. Workspace: {ws}. Agent here: {agent}.",

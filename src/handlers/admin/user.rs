@@ -14,12 +14,7 @@ async fn is_last_admin(conn: &mut PgConnection, email: &Email) -> Result<bool, S
 }
 
 /// Invites a person with a role.
-pub async fn add(
-    _ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    email: &Email,
-    role: Role,
-) -> Result<Outcome, StoreError> {
+pub async fn add(_ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email, role: Role) -> Result<Outcome, StoreError> {
     let meta = json!({"email": email, "role": role});
     if let Some(existing) = users::by_email(conn, email).await? {
         return Ok(Outcome::refused(
@@ -37,10 +32,7 @@ pub async fn add(
             ),
             meta,
         )),
-        Err(StoreError::Conflict(_)) => Ok(Outcome::refused(
-            format!("{email} is already in the org."),
-            meta,
-        )),
+        Err(StoreError::Conflict(_)) => Ok(Outcome::refused(format!("{email} is already in the org."), meta)),
         Err(e) => Err(e),
     }
 }
@@ -54,10 +46,7 @@ pub async fn set_role(
 ) -> Result<Outcome, StoreError> {
     let meta = json!({"email": email, "role": role});
     if role != Role::Admin && is_last_admin(conn, email).await? {
-        return Ok(Outcome::refused(
-            format!("{email} is the last admin; make someone else an admin first."),
-            meta,
-        ));
+        return Ok(Outcome::refused(format!("{email} is the last admin; make someone else an admin first."), meta));
     }
     if users::set_role(conn, email, role).await? {
         Ok(Outcome::done(format!("{email} is now {role}."), meta))
@@ -70,30 +59,18 @@ pub async fn set_role(
 }
 
 /// Removes a person.
-pub async fn remove(
-    _ctx: &Ctx<'_>,
-    conn: &mut PgConnection,
-    email: &Email,
-) -> Result<Outcome, StoreError> {
+pub async fn remove(_ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email) -> Result<Outcome, StoreError> {
     let meta = json!({"email": email});
     if is_last_admin(conn, email).await? {
-        return Ok(Outcome::refused(
-            format!("{email} is the last admin; make someone else an admin first."),
-            meta,
-        ));
+        return Ok(Outcome::refused(format!("{email} is the last admin; make someone else an admin first."), meta));
     }
     if users::remove(conn, email).await? {
         Ok(Outcome::done(
-            format!(
-                "Removed {email}. Their platform accounts are unlinked and they can no longer use Pincer."
-            ),
+            format!("Removed {email}. Their platform accounts are unlinked and they can no longer use Pincer."),
             meta,
         ))
     } else {
-        Ok(Outcome::refused(
-            format!("{email} is not in the org."),
-            meta,
-        ))
+        Ok(Outcome::refused(format!("{email} is not in the org."), meta))
     }
 }
 
@@ -102,11 +79,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
     let people = users::list(conn).await?;
     let mut text = format!("{} people:", people.len());
     for u in &people {
-        let ws = u
-            .active_workspace
-            .as_ref()
-            .map(|w| format!(" (in {w})"))
-            .unwrap_or_default();
+        let ws = u.active_workspace.as_ref().map(|w| format!(" (in {w})")).unwrap_or_default();
         text.push_str(&format!("\n  {:<32} {}{ws}", u.email.as_str(), u.role));
     }
     Ok(Outcome::done(text, json!({"count": people.len()})))

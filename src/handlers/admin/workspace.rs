@@ -17,18 +17,11 @@ pub async fn create(
     name: &WorkspaceName,
 ) -> Result<Outcome, StoreError> {
     let meta = json!({"workspace": name, "owner": owner});
-    if let Some(agent) = ctx
-        .app
-        .config
-        .agents
-        .values()
-        .find(|a| a.memory_scopes.iter().any(|s| s.as_str() == name.as_str()))
+    if let Some(agent) =
+        ctx.app.config.agents.values().find(|a| a.memory_scopes.iter().any(|s| s.as_str() == name.as_str()))
     {
         return Ok(Outcome::refused(
-            format!(
-                "{name} is a shared memory scope of agent {}; pick another workspace name.",
-                agent.name
-            ),
+            format!("{name} is a shared memory scope of agent {}; pick another workspace name.", agent.name),
             meta,
         ));
     }
@@ -39,23 +32,14 @@ pub async fn create(
         ));
     };
     if let Some(existing) = workspaces::get(conn, name).await? {
-        return Ok(Outcome::refused(
-            format!(
-                "Workspace {name} already exists (owner {}).",
-                existing.owner
-            ),
-            meta,
-        ));
+        return Ok(Outcome::refused(format!("Workspace {name} already exists (owner {}).", existing.owner), meta));
     }
     match workspaces::create(conn, name, person.id, ctx.user.email.as_str()).await {
         Ok(()) => Ok(Outcome::done(
             format!("Created workspace {name} for {owner}. They enter it with /workspace {name}."),
             meta,
         )),
-        Err(StoreError::Conflict(_)) => Ok(Outcome::refused(
-            format!("Workspace {name} already exists."),
-            meta,
-        )),
+        Err(StoreError::Conflict(_)) => Ok(Outcome::refused(format!("Workspace {name} already exists."), meta)),
         Err(e) => Err(e),
     }
 }
@@ -72,10 +56,7 @@ pub async fn list(conn: &mut PgConnection, owner: Option<&Email>) -> Result<Outc
             w.created_at.format("%Y-%m-%d")
         ));
     }
-    Ok(Outcome::done(
-        text,
-        json!({"owner": owner, "count": all.len()}),
-    ))
+    Ok(Outcome::done(text, json!({"owner": owner, "count": all.len()})))
 }
 
 /// Deletes a workspace; anyone in it returns to shared. Its memory items are
@@ -83,14 +64,8 @@ pub async fn list(conn: &mut PgConnection, owner: Option<&Email>) -> Result<Outc
 pub async fn delete(conn: &mut PgConnection, name: &WorkspaceName) -> Result<Outcome, StoreError> {
     let meta = json!({"workspace": name});
     if workspaces::delete(conn, name).await? {
-        Ok(Outcome::done(
-            format!("Deleted workspace {name}; anyone in it is back in shared."),
-            meta,
-        ))
+        Ok(Outcome::done(format!("Deleted workspace {name}; anyone in it is back in shared."), meta))
     } else {
-        Ok(Outcome::refused(
-            format!("There is no workspace {name}."),
-            meta,
-        ))
+        Ok(Outcome::refused(format!("There is no workspace {name}."), meta))
     }
 }

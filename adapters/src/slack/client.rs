@@ -1,0 +1,233 @@
+//! The Slack Web API, as Pincer uses it: `auth.test` at start, `users.info`
+//! and `conversations.info` (cached) to resolve people and channel names,
+//! and delivery — `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
+//! or a slash command's `response_url`. The base URL is configurable
+//! (`SLACK_API_URL`), so a proxy or a local mock can stand in for Slack.
+//!
+//! slack-morphism's own retries and throttling are left off: the outbox
+//! dispatcher owns pacing, `Retry-After` and backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::inbound::BotIdentity;
+use crate::delivery::{Delivered, DeliveryError, OutboundMessage};
+use crate::event::{Reply, ReplyKind};
+
+/// How long a looked-up e-mail or channel name is trusted.
+const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// Slack error codes that will never succeed on retry.
+const PERMANENT: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "not_authed",
+    "msg_too_long",
+    "invalid_blocks",
+    "invalid_arguments",
+    "user_not_in_channel",
+    "restricted_action",
+    "no_text",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "team_access_not_granted",
+    "ekm_access_denied",
+];
+
+type Cache = Mutex<HashMap<String, (Option<String>, Instant)>>;
+
+/// A Slack Web API client with the bot's token.
+pub struct SlackApi {
+    client: Arc<SlackHyperClient>,
+    token: SlackApiToken,
+    emails: Cache,
+    channels: Cache,
+}
+
+impl std::fmt::Debug for SlackApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackApi").finish_non_exhaustive()
+    }
+}
+
+/// Builds a hyper client that speaks http and https, to `api_url`.
+pub fn hyper_client(api_url: &str) -> std::io::Result<Arc<SlackHyperClient>> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
+    let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
+    Ok(Arc::new(SlackClient::new(connector)))
+}
+
+fn classify(e: SlackClientError) -> DeliveryError {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            DeliveryError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        SlackClientError::ApiError(a) if a.code == "ratelimited" => DeliveryError::RateLimited(Duration::from_secs(1)),
+        SlackClientError::ApiError(a) if PERMANENT.contains(&a.code.as_str()) => DeliveryError::Permanent(a.code),
+        SlackClientError::ApiError(a) => DeliveryError::Transient(a.code),
+        SlackClientError::HttpError(h) if h.status_code.is_client_error() && h.status_code.as_u16() != 408 => {
+            DeliveryError::Permanent(format!("HTTP {}", h.status_code))
+        }
+        other => DeliveryError::Transient(other.to_string()),
+    }
+}
+
+/// The Block Kit for a reply: its text, and its buttons as an actions block.
+fn content(reply: &Reply) -> SlackMessageContent {
+    let text = match reply.kind {
+        ReplyKind::Error => format!(":warning: {}", reply.text),
+        _ => reply.text.clone(),
+    };
+    let mut content = SlackMessageContent::new().with_text(text.clone());
+    if !reply.buttons.is_empty() {
+        let section = SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text)));
+        let buttons: Vec<SlackActionBlockElement> = reply
+            .buttons
+            .iter()
+            .map(|b| {
+                SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(b.label.as_str()))
+                    .with_action_id(SlackActionId::new(b.action_id.clone()))
+                    .with_value(b.value.clone())
+                    .into()
+            })
+            .collect();
+        content = content.with_blocks(vec![section.into(), SlackActionsBlock::new(buttons).into()]);
+    }
+    content
+}
+
+impl SlackApi {
+    /// A client for `api_url` (e.g. `https://slack.com/api`) with the bot token.
+    pub fn new(api_url: &str, bot_token: &str) -> std::io::Result<SlackApi> {
+        Ok(SlackApi {
+            client: hyper_client(api_url)?,
+            token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
+            emails: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The underlying client (Socket Mode shares it).
+    pub fn client(&self) -> Arc<SlackHyperClient> {
+        self.client.clone()
+    }
+
+    /// Who the bot is.
+    pub async fn auth_test(&self) -> Result<BotIdentity, DeliveryError> {
+        let me = self.client.open_session(&self.token).auth_test().await.map_err(classify)?;
+        Ok(BotIdentity { user_id: Some(me.user_id.to_string()), bot_id: me.bot_id.map(|b| b.to_string()) })
+    }
+
+    fn cached(cache: &Cache, key: &str) -> Option<Option<String>> {
+        let map = cache.lock().ok()?;
+        map.get(key).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(v, _)| v.clone())
+    }
+
+    fn remember(cache: &Cache, key: &str, value: Option<String>) {
+        if let Ok(mut map) = cache.lock() {
+            if map.len() > 50_000 {
+                map.clear();
+            }
+            map.insert(key.to_string(), (value, Instant::now()));
+        }
+    }
+
+    /// A user's profile e-mail (`users.info`, cached).
+    pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliveryError> {
+        if let Some(hit) = Self::cached(&self.emails, user) {
+            return Ok(hit);
+        }
+        let info = self
+            .client
+            .open_session(&self.token)
+            .users_info(&SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_string())))
+            .await
+            .map_err(classify)?;
+        let email = info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string());
+        Self::remember(&self.emails, user, email.clone());
+        Ok(email)
+    }
+
+    /// A channel's name (`conversations.info`, cached).
+    pub async fn channel_name(&self, channel: &str) -> Result<Option<String>, DeliveryError> {
+        if let Some(hit) = Self::cached(&self.channels, channel) {
+            return Ok(hit);
+        }
+        let info = self
+            .client
+            .open_session(&self.token)
+            .conversations_info(&SlackApiConversationsInfoRequest::new(SlackChannelId::new(channel.to_string())))
+            .await
+            .map_err(classify)?;
+        let name = info.channel.name.clone();
+        Self::remember(&self.channels, channel, name.clone());
+        Ok(name)
+    }
+
+    /// Delivers one stored reply.
+    pub async fn deliver(&self, msg: &OutboundMessage<'_>) -> Result<Delivered, DeliveryError> {
+        let content = content(msg.reply);
+        let session = self.client.open_session(&self.token);
+        let channel = SlackChannelId::new(msg.channel.to_string());
+        if let Some(user) = msg.recipient {
+            if let Some(url) = msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
+                let req = SlackApiPostWebhookMessageRequest::new(content);
+                self.client.respond_to_event(&SlackResponseUrl(url), &req).await.map_err(classify)?;
+                return Ok(Delivered { message_id: None });
+            }
+            let mut req = SlackApiChatPostEphemeralRequest::new(channel, SlackUserId::new(user.to_string()), content);
+            if let Some(t) = msg.thread {
+                req = req.with_thread_ts(SlackTs::new(t.to_string()));
+            }
+            session.chat_post_ephemeral(&req).await.map_err(classify)?;
+            return Ok(Delivered { message_id: None });
+        }
+        if let Some(ts) = msg.update {
+            let req = SlackApiChatUpdateRequest::new(channel.clone(), content.clone(), SlackTs::new(ts.to_string()));
+            match session.chat_update(&req).await.map_err(classify) {
+                Ok(_) => return Ok(Delivered { message_id: Some(ts.to_string()) }),
+                // The placeholder was deleted: post the answer as a new message.
+                Err(DeliveryError::Permanent(code)) if code == "message_not_found" || code == "cant_update_message" => {
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut req = SlackApiChatPostMessageRequest::new(channel, content);
+        if let Some(t) = msg.thread {
+            req = req.with_thread_ts(SlackTs::new(t.to_string()));
+        }
+        let posted = session.chat_post_message(&req).await.map_err(classify)?;
+        Ok(Delivered { message_id: Some(posted.ts.to_string()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Button;
+
+    #[test]
+    fn buttons_become_an_actions_block() {
+        let mut reply = Reply::answer("hello");
+        reply.buttons = vec![Button { label: "👍".into(), action_id: "pincer.feedback".into(), value: "up".into() }];
+        let json = serde_json::to_value(content(&reply)).unwrap();
+        assert_eq!(json["text"], "hello");
+        assert_eq!(json["blocks"][1]["type"], "actions");
+        assert_eq!(json["blocks"][1]["elements"][0]["action_id"], "pincer.feedback");
+        assert_eq!(json["blocks"][1]["elements"][0]["value"], "up");
+        assert!(serde_json::to_value(content(&Reply::info("x"))).unwrap().get("blocks").is_none());
+    }
+}

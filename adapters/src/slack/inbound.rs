@@ -1,0 +1,288 @@
+//! Turning what Slack sends (Events API pushes, slash commands, button
+//! clicks — over HTTP or Socket Mode) into [`ChannelEvent`]s.
+//!
+//! Pure functions over slack-morphism's types: signature checking happens
+//! before any of this (see [`super::verify`]); nothing here does I/O.
+
+use pincer_commands::clean_text;
+use slack_morphism::prelude::*;
+
+use crate::event::{Action, ChannelEvent, ChannelRef, Platform, Sender};
+
+/// Who our bot is on Slack (from `auth.test`), so its own messages and the
+/// `<@bot>` prefix of a mention can be recognised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BotIdentity {
+    /// The bot user's id (`U…`).
+    pub user_id: Option<String>,
+    /// The bot's id (`B…`).
+    pub bot_id: Option<String>,
+}
+
+/// Why a Slack request body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    /// The body is not the JSON or form Slack sends.
+    #[error("malformed Slack payload: {0}")]
+    Malformed(String),
+}
+
+/// What an Events API push means for Pincer.
+#[derive(Debug, Clone)]
+pub enum Pushed {
+    /// `url_verification`: answer with the challenge.
+    Challenge(String),
+    /// An event to route.
+    Event(Box<ChannelEvent>),
+    /// Nothing to do (our own message, an edit, an event type we do not use…).
+    Ignored(&'static str),
+}
+
+fn channel_ref(id: &str) -> Result<ChannelRef, InboundError> {
+    ChannelRef::new(Platform::Slack, id).map_err(|e| InboundError::Malformed(e.to_string()))
+}
+
+fn sender(user: &str) -> Sender {
+    Sender { platform_user_id: user.to_string(), display_name: None, verified_email: None }
+}
+
+/// Drops leading `<@U…>` mentions of the bot.
+fn strip_mention(text: &str, bot: &BotIdentity) -> String {
+    let mut t = text.trim_start();
+    while let Some(rest) = t.strip_prefix("<@") {
+        let Some(end) = rest.find('>') else { break };
+        let id = rest[..end].split('|').next().unwrap_or_default();
+        if bot.user_id.as_deref().is_some_and(|b| b != id) {
+            break;
+        }
+        t = rest[end + 1..].trim_start();
+    }
+    t.to_string()
+}
+
+/// Parses an Events API body (already verified).
+pub fn parse_push(body: &[u8], bot: &BotIdentity) -> Result<Pushed, InboundError> {
+    let push: SlackPushEvent = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    Ok(match push {
+        SlackPushEvent::UrlVerification(v) => Pushed::Challenge(v.challenge),
+        SlackPushEvent::AppRateLimited(_) => Pushed::Ignored("app_rate_limited"),
+        SlackPushEvent::EventCallback(cb) => from_callback(cb, bot)?,
+    })
+}
+
+/// Normalises one event callback (HTTP or Socket Mode).
+pub fn from_callback(cb: SlackPushEventCallback, bot: &BotIdentity) -> Result<Pushed, InboundError> {
+    let team = cb.team_id.to_string();
+    let key = cb.event_id.to_string();
+    let mentions_bot = |text: &str| bot.user_id.as_deref().is_some_and(|b| text.contains(&format!("<@{b}")));
+    Ok(match cb.event {
+        SlackEventCallbackBody::AppMention(m) => {
+            if bot.user_id.as_deref() == Some(m.user.to_string().as_str()) {
+                return Ok(Pushed::Ignored("own message"));
+            }
+            let text = strip_mention(m.content.text.as_deref().unwrap_or_default(), bot);
+            let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
+            Pushed::Event(Box::new(ChannelEvent::new(
+                &team,
+                channel_ref(m.channel.as_ref())?,
+                Some(thread),
+                sender(m.user.as_ref()),
+                &text,
+                key,
+            )))
+        }
+        SlackEventCallbackBody::Message(m) => {
+            let from_bot = m.sender.bot_id.is_some()
+                || matches!(m.subtype, Some(SlackMessageEventType::BotMessage))
+                || m.sender.user.as_ref().map(|u| u.to_string()) == bot.user_id;
+            if from_bot {
+                return Ok(Pushed::Ignored("bot message"));
+            }
+            if m.subtype.is_some() {
+                return Ok(Pushed::Ignored("message subtype"));
+            }
+            let (Some(user), Some(channel)) = (m.sender.user, m.origin.channel) else {
+                return Ok(Pushed::Ignored("message without user or channel"));
+            };
+            let text = m.content.and_then(|c| c.text).unwrap_or_default();
+            if mentions_bot(&text) {
+                // Slack sends an app_mention for this message too; that one answers.
+                return Ok(Pushed::Ignored("mention handled by app_mention"));
+            }
+            if clean_text(&text).is_empty() {
+                return Ok(Pushed::Ignored("empty message"));
+            }
+            let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
+            Pushed::Event(Box::new(ChannelEvent::new(
+                &team,
+                channel_ref(channel.as_ref())?,
+                Some(thread),
+                sender(user.as_ref()),
+                &text,
+                key,
+            )))
+        }
+        _ => Pushed::Ignored("event type not used"),
+    })
+}
+
+/// Parses a slash command's form body (already verified).
+pub fn parse_command(body: &[u8]) -> Result<ChannelEvent, InboundError> {
+    let cmd: SlackCommandEvent =
+        serde_urlencoded::from_bytes(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    from_command(cmd)
+}
+
+/// Normalises one slash command (HTTP or Socket Mode). `/ask x`, `/workspace`,
+/// `/admin …` each map to the command of that name; `/pincer ask x` works too.
+pub fn from_command(cmd: SlackCommandEvent) -> Result<ChannelEvent, InboundError> {
+    let name = cmd.command.to_string();
+    let line = format!("/{} {}", name.trim_start_matches('/'), cmd.text.as_deref().unwrap_or_default());
+    let mut ev = ChannelEvent::new(
+        cmd.team_id.as_ref(),
+        channel_ref(cmd.channel_id.as_ref())?,
+        None,
+        sender(cmd.user_id.as_ref()),
+        &line,
+        format!("command:{}", cmd.trigger_id),
+    );
+    ev.channel_name = cmd.channel_name.filter(|n| !n.is_empty() && n != "directmessage" && n != "privategroup");
+    ev.reply_to.response_url = Some(cmd.response_url.0.to_string());
+    Ok(ev)
+}
+
+/// The interactivity form: one field, `payload`, holding JSON.
+#[derive(serde::Deserialize)]
+struct InteractiveForm {
+    payload: String,
+}
+
+/// Parses an interactivity form body (already verified). `None` for
+/// interactions Pincer does not use.
+pub fn parse_interaction(body: &[u8]) -> Result<Option<ChannelEvent>, InboundError> {
+    let form: InteractiveForm =
+        serde_urlencoded::from_bytes(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let ev: SlackInteractionEvent =
+        serde_json::from_str(&form.payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    from_interaction(ev)
+}
+
+/// Normalises a button click (HTTP or Socket Mode).
+pub fn from_interaction(ev: SlackInteractionEvent) -> Result<Option<ChannelEvent>, InboundError> {
+    let SlackInteractionEvent::BlockActions(ba) = ev else { return Ok(None) };
+    let Some(action) = ba.actions.as_ref().and_then(|a| a.first()) else { return Ok(None) };
+    let Some(user) = ba.user.as_ref() else { return Ok(None) };
+    let channel = match (&ba.channel, &ba.container) {
+        (Some(c), _) => c.id.to_string(),
+        (None, SlackInteractionActionContainer::Message(m)) => match &m.channel_id {
+            Some(c) => c.to_string(),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let message_ts = ba.message.as_ref().map(|m| m.origin.ts.to_string()).or_else(|| match &ba.container {
+        SlackInteractionActionContainer::Message(m) => Some(m.message_ts.to_string()),
+        _ => None,
+    });
+    let thread = ba
+        .message
+        .as_ref()
+        .and_then(|m| m.origin.thread_ts.as_ref())
+        .map(|t| t.to_string())
+        .or_else(|| message_ts.clone());
+    let act =
+        Action { action_id: action.action_id.to_string(), value: action.value.clone().unwrap_or_default(), message_ts };
+    let mut out = ChannelEvent::action(
+        ba.team.id.as_ref(),
+        channel_ref(&channel)?,
+        thread,
+        sender(user.id.as_ref()),
+        act,
+        format!("action:{}", ba.trigger_id),
+    );
+    out.reply_to.response_url = ba.response_url.as_ref().map(|u| u.0.to_string());
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use pincer_commands::{Command, Input};
+
+    use super::*;
+    use crate::event::EventBody;
+
+    fn bot() -> BotIdentity {
+        BotIdentity { user_id: Some("UBOT".into()), bot_id: Some("BBOT".into()) }
+    }
+
+    fn callback(event: &str) -> Vec<u8> {
+        format!(r#"{{"type":"event_callback","team_id":"T1","api_app_id":"A1","event_id":"Ev1","event_time":1700000000,"event":{event}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn url_verification_returns_the_challenge() {
+        let body = br#"{"type":"url_verification","token":"t","challenge":"abc123"}"#;
+        assert!(matches!(parse_push(body, &bot()).unwrap(), Pushed::Challenge(c) if c == "abc123"));
+    }
+
+    #[test]
+    fn a_mention_becomes_an_ask_in_its_thread() {
+        let body = callback(
+            r#"{"type":"app_mention","user":"U1","channel":"C1","text":"<@UBOT> why did the deploy fail?","ts":"1700000000.000100"}"#,
+        );
+        let Pushed::Event(ev) = parse_push(&body, &bot()).unwrap() else { panic!() };
+        assert_eq!(ev.text, "why did the deploy fail?");
+        assert_eq!(ev.thread.as_deref(), Some("1700000000.000100"));
+        assert_eq!(ev.tenant, "T1");
+        assert_eq!(ev.dedupe_key, "Ev1");
+        assert_eq!(ev.channel.to_string(), "slack:C1");
+        assert!(matches!(ev.body, EventBody::Message(Ok(Input::Text(_)))));
+    }
+
+    #[test]
+    fn our_own_and_other_bots_messages_are_dropped() {
+        for event in [
+            r#"{"type":"message","user":"UBOT","channel":"C1","text":"hi","ts":"1.1"}"#,
+            r#"{"type":"message","bot_id":"B9","channel":"C1","text":"hi","ts":"1.1"}"#,
+            r#"{"type":"message","subtype":"bot_message","channel":"C1","text":"hi","ts":"1.1"}"#,
+            r#"{"type":"message","subtype":"message_changed","channel":"C1","ts":"1.1"}"#,
+            r#"{"type":"message","user":"U1","channel":"C1","text":"hey <@UBOT> look","ts":"1.1"}"#,
+        ] {
+            assert!(matches!(parse_push(&callback(event), &bot()).unwrap(), Pushed::Ignored(_)), "{event}");
+        }
+        let plain =
+            r#"{"type":"message","user":"U1","channel":"C1","text":"plain question","ts":"1.1","thread_ts":"0.9"}"#;
+        let Pushed::Event(ev) = parse_push(&callback(plain), &bot()).unwrap() else { panic!() };
+        assert_eq!(ev.thread.as_deref(), Some("0.9"));
+    }
+
+    #[test]
+    fn a_slash_command_carries_its_name_channel_name_and_response_url() {
+        let body = b"token=x&team_id=T1&team_domain=acme&channel_id=C1&channel_name=oncall&user_id=U1&user_name=al&command=%2Fworkspace&text=alice-lab&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1&trigger_id=123.456";
+        let ev = parse_command(body).unwrap();
+        assert!(matches!(ev.body, EventBody::Message(Ok(Input::Command(Command::Workspace(_))))));
+        assert_eq!(ev.dedupe_key, "command:123.456");
+        assert_eq!(ev.channel_refs().iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["slack:C1", "slack:#oncall"]);
+        assert_eq!(ev.reply_to.response_url.as_deref(), Some("https://hooks.slack.com/commands/1"));
+    }
+
+    #[test]
+    fn a_button_click_becomes_an_action() {
+        let payload = r#"{"type":"block_actions","team":{"id":"T1"},"user":{"id":"U1"},"api_app_id":"A1","trigger_id":"9.9","container":{"type":"message","message_ts":"5.5","channel_id":"C1"},"channel":{"id":"C1"},"actions":[{"type":"button","action_id":"pincer.feedback","value":"up","block_id":"b"}]}"#;
+        let body = format!("payload={}", url::form_urlencoded::byte_serialize(payload.as_bytes()).collect::<String>());
+        let ev = parse_interaction(body.as_bytes()).unwrap().unwrap();
+        let EventBody::Action(a) = &ev.body else { panic!() };
+        assert_eq!(
+            (a.action_id.as_str(), a.value.as_str(), a.message_ts.as_deref()),
+            ("pincer.feedback", "up", Some("5.5"))
+        );
+        assert_eq!(ev.dedupe_key, "action:9.9");
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        assert!(parse_push(b"{", &bot()).is_err());
+        assert!(parse_command(b"team_id=T1").is_err());
+        assert!(parse_interaction(b"payload=%7B").is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! The Slack app manifest `pincer slack manifest` prints, to paste into
+//! Slack's "Create an app → From an app manifest".
+//!
+//! One Slack slash command per Pincer command (`/ask`, `/workspace`,
+//! `/admin`): each shows its own usage hint in Slack's autocomplete. The
+//! router also understands `/pincer <command>` for workspaces that prefer a
+//! single command.
+
+use pincer_commands::SPECS;
+use serde_json::{Value, json};
+
+/// The bot scopes Pincer needs, and why.
+pub const BOT_SCOPES: &[(&str, &str)] = &[
+    ("app_mentions:read", "answer @mentions"),
+    ("channels:history", "answer messages in bound public channels"),
+    ("groups:history", "answer messages in bound private channels"),
+    ("channels:read", "bind agents to channels by name"),
+    ("groups:read", "bind agents to private channels by name"),
+    ("chat:write", "post answers and update 'working on it…'"),
+    ("commands", "/ask, /workspace, /admin"),
+    ("users:read", "look people up"),
+    ("users:read.email", "match Slack people to org users by e-mail"),
+];
+
+/// The manifest for an app called `name` reachable at `base_url`
+/// (e.g. `https://pincer.acme.com`); with `socket_mode`, no URLs at all.
+pub fn manifest(base_url: &str, name: &str, socket_mode: bool) -> Value {
+    let base = base_url.trim_end_matches('/');
+    let url = |path: &str| (!socket_mode).then(|| format!("{base}{path}"));
+    let summary = |path: &str| SPECS.iter().find(|s| s.path == path).map(|s| s.summary).unwrap_or_default();
+    let command = |cmd: &str, hint: &str, path: &str| {
+        let mut c = json!({"command": cmd, "description": summary(path), "usage_hint": hint, "should_escape": false});
+        if let Some(u) = url("/slack/commands") {
+            c["url"] = json!(u);
+        }
+        c
+    };
+    let mut events = json!({"bot_events": ["app_mention", "message.channels", "message.groups"]});
+    let mut interactivity = json!({"is_enabled": true});
+    if let Some(u) = url("/slack/events") {
+        events["request_url"] = json!(u);
+    }
+    if let Some(u) = url("/slack/interactive") {
+        interactivity["request_url"] = json!(u);
+    }
+    json!({
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": name,
+            "description": "Your team's AI agents, with roles, workspaces and an audit log.",
+            "background_color": "#1d1c1d",
+        },
+        "features": {
+            "bot_user": {"display_name": name.to_lowercase(), "always_online": true},
+            "slash_commands": [
+                command("/ask", "QUESTION", "ask"),
+                command("/workspace", "[NAME | shared]", "workspace switch"),
+                command("/admin", "user|agent|workspace|audit|whoami …", "admin whoami"),
+            ],
+        },
+        "oauth_config": {"scopes": {"bot": BOT_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>()}},
+        "settings": {
+            "event_subscriptions": events,
+            "interactivity": interactivity,
+            "org_deploy_enabled": false,
+            "socket_mode_enabled": socket_mode,
+            "token_rotation_enabled": false,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_points_every_url_at_the_gateway() {
+        let m = manifest("https://pincer.acme.com/", "Pincer", false);
+        assert_eq!(m["settings"]["event_subscriptions"]["request_url"], "https://pincer.acme.com/slack/events");
+        assert_eq!(m["settings"]["interactivity"]["request_url"], "https://pincer.acme.com/slack/interactive");
+        let cmds = m["features"]["slash_commands"].as_array().unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert!(cmds.iter().all(|c| c["url"] == "https://pincer.acme.com/slack/commands"));
+        assert!(m["oauth_config"]["scopes"]["bot"].as_array().unwrap().contains(&json!("users:read.email")));
+    }
+
+    #[test]
+    fn socket_mode_needs_no_urls() {
+        let m = manifest("", "Pincer", true);
+        assert_eq!(m["settings"]["socket_mode_enabled"], true);
+        assert!(m["settings"]["event_subscriptions"].get("request_url").is_none());
+        assert!(m["features"]["slash_commands"][0].get("url").is_none());
+    }
+}

@@ -1,0 +1,103 @@
+//! The job queue: platform events waiting to be routed and asks waiting to
+//! be answered. Claimed with `FOR UPDATE SKIP LOCKED` under a lease, so any
+//! number of processes share it and a crashed one's jobs are taken over
+//! when its lease runs out. A job is completed (deleted) in the same
+//! transaction as its effect, and only by the worker that still holds it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use super::StoreError;
+
+/// What a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A platform event to route.
+    Event,
+    /// An accepted ask to answer.
+    Answer,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Event => "event",
+            JobKind::Answer => "answer",
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, FromRow)]
+pub struct Job {
+    /// Row id.
+    pub id: i64,
+    /// `event` or `answer`.
+    pub kind: String,
+    /// The event or the ask, as JSON.
+    pub payload: Value,
+    /// How many times it has been claimed (this claim included).
+    pub attempts: i32,
+}
+
+const ENQUEUE: &str = "INSERT INTO jobs (kind, payload) VALUES ($1, $2) RETURNING id";
+const CLAIM: &str =
+    "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
+     WHERE id IN (
+         SELECT id FROM jobs
+         WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+     RETURNING id, kind, payload, attempts";
+const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND locked_by = $2";
+const RELEASE: &str =
+    "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_after = now() + make_interval(secs => $3)
+     WHERE id = $1 AND locked_by = $2";
+const PENDING: &str = "SELECT count(*) FROM jobs";
+const NOTIFY: &str = "SELECT pg_notify('pincer_jobs', '')";
+
+/// The Postgres channel other processes' workers listen on.
+pub const CHANNEL: &str = "pincer_jobs";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("jobs.enqueue", ENQUEUE),
+    ("jobs.claim", CLAIM),
+    ("jobs.complete", COMPLETE),
+    ("jobs.release", RELEASE),
+    ("jobs.pending", PENDING),
+    ("jobs.notify", NOTIFY),
+];
+
+/// Adds a job. Returns its id.
+pub async fn enqueue(conn: &mut PgConnection, kind: JobKind, payload: &Value) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(ENQUEUE).bind(kind.as_str()).bind(payload).fetch_one(conn).await?)
+}
+
+/// Claims up to `limit` due jobs for `worker` for `lease`.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<Job>, StoreError> {
+    Ok(sqlx::query_as(CLAIM).bind(worker).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
+}
+
+/// Deletes a finished job, in the caller's transaction. `false` means the
+/// lease was lost to another worker: the caller must roll back.
+pub async fn complete(conn: &mut PgConnection, id: i64, worker: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(COMPLETE).bind(id).bind(worker).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Gives a job back to run again after `delay`.
+pub async fn release(pool: &PgPool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
+    sqlx::query(RELEASE).bind(id).bind(worker).bind(delay.as_secs_f64()).execute(pool).await?;
+    Ok(())
+}
+
+/// How many jobs wait or run.
+pub async fn pending(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(PENDING).fetch_one(pool).await?)
+}
+
+/// Wakes workers in other processes when the transaction commits.
+pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(NOTIFY).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The outbox: every reply to a platform is a row here first, written in the
+//! same transaction as what produced it, then delivered by a dispatcher.
+//!
+//! Claiming takes, per channel, only the oldest open row, so replies in a
+//! channel go out in order and one at a time; a row stuck in `sending` by a
+//! crashed process is claimed again when its lease runs out.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pincer_adapters::Reply;
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use super::StoreError;
+
+/// A reply to store.
+#[derive(Debug, Clone)]
+pub struct NewOutbound<'a> {
+    /// Platform name.
+    pub platform: &'a str,
+    /// Platform workspace.
+    pub tenant: &'a str,
+    /// Channel id.
+    pub channel: &'a str,
+    /// Thread to answer in.
+    pub thread: Option<&'a str>,
+    /// Platform return address (Slack `response_url`).
+    pub response_url: Option<&'a str>,
+    /// The user an ephemeral reply is for.
+    pub recipient: Option<&'a str>,
+    /// The reply.
+    pub reply: &'a Reply,
+    /// A "working on it…" message, sent only from `not_before` on.
+    pub is_progress: bool,
+    /// The progress message this answer replaces.
+    pub progress_of: Option<i64>,
+    /// Not before this delay from now.
+    pub delay: Duration,
+}
+
+/// A claimed row.
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Platform name.
+    pub platform: String,
+    /// Platform workspace.
+    pub tenant: String,
+    /// Channel id.
+    pub channel: String,
+    /// Thread.
+    pub thread: Option<String>,
+    /// Return address.
+    pub response_url: Option<String>,
+    /// Ephemeral recipient.
+    pub recipient: Option<String>,
+    /// The reply.
+    pub reply: sqlx::types::Json<Reply>,
+    /// Whether this is a progress message.
+    pub is_progress: bool,
+    /// The delivered progress message to update instead of posting, if any.
+    pub progress_ts: Option<String>,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dead letter, for `/admin outbox`.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeadLetter {
+    /// Row id.
+    pub id: i64,
+    /// Platform.
+    pub platform: String,
+    /// Channel.
+    pub channel: String,
+    /// Why.
+    pub last_error: Option<String>,
+    /// Tries.
+    pub attempts: i32,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of, not_before)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id";
+const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1
+     WHERE o.id IN (
+         SELECT c.id FROM outbox c
+         WHERE c.status IN ('pending', 'sending') AND c.not_before <= now()
+           AND (c.status = 'pending' OR c.locked_until < now())
+           AND NOT EXISTS (
+               SELECT 1 FROM outbox p
+               WHERE p.platform = c.platform AND p.tenant = c.tenant AND p.channel = c.channel AND p.id < c.id
+                 AND p.status IN ('pending', 'sending') AND NOT (p.is_progress AND p.not_before > now()))
+         ORDER BY c.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING o.id, o.platform, o.tenant, o.channel, o.thread, o.response_url, o.recipient, o.reply, o.is_progress,
+               (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = o.progress_of AND pr.status = 'delivered') AS progress_ts,
+               o.attempts, o.created_at";
+const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL WHERE id = $1";
+const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3 WHERE id = $1";
+const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1";
+const HOLD_CHANNEL: &str = "UPDATE outbox SET not_before = greatest(not_before, now() + make_interval(secs => $4))
+     WHERE platform = $1 AND tenant = $2 AND channel = $3 AND status = 'pending'";
+const CANCEL_PROGRESS: &str =
+    "UPDATE outbox SET status = 'cancelled' WHERE id = $1 AND is_progress AND status = 'pending'";
+const LIST_DEAD: &str = "SELECT id, platform, channel, last_error, attempts, created_at FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1";
+const REVIVE: &str = "UPDATE outbox SET status = 'pending', not_before = now(), attempts = 0, last_error = NULL WHERE id = $1 AND status = 'dead'";
+const FIND_DELIVERED: &str = "SELECT id FROM outbox WHERE platform = $1 AND tenant = $2 AND channel = $3 AND platform_ts = $4 AND status = 'delivered' AND NOT is_progress
+     ORDER BY id DESC LIMIT 1";
+const FEEDBACK: &str = "INSERT INTO feedback (outbox_id, user_id, helpful) VALUES ($1, $2, $3)
+     ON CONFLICT (outbox_id, user_id) DO UPDATE SET helpful = EXCLUDED.helpful, created_at = now()";
+const NOTIFY: &str = "SELECT pg_notify('pincer_outbox', '')";
+
+/// The Postgres channel other processes' dispatchers listen on.
+pub const CHANNEL: &str = "pincer_outbox";
+
+const OPEN: &str = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("outbox.insert", INSERT),
+    ("outbox.claim", CLAIM),
+    ("outbox.delivered", DELIVERED),
+    ("outbox.retry", RETRY),
+    ("outbox.dead", DEAD),
+    ("outbox.hold_channel", HOLD_CHANNEL),
+    ("outbox.cancel_progress", CANCEL_PROGRESS),
+    ("outbox.list_dead", LIST_DEAD),
+    ("outbox.revive", REVIVE),
+    ("outbox.open", OPEN),
+    ("outbox.notify", NOTIFY),
+    ("outbox.find_delivered", FIND_DELIVERED),
+    ("outbox.feedback", FEEDBACK),
+];
+
+/// Stores a reply. Returns its id.
+pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(INSERT)
+        .bind(o.platform)
+        .bind(o.tenant)
+        .bind(o.channel)
+        .bind(o.thread)
+        .bind(o.response_url)
+        .bind(o.recipient)
+        .bind(sqlx::types::Json(o.reply))
+        .bind(o.is_progress)
+        .bind(o.progress_of)
+        .bind(o.delay.as_secs_f64())
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Claims up to `limit` deliverable rows for `lease`.
+pub async fn claim(pool: &PgPool, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
+}
+
+/// Records a delivery.
+pub async fn delivered(pool: &PgPool, id: i64, platform_ts: Option<&str>) -> Result<(), StoreError> {
+    sqlx::query(DELIVERED).bind(id).bind(platform_ts).execute(pool).await?;
+    Ok(())
+}
+
+/// Puts a row back to be tried after `delay`.
+pub async fn retry(pool: &PgPool, id: i64, delay: Duration, error: &str) -> Result<(), StoreError> {
+    sqlx::query(RETRY).bind(id).bind(delay.as_secs_f64()).bind(error).execute(pool).await?;
+    Ok(())
+}
+
+/// Dead-letters a row, in the caller's transaction (with its audit row).
+pub async fn dead(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), StoreError> {
+    sqlx::query(DEAD).bind(id).bind(error).execute(conn).await?;
+    Ok(())
+}
+
+/// Holds every pending row of a channel for `delay` (the platform said 429).
+pub async fn hold_channel(
+    pool: &PgPool,
+    platform: &str,
+    tenant: &str,
+    channel: &str,
+    delay: Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(HOLD_CHANNEL).bind(platform).bind(tenant).bind(channel).bind(delay.as_secs_f64()).execute(pool).await?;
+    Ok(())
+}
+
+/// Cancels a progress message not sent yet. `false` if it already went out.
+pub async fn cancel_progress(conn: &mut PgConnection, id: i64) -> Result<bool, StoreError> {
+    Ok(sqlx::query(CANCEL_PROGRESS).bind(id).execute(conn).await?.rows_affected() == 1)
+}
+
+/// The newest dead letters.
+pub async fn list_dead(conn: &mut PgConnection, n: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    Ok(sqlx::query_as(LIST_DEAD).bind(n).fetch_all(conn).await?)
+}
+
+/// Queues a dead letter again. `false` if it is not dead.
+pub async fn revive(conn: &mut PgConnection, id: i64) -> Result<bool, StoreError> {
+    Ok(sqlx::query(REVIVE).bind(id).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Rows not yet delivered.
+pub async fn open(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(OPEN).fetch_one(pool).await?)
+}
+
+/// The delivered reply a platform message id belongs to.
+pub async fn find_delivered(
+    conn: &mut PgConnection,
+    platform: &str,
+    tenant: &str,
+    channel: &str,
+    ts: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(FIND_DELIVERED)
+        .bind(platform)
+        .bind(tenant)
+        .bind(channel)
+        .bind(ts)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records (or changes) a person's vote on a reply.
+pub async fn feedback(conn: &mut PgConnection, outbox_id: i64, user_id: i64, helpful: bool) -> Result<(), StoreError> {
+    sqlx::query(FEEDBACK).bind(outbox_id).bind(user_id).bind(helpful).execute(conn).await?;
+    Ok(())
+}
+
+/// Wakes dispatchers in other processes when the transaction commits.
+pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(NOTIFY).execute(conn).await?;
+    Ok(())
+}

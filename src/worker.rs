@@ -1,0 +1,151 @@
+//! The worker: takes jobs off the queue — platform events to route, asks to
+//! answer — and runs them. Any number of workers in any number of processes
+//! share the queue; each job is held under a lease, and a job whose worker
+//! died is taken over when the lease runs out. A job that keeps failing is
+//! given up after [`MAX_ATTEMPTS`], audited, and the person told.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_adapters::{ChannelEvent, Platform, Reply};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::handlers::ask::{self, AnswerJob};
+use crate::messages;
+use crate::router::{Router, outbound};
+use crate::store::audit::{self, AuditEntry};
+use crate::store::jobs::{self, Job};
+use crate::store::{StoreError, outbox};
+
+/// How long a claimed job is held before another worker may take it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Tries before a job is given up.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// Jobs claimed at once by one worker.
+const BATCH: i64 = 32;
+/// How often an idle worker looks for work without being woken.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Why a job failed this time.
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the job's payload is unreadable: {0}")]
+    Payload(#[from] serde_json::Error),
+    #[error("slack lookup failed: {0}")]
+    Slack(#[from] pincer_adapters::delivery::DeliveryError),
+}
+
+/// Fills in what the adapter could not know at ingest without a network
+/// call: the sender's e-mail and the channel's name (Slack, cached).
+async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
+    if ev.platform() != Platform::Slack {
+        return Ok(());
+    }
+    let Some(slack) = &app.slack else { return Ok(()) };
+    if ev.sender.verified_email.is_none() {
+        let email = slack.api.user_email(&ev.sender.platform_user_id).await?;
+        ev.sender.verified_email = email.and_then(|e| pincer_commands::Email::parse(&e).ok());
+    }
+    let binds_by_name = app
+        .config
+        .agents
+        .values()
+        .flat_map(|a| &a.channels)
+        .any(|c| c.platform == Platform::Slack && c.channel.starts_with('#'));
+    if ev.channel_name.is_none() && binds_by_name {
+        ev.channel_name = slack.api.channel_name(&ev.channel.channel).await?;
+    }
+    Ok(())
+}
+
+async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), JobError> {
+    match job.kind.as_str() {
+        "event" => {
+            let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
+            enrich(app, &mut ev).await?;
+            router.handle_queued(&ev, job.id, me).await?;
+        }
+        _ => {
+            let answer: AnswerJob = serde_json::from_value(job.payload.clone())?;
+            ask::answer_queued(app, answer, job.id, me).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives a job up: completes it, audits why, and tells the person.
+async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(), StoreError> {
+    let mut tx = app.store.pool.begin().await?;
+    if !jobs::complete(&mut tx, job.id, me).await? {
+        return Ok(());
+    }
+    let event: Option<ChannelEvent> = match job.kind.as_str() {
+        "event" => serde_json::from_value(job.payload.clone()).ok(),
+        _ => serde_json::from_value::<AnswerJob>(job.payload.clone()).ok().map(|a| a.event),
+    };
+    let meta = json!({"job": job.id, "kind": job.kind, "attempts": job.attempts, "error": error.to_string()});
+    audit::append(&mut tx, vec![AuditEntry::new(None, "job.failed", meta)]).await?;
+    if let Some(ev) = &event {
+        let reply = Reply::error(messages::internal_error(&ev.id));
+        outbox::insert(&mut tx, &outbound(ev, &reply, false, None, Duration::ZERO)).await?;
+        outbox::notify(&mut tx).await?;
+    }
+    tx.commit().await?;
+    app.wake.outbox.notify_one();
+    Ok(())
+}
+
+async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
+    let Err(error) = run_job(&app, &router, &job, &me).await else { return };
+    if matches!(error, JobError::Store(StoreError::LeaseLost(_))) {
+        tracing::warn!(job = job.id, "lease lost; another worker has the job");
+        return;
+    }
+    tracing::warn!(job = job.id, attempts = job.attempts, %error, "job failed");
+    let result = if job.attempts >= MAX_ATTEMPTS || matches!(error, JobError::Payload(_)) {
+        give_up(&app, &job, &me, &error).await
+    } else {
+        let backoff = Duration::from_millis(200 * 2u64.pow(job.attempts.clamp(0, 8) as u32));
+        jobs::release(&app.store.pool, job.id, &me, backoff).await
+    };
+    if let Err(e) = result {
+        tracing::error!(job = job.id, error = %e, "could not record the job's failure; its lease will expire");
+    }
+}
+
+/// Works the queue until `shutdown` flips to true.
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let router = Router::new(app.clone());
+    let me: Arc<str> = format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into();
+    let mut running = JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        let claimed = if running.len() < BATCH as usize {
+            jobs::claim(&app.store.pool, &me, LEASE, BATCH - running.len() as i64).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not claim jobs");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        let idle = claimed.is_empty();
+        for job in claimed {
+            running.spawn(process(app.clone(), router.clone(), job, me.clone()));
+        }
+        if !idle {
+            continue;
+        }
+        tokio::select! {
+            _ = app.wake.jobs.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    while running.join_next().await.is_some() {}
+}

@@ -1,0 +1,426 @@
+//! Slack end to end: signed requests to the real gateway (started on port 0)
+//! and a mock Slack Web API on 127.0.0.1.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pincer::service::{self, ServeRole};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::helpers::{TestApp, config_from, root};
+use crate::slack_mock::{MockSlack, now, sign};
+
+const SECRET: &str = "test-signing-secret";
+
+/// The example config plus a `slack:` section pointing at the mock.
+pub fn slack_yaml(api: &str, extra: &str) -> String {
+    let base = std::fs::read_to_string(root().join("examples/pincer.yaml")).unwrap();
+    format!("{base}\nslack:\n  bot_token: xoxb-test\n  signing_secret: {SECRET}\n  api_url: {api}\n{extra}")
+}
+
+/// A running gateway (HTTP + worker + dispatcher) over a fresh database.
+pub struct Gateway {
+    pub t: TestApp,
+    pub url: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    pub async fn start(yaml: &str) -> Gateway {
+        let (config, dir) = config_from(yaml);
+        let t = TestApp::with_config(config).await;
+        t.import_examples().await;
+        Self::over(t, dir).await
+    }
+
+    /// Another gateway process on the same database (a second replica).
+    pub async fn replica(&self, yaml: &str) -> Gateway {
+        let (config, dir) = config_from(yaml);
+        let store = pincer::store::Store::connect(&crate::helpers::db_url(&self.t.db), 8).await.unwrap();
+        let app = pincer::app::App::start(config, store).await.unwrap();
+        let t = TestApp { router: pincer::router::Router::new(app.clone()), app, db: self.t.db.clone() };
+        Self::over(t, dir).await
+    }
+
+    async fn over(t: TestApp, dir: tempfile::TempDir) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(service::run(t.app.clone(), listener, ServeRole::Gateway, rx));
+        Gateway { t, url, stop, task, _dir: dir }
+    }
+
+    pub async fn post(&self, path: &str, body: &str, ts_offset: i64, secret: &str) -> reqwest::Response {
+        let ts = now() + ts_offset;
+        let content_type =
+            if path.ends_with("events") { "application/json" } else { "application/x-www-form-urlencoded" };
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sign(secret, ts, body))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn signed(&self, path: &str, body: &str) -> u16 {
+        self.post(path, body, 0, SECRET).await.status().as_u16()
+    }
+
+    pub async fn stop(self) -> TestApp {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        self.t
+    }
+}
+
+pub fn mention(event_id: &str, user: &str, channel: &str, text: &str, ts: &str) -> String {
+    json!({
+        "token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback", "event_id": event_id, "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": user, "channel": channel, "text": format!("<@UBOT> {text}"), "ts": ts, "event_ts": ts},
+    })
+    .to_string()
+}
+
+pub fn command(
+    mock: &MockSlack,
+    name: &str,
+    text: &str,
+    user: &str,
+    channel: &str,
+    channel_name: &str,
+    trigger: &str,
+) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "token=x&team_id=T1&team_domain=acme&channel_id={channel}&channel_name={channel_name}&user_id={user}&user_name=u&command={}&text={}&api_app_id=A1&response_url={}&trigger_id={trigger}",
+        enc(name),
+        enc(text),
+        enc(&mock.response_url(trigger))
+    )
+}
+
+async fn count(t: &TestApp, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&t.app.store.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn forged_stale_future_and_tampered_requests_get_401_and_change_nothing() {
+    let (_mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let body = mention("EvX", "UALICE", "CONCALL", "why did the deploy fail?", "1.1");
+    assert_eq!(gw.post("/slack/events", &body, 0, "wrong-secret").await.status(), 401);
+    assert_eq!(gw.post("/slack/events", &body, -301, SECRET).await.status(), 401, "stale");
+    assert_eq!(gw.post("/slack/events", &body, 301, SECRET).await.status(), 401, "future");
+    let ts = now();
+    let tampered = reqwest::Client::new()
+        .post(format!("{}/slack/events", gw.url))
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", sign(SECRET, ts, &body))
+        .body(body.replace("deploy", "DEPLOY"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 401);
+    let unsigned =
+        reqwest::Client::new().post(format!("{}/slack/commands", gw.url)).body("text=hi").send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(count(&gw.t, "SELECT count(*) FROM inbound_events").await, 0);
+    assert_eq!(count(&gw.t, "SELECT count(*) FROM jobs").await, 0);
+    // Too big: 413 before any parsing; malformed but signed: 400.
+    let big = "x".repeat(300 * 1024);
+    assert_eq!(gw.post("/slack/events", &big, 0, SECRET).await.status(), 413);
+    assert_eq!(gw.signed("/slack/events", "{not json").await, 400);
+    // url_verification answers its challenge.
+    let r = gw.post("/slack/events", r#"{"type":"url_verification","token":"x","challenge":"c-123"}"#, 0, SECRET).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "c-123");
+    let metrics = reqwest::get(format!("{}/metrics", gw.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pincer_bad_signatures_total 5"), "{metrics}");
+    gw.stop().await.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mention_is_answered_once_in_its_thread_even_when_slack_retries() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let body = mention("Ev1", "UALICE", "CONCALL", "why did the deploy fail?", "1700000100.000200");
+    let started = Instant::now();
+    assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    let ack = started.elapsed();
+    // Slack retries while the first is still being worked on, and later.
+    for _ in 0..3 {
+        assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    }
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].body["channel"], "CONCALL");
+    assert_eq!(posts[0].body["thread_ts"], "1700000100.000200");
+    assert!(posts[0].body["text"].as_str().unwrap().contains("14 October"), "{posts:#?}");
+    assert_eq!(posts[0].body["blocks"][1]["elements"][0]["action_id"], "pincer.feedback");
+    assert!(ack < Duration::from_secs(3), "acked in {ack:?}");
+    // The sender was identified by e-mail, once.
+    assert_eq!(mock.calls("users.info").len(), 1);
+    let t = gw.stop().await;
+    let who: String = sqlx::query_scalar("SELECT user_email FROM audit_log WHERE action = 'ask'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(who, "alice@acme.com");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn our_own_messages_and_unbound_channels_get_no_answer() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let own = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "Ev2", "event_time": 1,
+        "event": {"type": "message", "user": "UBOT", "channel": "CONCALL", "text": "an answer", "ts": "1.2"}});
+    assert_eq!(gw.signed("/slack/events", &own.to_string()).await, 200);
+    let random = mention("Ev3", "UALICE", "CRANDOM", "hello", "1.3");
+    assert_eq!(gw.signed("/slack/events", &random).await, 200);
+    let t = gw.t.app.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pincer::store::jobs::pending(&t.store.pool).await.unwrap() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mock.calls("chat.postMessage").is_empty());
+    assert!(mock.calls("chat.postEphemeral").is_empty());
+    let t = gw.stop().await;
+    assert!(t.audit_actions().await.contains(&"event.ignored".to_string()));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn slash_commands_ack_at_once_answer_in_channel_and_keep_errors_private() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let ask = command(&mock, "/ask", "when does billing v2 ship?", "UBOB", "CPRODUCT", "product-bot", "tr1");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    let post = &mock.calls("chat.postMessage")[0];
+    assert_eq!(post.body["channel"], "CPRODUCT");
+    assert!(post.body.get("thread_ts").is_none());
+    assert!(post.body["text"].as_str().unwrap().contains("November"), "{post:?}");
+
+    let ws = command(&mock, "/workspace", "", "UBOB", "CPRODUCT", "product-bot", "tr2");
+    assert_eq!(gw.signed("/slack/commands", &ws).await, 200);
+    let denied = command(&mock, "/admin", "user add eve@acme.com", "UBOB", "CPRODUCT", "product-bot", "tr3");
+    assert_eq!(gw.signed("/slack/commands", &denied).await, 200);
+    let nowhere = command(&mock, "/ask", "hello?", "UBOB", "CRANDOM", "random", "tr4");
+    assert_eq!(gw.signed("/slack/commands", &nowhere).await, 200);
+    // A retried trigger is answered once.
+    assert_eq!(gw.signed("/slack/commands", &denied).await, 200);
+    mock.wait_for(10, "three private replies", |c| c.iter().filter(|c| c.method == "response_url").count() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let private = mock.calls("response_url");
+    assert_eq!(private.len(), 3, "{private:#?}");
+    let text = |id: &str| {
+        private.iter().find(|c| c.body["response_url_id"] == id).unwrap().body["text"].as_str().unwrap().to_string()
+    };
+    assert!(text("tr2").contains("shared workspace"), "{}", text("tr2"));
+    assert!(text("tr3").contains("Only admins can run /admin user add"), "{}", text("tr3"));
+    assert!(
+        text("tr4").contains("No agent answers in CRANDOM") || text("tr4").contains("No agent answers in"),
+        "{}",
+        text("tr4")
+    );
+    assert!(text("tr4").contains("#oncall (ops-oncall)"), "{}", text("tr4"));
+    assert_eq!(mock.calls("chat.postMessage").len(), 1, "errors and usage never go to the channel");
+    gw.stop().await.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_database_answer_each_event_once() {
+    let (mock, api) = MockSlack::start().await;
+    let yaml = slack_yaml(&api, "");
+    let a = Gateway::start(&yaml).await;
+    let b = a.replica(&yaml).await;
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            mention(&format!("EvD{i}"), "UBOB", "CONCALL", "why did the deploy fail?", &format!("1700000200.{i:06}"))
+        })
+        .collect();
+    let mut sends = Vec::new();
+    for body in &bodies {
+        for gw in [&a, &b, &a, &b] {
+            sends.push(gw.signed("/slack/events", body));
+        }
+    }
+    for status in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 200);
+    }
+    mock.wait_for(15, "ten answers", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() >= 10).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 10);
+    let mut threads: Vec<&str> = posts.iter().map(|p| p.body["thread_ts"].as_str().unwrap()).collect();
+    threads.sort();
+    threads.dedup();
+    assert_eq!(threads.len(), 10, "one answer per event");
+    b.stop().await;
+    a.stop().await.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    mock.script.rate_limit_next.store(4, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..6 {
+        let (channel, user) = if i % 2 == 0 { ("CONCALL", "UBOB") } else { ("CPRODUCT", "UALICE") };
+        let body = mention(&format!("EvR{i}"), user, channel, "deploy roadmap", &format!("1700000300.{i:06}"));
+        assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    }
+    mock.wait_for(20, "six answers", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() >= 6).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 6, "{posts:#?}");
+    let limited = mock.calls("429");
+    assert_eq!(limited.len(), 4);
+    // After a 429 in a channel, nothing more went to that channel for Retry-After.
+    for l in &limited {
+        let ch = l.body["channel"].as_str().unwrap();
+        let next = posts.iter().filter(|p| p.body["channel"] == ch && p.at > l.at).map(|p| p.at).min();
+        if let Some(next) = next {
+            assert!(
+                next.duration_since(l.at) >= Duration::from_millis(950),
+                "{ch}: resent after {:?}",
+                next.duration_since(l.at)
+            );
+        }
+    }
+    let t = gw.stop().await;
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'delivered' AND status <> 'cancelled'")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(open, 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn undeliverable_replies_are_dead_lettered_audited_and_listed() {
+    let (mock, api) = MockSlack::start().await;
+    mock.channels.lock().unwrap().insert("CGONE".into(), "oncall".into());
+    mock.script.gone.lock().unwrap().push("CGONE".into());
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    assert_eq!(gw.signed("/slack/events", &mention("EvG", "UBOB", "CGONE", "deploy", "1.9")).await, 200);
+    let t = &gw.t;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await == 0 {
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(t.audit_actions().await.contains(&"outbox.dead_letter".to_string()));
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin outbox").await;
+    assert!(text.contains("channel_not_found") && text.contains("CGONE"), "{text}");
+    gw.stop().await.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_shows_progress_then_replaces_it() {
+    let (mock, api) = MockSlack::start().await;
+    let (llm_url, _llm) = slow_llm(Duration::from_millis(2500)).await;
+    let provider = format!(
+        "providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n    timeout_secs: 10\n"
+    );
+    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+    let gw = Gateway::start(&yaml).await;
+    assert_eq!(
+        gw.signed("/slack/events", &mention("EvS", "UBOB", "CONCALL", "what now?", "1700000400.000001")).await,
+        200
+    );
+    mock.wait_for(10, "the update", |c| c.iter().any(|c| c.method == "chat.update")).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].body["text"], "Working on it…");
+    let update = &mock.calls("chat.update")[0];
+    assert_eq!(update.body["ts"], posts[0].body["ts"]);
+    assert_eq!(update.body["text"], "Slow but sure.");
+    gw.stop().await.cleanup().await;
+}
+
+/// An OpenAI-compatible mock that takes `delay` to answer.
+async fn slow_llm(delay: Duration) -> (String, Arc<()>) {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || async move {
+            tokio::time::sleep(delay).await;
+            (
+                [("content-type", "application/json")],
+                r#"{"choices":[{"message":{"role":"assistant","content":"Slow but sure."}}]}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), Arc::new(()))
+}
+
+#[tokio::test]
+async fn a_feedback_click_is_recorded_checked_against_policy_and_audited() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    assert_eq!(
+        gw.signed("/slack/events", &mention("EvF", "UBOB", "CONCALL", "deploy", "1700000500.000001")).await,
+        200
+    );
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    let ts = mock.calls("chat.postMessage")[0].body["ts"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let click = |user: &str, trigger: &str| {
+        let payload = json!({"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user}, "api_app_id": "A1", "trigger_id": trigger,
+            "container": {"type": "message", "message_ts": ts, "channel_id": "CONCALL"}, "channel": {"id": "CONCALL"},
+            "response_url": mock.response_url(trigger),
+            "message": {"ts": ts, "thread_ts": "1700000500.000001", "text": "x"},
+            "actions": [{"type": "button", "action_id": "pincer.feedback", "value": "up", "block_id": "b"}]});
+        format!("payload={}", url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>())
+    };
+    assert_eq!(gw.signed("/slack/interactive", &click("UALICE", "cl1")).await, 200);
+    assert_eq!(gw.signed("/slack/interactive", &click("UOLIVIA", "cl2")).await, 200);
+    mock.wait_for(10, "two private replies", |c| c.iter().filter(|c| c.method == "response_url").count() >= 2).await;
+    let replies: Vec<Value> = mock.calls("response_url").into_iter().map(|c| c.body).collect();
+    let by =
+        |id: &str| replies.iter().find(|r| r["response_url_id"] == id).unwrap()["text"].as_str().unwrap().to_string();
+    assert!(by("cl1").contains("noted that this answer helped"), "{replies:?}");
+    assert!(by("cl2").contains("Observers"), "{replies:?}");
+    let t = gw.stop().await;
+    assert_eq!(count(&t, "SELECT count(*) FROM feedback WHERE helpful").await, 1);
+    let actions = t.audit_actions().await;
+    assert!(actions.contains(&"action.feedback".to_string()), "{actions:?}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn socket_mode_events_are_acked_after_storage_and_answered() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "  app_token: xapp-test\n")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.socket_clients() == 0 {
+        assert!(Instant::now() < deadline, "socket mode never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let payload: Value =
+        serde_json::from_str(&mention("EvW", "UBOB", "CONCALL", "why did the deploy fail?", "1700000600.000001"))
+            .unwrap();
+    mock.push_socket(
+        json!({"type": "events_api", "envelope_id": "env-1", "accepts_response_payload": false, "payload": payload}),
+    );
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    assert_eq!(mock.acks.lock().unwrap().iter().filter(|a| a["envelope_id"] == "env-1").count(), 1);
+    let t = gw.stop().await;
+    assert_eq!(count(&t, "SELECT count(*) FROM inbound_events WHERE dedupe_key = 'EvW'").await, 1);
+    t.cleanup().await;
+}
