@@ -565,11 +565,23 @@ fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Optio
     let raw = match raw {
         Some(r) => r,
         None => {
-            let bot_token = env("SLACK_BOT_TOKEN")?;
+            // The variables may hold the value or a reference to it
+            // (SLACK_BOT_TOKEN=file:///run/secrets/slack_bot_token).
+            let mut from_env = |name: &str| {
+                let raw = env(name)?;
+                match crate::secret::resolve_value(&raw, dir) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        c.error(&[Seg::Key("slack".into())], format!("{name}: {e}"), None);
+                        None
+                    }
+                }
+            };
+            let bot_token = from_env("SLACK_BOT_TOKEN")?;
             return Some(SlackConfig {
-                bot_token: Secret::new(bot_token),
-                signing_secret: env("SLACK_SIGNING_SECRET").map(Secret::new),
-                app_token: env("SLACK_APP_TOKEN").map(Secret::new),
+                bot_token,
+                signing_secret: from_env("SLACK_SIGNING_SECRET"),
+                app_token: from_env("SLACK_APP_TOKEN"),
                 api_url: env("SLACK_API_URL")
                     .unwrap_or_else(|| DEFAULT_SLACK_API_URL.into())
                     .trim_end_matches('/')

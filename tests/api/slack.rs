@@ -424,3 +424,101 @@ async fn socket_mode_events_are_acked_after_storage_and_answered() {
     assert_eq!(count(&t, "SELECT count(*) FROM inbound_events WHERE dedupe_key = 'EvW'").await, 1);
     t.cleanup().await;
 }
+
+/// A real `pincer serve` process.
+struct Process {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Process {
+    async fn start(config: &std::path::Path, db: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
+            .args(["--config", config.to_str().unwrap(), "serve", "--role", "gateway", "--listen", &listen])
+            .env("DATABASE_URL", crate::helpers::db_url(db))
+            .env_remove("PINCER_CONFIG")
+            .env_remove("SLACK_BOT_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://{listen}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "pincer serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Process { child, url }
+    }
+
+    async fn signed(&self, path: &str, body: &str) -> u16 {
+        let ts = now();
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sign(SECRET, ts, body))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_killed_between_store_and_delivery_delivers_after_restart_once() {
+    pincer::init_crypto();
+    let (mock, api) = MockSlack::start().await;
+    let (_config, dir) = config_from(&slack_yaml(&api, ""));
+    let path = dir.path().join("pincer.yaml");
+    let db = format!("pincer_test_{}", uuid::Uuid::new_v4().simple());
+    // Slack is down: the answer is stored but cannot be delivered.
+    mock.script.down.store(1, std::sync::atomic::Ordering::SeqCst);
+    let first = Process::start(&path, &db).await;
+    assert_eq!(
+        first.signed("/slack/events", &mention("EvK", "UBOB", "CONCALL", "deploy", "1700000700.000001")).await,
+        200
+    );
+    let store = pincer::store::Store::connect(&crate::helpers::db_url(&db), 2).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let tried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE NOT is_progress AND attempts >= 1 AND status = 'pending'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        if tried > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the answer was never stored and tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+    assert!(mock.calls("chat.postMessage").is_empty());
+    // Slack is back; a new process delivers what the dead one stored, once.
+    mock.script.down.store(0, std::sync::atomic::Ordering::SeqCst);
+    let second = Process::start(&path, &db).await;
+    mock.wait_for(15, "the answer after restart", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].body["thread_ts"], "1700000700.000001");
+    second.kill();
+    store.pool.close().await;
+    crate::helpers::drop_db(&db).await;
+}
