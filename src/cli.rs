@@ -150,6 +150,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let Cmd::Bench { what: what @ (crate::bench::BenchCmd::Slack { .. } | crate::bench::BenchCmd::FloorBot { .. }) } = cli.command {
+        let url = cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        return crate::bench::run(None, &url, what).await;
+    }
     let config = load_config(&cli.config)?;
     let url = database_url(cli.database_url.as_deref(), &config)?;
     match cli.command {
@@ -164,7 +168,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Chat { user, channel } => chat(config, &url, &user, channel.as_deref()).await,
         Cmd::Admin { as_, args } => admin(config, &url, as_.as_deref(), &args).await,
         Cmd::Memory { what: MemoryCmd::Import { scope, files } } => import(config, &url, &scope, &files).await,
-        Cmd::Bench { what } => crate::bench::run(config, &url, what).await,
+        Cmd::Bench { what } => crate::bench::run(Some(config), &url, what).await,
         Cmd::Config { .. } | Cmd::Slack { .. } => unreachable!("handled above"),
     }
 }

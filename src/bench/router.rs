@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Subcommand;
 use pincer_adapters::console::ConsoleSession;
 use pincer_adapters::{ChannelRef, Platform, ReplyKind};
 use pincer_commands::{Role, ScopeName};
@@ -26,23 +25,6 @@ use crate::config::Config;
 use crate::router::Router;
 use crate::store::Store;
 use crate::store::memory::{NewItem, replace_source};
-
-/// `pincer bench …`.
-#[derive(Debug, Subcommand)]
-pub enum BenchCmd {
-    /// Router throughput and latency versus single-row insert rate.
-    Router {
-        /// Events (and inserts) per phase.
-        #[arg(long, default_value_t = 3000)]
-        events: usize,
-        /// Concurrent senders (and pool size).
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Synthetic memory passages to search.
-        #[arg(long, default_value_t = 10_000)]
-        memory: usize,
-    },
-}
 
 /// Latency summary of one phase.
 struct Phase {
@@ -75,7 +57,7 @@ impl Phase {
 }
 
 /// Replaces the database name in a Postgres URL.
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((url, String::new()));
     let prefix = match base.rfind('/') {
         Some(i) if i > base.find("//").map(|j| j + 1).unwrap_or(0) => &base[..i],
@@ -113,9 +95,8 @@ where
     Ok(Phase { name, count: total, elapsed: start.elapsed(), latencies })
 }
 
-/// Runs a benchmark.
-pub async fn run(config: Config, url: &str, cmd: BenchCmd) -> anyhow::Result<std::process::ExitCode> {
-    let BenchCmd::Router { events, concurrency, memory } = cmd;
+/// Runs the router benchmark.
+pub async fn run(config: Config, url: &str, events: usize, concurrency: usize, memory: usize) -> anyhow::Result<std::process::ExitCode> {
     let db = format!("pincer_bench_{}", std::process::id());
     let bench_url = with_database(url, &db);
     let store = Store::connect(&bench_url, concurrency as u32 + 2).await?;

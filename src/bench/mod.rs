@@ -1,0 +1,71 @@
+//! `pincer bench`: the benchmarks whose figures are in `docs/PERFORMANCE.md`.
+//!
+//! - [`router`] — router throughput against the Postgres single-row insert rate;
+//! - [`slack`] — a load tool: signed `app_mention`s at a fixed rate to a real
+//!   `pincer serve`, with a mock LLM and a mock Slack, against the floor bot;
+//! - [`floor`] — the floor bot: verify, call the model, post; nothing else.
+
+pub mod floor;
+pub mod router;
+pub mod slack;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+
+/// `pincer bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Router throughput and latency versus single-row insert rate.
+    Router {
+        /// Events (and inserts) per phase.
+        #[arg(long, default_value_t = 3000)]
+        events: usize,
+        /// Concurrent senders (and pool size).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Synthetic memory passages to search.
+        #[arg(long, default_value_t = 10_000)]
+        memory: usize,
+    },
+    /// Slack load: signed app_mentions at a fixed rate to `pincer serve` and to the floor bot.
+    Slack {
+        /// Events per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 15)]
+        seconds: u32,
+        /// Distinct channels the events are spread over.
+        #[arg(long, default_value_t = 400)]
+        channels: u32,
+    },
+    /// The floor bot the Slack benchmark compares with (started by `bench slack`).
+    #[command(hide = true)]
+    FloorBot {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The OpenAI-compatible base URL.
+        #[arg(long)]
+        llm_url: String,
+        /// The Slack Web API base URL.
+        #[arg(long)]
+        slack_url: String,
+        /// The signing secret.
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+/// Runs a benchmark.
+pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Result<std::process::ExitCode> {
+    match cmd {
+        BenchCmd::Router { events, concurrency, memory } => {
+            let config = config.ok_or_else(|| anyhow::anyhow!("bench router needs --config"))?;
+            router::run(config, url, events, concurrency, memory).await
+        }
+        BenchCmd::Slack { rate, seconds, channels } => slack::run(url, rate, seconds, channels).await,
+        BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => floor::serve(listen, llm_url, slack_url, secret).await,
+    }
+}

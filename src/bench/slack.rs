@@ -1,0 +1,391 @@
+//! `pincer bench slack`: the Slack load tool.
+//!
+//! In this process: a mock LLM (OpenAI-compatible, answers at once), a mock
+//! Slack Web API that records every reply with the time it arrived, and a
+//! sender that posts signed `app_mention` events at a fixed rate, spread
+//! over many channels. Under test, as a separate process so its CPU time and
+//! peak RSS can be read from `/proc`: first the floor bot, then a real
+//! `pincer serve --role gateway` over a fresh database with every durable
+//! write in place. Reported per target: time to ready, ack p50/p99,
+//! end-to-end p50/p99 (event sent → reply received by "Slack"), lost and
+//! duplicated replies, CPU per event and peak RSS.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{any, get, post};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use super::router::with_database;
+
+const SECRET: &str = "bench-signing-secret";
+/// Linux reports process CPU time in ticks of 1/100 s (USER_HZ).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// What the mock Slack saw.
+#[derive(Default)]
+struct Seen {
+    /// thread ts → arrival time of each answer posted in it.
+    replies: HashMap<String, Vec<Instant>>,
+    /// "working on it…" placeholders posted (answers slower than 1.5 s).
+    placeholders: usize,
+    /// placeholder ts → its thread, so an update counts for that thread.
+    placeholder_threads: HashMap<String, String>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+async fn post_message(State(seen): State<Shared>, body: String) -> impl IntoResponse {
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let thread = v["thread_ts"].as_str().unwrap_or_default().to_string();
+    let ts = format!("1900000000.{:06}", rand_u32() % 1_000_000);
+    if let Ok(mut s) = seen.lock() {
+        if v["text"] == "Working on it…" {
+            s.placeholders += 1;
+            s.placeholder_threads.insert(ts.clone(), thread);
+        } else {
+            s.replies.entry(thread).or_default().push(Instant::now());
+        }
+    }
+    let reply = json!({"ok": true, "channel": v["channel"], "ts": ts, "message": {"ts": ts}});
+    ([(header::CONTENT_TYPE, "application/json")], reply.to_string())
+}
+
+async fn update(State(seen): State<Shared>, body: String) -> impl IntoResponse {
+    // An update replaces a placeholder with the answer: it counts as the
+    // reply in the placeholder's thread.
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if let Ok(mut s) = seen.lock() {
+        let ts = v["ts"].as_str().unwrap_or_default();
+        let thread = s.placeholder_threads.get(ts).cloned().unwrap_or_else(|| format!("update:{ts}"));
+        s.replies.entry(thread).or_default().push(Instant::now());
+    }
+    let reply = json!({"ok": true, "channel": v["channel"], "ts": v["ts"], "message": {}});
+    ([(header::CONTENT_TYPE, "application/json")], reply.to_string())
+}
+
+fn rand_u32() -> u32 {
+    (uuid::Uuid::new_v4().as_u128() & 0xffff_ffff) as u32
+}
+
+async fn serve_mocks(seen: Shared) -> anyhow::Result<(String, String)> {
+    let slack = axum::Router::new()
+        .route(
+            "/api/auth.test",
+            any(|| async {
+                let v = json!({"ok": true, "url": "https://bench.slack.com/", "team": "Bench", "user": "pincer", "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"});
+                ([(header::CONTENT_TYPE, "application/json")], v.to_string())
+            }),
+        )
+        .route(
+            "/api/users.info",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let user = q.get("user").cloned().unwrap_or_default();
+                let v = json!({"ok": true, "user": {"id": user, "profile": {"email": format!("{}@bench.test", user.to_lowercase())}}});
+                ([(header::CONTENT_TYPE, "application/json")], v.to_string())
+            }),
+        )
+        .route(
+            "/api/conversations.info",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let v = json!({"ok": true, "channel": {"id": q.get("channel"), "name": "oncall", "created": 1600000000}});
+                ([(header::CONTENT_TYPE, "application/json")], v.to_string())
+            }),
+        )
+        .route("/api/chat.postMessage", post(post_message))
+        .route("/api/chat.update", post(update))
+        .with_state(seen);
+    let llm = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            let v = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The deploy failed because a migration waited on a lock."},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":12,"total_tokens":62}}"#;
+            ([(header::CONTENT_TYPE, "application/json")], v)
+        }),
+    );
+    let sl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ll = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (sa, la) = (sl.local_addr()?, ll.local_addr()?);
+    tokio::spawn(async move { axum::serve(sl, slack).await });
+    tokio::spawn(async move { axum::serve(ll, llm).await });
+    Ok((format!("http://{sa}/api"), format!("http://{la}/v1")))
+}
+
+fn write_config(dir: &Path, slack_url: &str, llm_url: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir.join("prompts"))?;
+    std::fs::write(dir.join("prompts/oncall.md"), "You help whoever is on call. Answer briefly.\n")?;
+    let yaml = format!(
+        "org:\n  name: Bench\n  default_role: member\n  trusted_tenants: [\"slack:T1\"]\n  users:\n    - {{ email: admin@bench.test, role: admin }}\n\
+         providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n\
+         agents:\n  oncall:\n    owner: admin@bench.test\n    prompt: prompts/oncall.md\n    channels: [\"slack:#oncall\"]\n    memory_scopes: [incidents]\n\
+         slack:\n  bot_token: xoxb-bench\n  signing_secret: {SECRET}\n  api_url: {slack_url}\n"
+    );
+    let path = dir.join("pincer.yaml");
+    std::fs::write(&path, yaml)?;
+    Ok(path)
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    Ok((utime + stime) / TICKS_PER_SEC)
+}
+
+/// Peak resident set size in MB.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok(kb / 1024.0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Target {
+    name: &'static str,
+    child: Child,
+    url: String,
+    ready: Duration,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn(name: &'static str, args: &[String], db_url: &str, port: u16) -> anyhow::Result<Target> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("PINCER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{name} did not become ready");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Target { name, child, url, ready: started.elapsed() })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn mention(i: u64, run: &str, channels: u32) -> (String, String) {
+    let ts = format!("{run}.{i:06}");
+    let body = json!({
+        "token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+        "event_id": format!("Ev{run}{i}"), "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": format!("U{}", i % 50), "channel": format!("C{}", i % u64::from(channels)),
+                  "text": "<@UBOT> why did the deploy fail?", "ts": ts, "event_ts": ts},
+    });
+    (body.to_string(), ts)
+}
+
+struct Outcome {
+    sent: usize,
+    acks: Vec<Duration>,
+    e2e: Vec<Duration>,
+    lost: usize,
+    duplicates: usize,
+    placeholders: usize,
+    cpu_ms_per_event: f64,
+    peak_rss_mb: f64,
+}
+
+/// Sends `count` events at `rate` per second; waits for the replies.
+async fn drive(target: &Target, seen: &Shared, run: &str, rate: u32, count: u64, channels: u32) -> anyhow::Result<Outcome> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let pid = target.child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        tick.tick().await;
+        let (body, ts) = mention(i, run, channels);
+        let (http, url, sent_at, acks) = (http.clone(), target.url.clone(), sent_at.clone(), acks.clone());
+        tasks.spawn(async move {
+            let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let sig = sign(now_s, &body);
+            let t0 = Instant::now();
+            if let Ok(mut m) = sent_at.lock() {
+                m.insert(ts, t0);
+            }
+            let ok = http
+                .post(format!("{url}/slack/events"))
+                .header("content-type", "application/json")
+                .header("x-slack-request-timestamp", now_s.to_string())
+                .header("x-slack-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ok && let Ok(mut a) = acks.lock() {
+                a.push(t0.elapsed());
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    // Wait for the replies (at most 15 s after the last send).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = seen.lock().map(|s| s.replies.keys().filter(|k| k.starts_with(run)).count()).unwrap_or(0);
+        if got as u64 >= count || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let peak = peak_rss_mb(pid)?;
+    let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut e2e = Vec::new();
+    let mut lost = 0;
+    let mut duplicates = 0;
+    for (ts, t0) in &sent {
+        match seen.replies.get(ts) {
+            Some(times) => {
+                e2e.push(times[0].duration_since(*t0));
+                duplicates += times.len() - 1;
+            }
+            None => lost += 1,
+        }
+    }
+    let mut acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+    acks.sort_unstable();
+    e2e.sort_unstable();
+    Ok(Outcome {
+        sent: sent.len(),
+        acks,
+        e2e,
+        lost,
+        duplicates,
+        placeholders: seen.placeholders,
+        cpu_ms_per_event: cpu * 1000.0 / count as f64,
+        peak_rss_mb: peak,
+    })
+}
+
+fn sign(ts: u64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Runs the load against the floor bot, then against Pincer.
+pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::Result<ExitCode> {
+    let seen: Shared = Arc::new(Mutex::new(Seen::default()));
+    let (slack_url, llm_url) = serve_mocks(seen.clone()).await?;
+    let dir = tempfile_dir()?;
+    let config = write_config(&dir, &slack_url, &llm_url)?;
+    let db = format!("pincer_bench_slack_{}", std::process::id());
+    let db_url = with_database(url, &db);
+    let count = u64::from(rate) * u64::from(seconds);
+    let mut rows = Vec::new();
+
+    let port = free_port()?;
+    let floor_args: Vec<String> = ["bench", "floor-bot", "--listen", &format!("127.0.0.1:{port}"), "--llm-url", &llm_url, "--slack-url", &slack_url, "--secret", SECRET]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let floor = spawn("floor bot", &floor_args, &db_url, port).await?;
+    drive(&floor, &seen, "1800000001", 20, 100, channels).await?;
+    let out = drive(&floor, &seen, "1800000002", rate, count, channels).await?;
+    rows.push((floor.name, floor.ready, out));
+    drop(floor);
+
+    let port = free_port()?;
+    let args: Vec<String> = ["--config", &config.display().to_string(), "serve", "--role", "gateway", "--listen", &format!("127.0.0.1:{port}")]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // A fresh database: migrations run on the first start. The ready time
+    // reported is a second start's, over a migrated database.
+    drop(spawn("pincer (first start, migrating)", &args, &db_url, port).await?);
+    let pincer = spawn("pincer serve", &args, &db_url, port).await?;
+    drive(&pincer, &seen, "1800000003", 20, 100, channels).await?;
+    let out = drive(&pincer, &seen, "1800000004", rate, count, channels).await?;
+    rows.push((pincer.name, pincer.ready, out));
+    drop(pincer);
+
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&with_database(url, "postgres")).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut admin).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels; mock LLM answers at once.");
+    println!();
+    println!("| target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, ready, o) in &rows {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} |",
+            ready.as_secs_f64() * 1000.0,
+            pct(&o.acks, 0.50),
+            pct(&o.acks, 0.99),
+            pct(&o.e2e, 0.50),
+            pct(&o.e2e, 0.99),
+            o.lost,
+            o.duplicates,
+            o.cpu_ms_per_event,
+            o.peak_rss_mb
+        );
+        if o.sent as u64 != count || o.placeholders > 0 {
+            println!("  ({name}: {} sent, {} acked, {} slow-answer placeholders)", o.sent, o.acks.len(), o.placeholders);
+        }
+    }
+    if let [(_, _, floor), (_, _, pincer)] = rows.as_slice() {
+        println!();
+        println!("Pincer's CPU per event is {:.2}x the floor bot's.", pincer.cpu_ms_per_event / floor.cpu_ms_per_event);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pincer-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
