@@ -40,9 +40,6 @@ use crate::store::jobs::{self, JobKind};
 use crate::store::outbox::{self, NewOutbound};
 use crate::store::{StoreError, agents, events};
 
-/// A slow answer shows "working on it…" after this long.
-pub const PROGRESS_DELAY: Duration = Duration::from_millis(1500);
-
 /// Where an event's replies go.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode<'a> {
@@ -62,6 +59,14 @@ pub enum Mode<'a> {
 #[derive(Clone, Debug)]
 pub struct Router {
     app: Arc<App>,
+}
+
+/// What routing produced.
+enum Routed {
+    /// Replies for the caller.
+    Inline(Vec<Reply>),
+    /// Stored in the outbox; an ask's answer job, claimed by this worker.
+    Queued(Option<(i64, AnswerJob)>),
 }
 
 /// What was decided, before it is committed.
@@ -95,18 +100,24 @@ impl Router {
     /// Never fails: an unexpected error becomes a sentence for the person.
     pub async fn handle(&self, ev: ChannelEvent) -> Vec<Reply> {
         match self.run(&ev, Mode::Inline).await {
-            Ok(replies) => replies,
+            Ok(Routed::Inline(replies)) => replies,
+            Ok(Routed::Queued(_)) => Vec::new(),
             Err(_) => vec![Reply::error(messages::internal_error(&ev.id))],
         }
     }
 
-    /// Handles one queued platform event; its replies go to the outbox. An
-    /// error leaves the job to be retried (nothing was committed).
-    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<(), StoreError> {
-        self.run(ev, Mode::Queued { job_id, worker }).await.map(|_| ())
+    /// Handles one queued platform event; its replies go to the outbox. For
+    /// an ask, returns the answer job (already claimed by `worker`, who
+    /// should run it next). An error leaves the job to be retried (nothing
+    /// was committed).
+    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<Option<(i64, AnswerJob)>, StoreError> {
+        match self.run(ev, Mode::Queued { job_id, worker }).await? {
+            Routed::Queued(answer) => Ok(answer),
+            Routed::Inline(_) => Ok(None),
+        }
     }
 
-    async fn run(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Vec<Reply>, StoreError> {
+    async fn run(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Routed, StoreError> {
         let span = tracing::info_span!(
             "event",
             event_id = %ev.id,
@@ -128,14 +139,14 @@ impl Router {
         .await
     }
 
-    async fn route(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Vec<Reply>, StoreError> {
+    async fn route(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Routed, StoreError> {
         let app = &*self.app;
         let mut tx = app.store.pool.begin().await?;
         if matches!(mode, Mode::Inline) && !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
             tx.rollback().await?;
             Metrics::inc(&app.metrics.duplicates);
             tracing::debug!(dedupe_key = %ev.dedupe_key, "duplicate event dropped");
-            return Ok(Vec::new());
+            return Ok(Routed::Inline(Vec::new()));
         }
         let decided = self.decide(&mut tx, ev).await?;
         self.finish(tx, ev, mode, decided).await
@@ -232,7 +243,7 @@ impl Router {
         ev: &ChannelEvent,
         mode: Mode<'_>,
         decided: Decided,
-    ) -> Result<Vec<Reply>, StoreError> {
+    ) -> Result<Routed, StoreError> {
         let app = &*self.app;
         audit::append(&mut tx, decided.trail).await?;
         match mode {
@@ -242,31 +253,29 @@ impl Router {
                 if let Some(job) = decided.ask {
                     replies.push(handlers::ask::answer(app, job).await?);
                 }
-                Ok(replies)
+                Ok(Routed::Inline(replies))
             }
             Mode::Queued { job_id, worker } => {
                 for reply in &decided.replies {
                     outbox::insert(&mut tx, &outbound(ev, reply, false, None, Duration::ZERO)).await?;
                 }
-                if let Some(ask) = decided.ask {
-                    let progress = Reply::info(messages::working_on_it());
-                    let mut progress = outbound(ev, &progress, true, None, PROGRESS_DELAY);
-                    progress.recipient = None;
-                    let progress_id = outbox::insert(&mut tx, &progress).await?;
-                    let job = AnswerJob { ask, event: ev.clone(), progress_id: Some(progress_id) };
-                    let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    jobs::enqueue(&mut tx, JobKind::Answer, &payload).await?;
-                }
+                let answer = match decided.ask {
+                    Some(ask) => {
+                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None };
+                        let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        Some((jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE).await?, job))
+                    }
+                    None => None,
+                };
                 if !jobs::complete(&mut tx, job_id, worker).await? {
                     tx.rollback().await?;
                     return Err(StoreError::LeaseLost(job_id));
                 }
-                outbox::notify(&mut tx).await?;
-                jobs::notify(&mut tx).await?;
                 tx.commit().await?;
-                app.wake.outbox.notify_one();
-                app.wake.jobs.notify_one();
-                Ok(Vec::new())
+                if !decided.replies.is_empty() {
+                    app.wake.outbox.notify_one();
+                }
+                Ok(Routed::Queued(answer))
             }
         }
     }

@@ -68,7 +68,14 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
         "event" => {
             let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
             enrich(app, &mut ev).await?;
-            router.handle_queued(&ev, job.id, me).await?;
+            if let Some((answer_id, answer)) = router.handle_queued(&ev, job.id, me).await? {
+                // The answer job is ours already: run it now. A failure here
+                // leaves it to be retried when its lease runs out.
+                if let Err(error) = ask::answer_queued(app, answer, answer_id, me).await {
+                    tracing::warn!(job = answer_id, %error, "answer failed; it will be retried");
+                    let _ = jobs::release(&app.store.pool, answer_id, me, Duration::from_millis(500)).await;
+                }
+            }
         }
         _ => {
             let answer: AnswerJob = serde_json::from_value(job.payload.clone())?;

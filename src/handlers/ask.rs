@@ -179,20 +179,51 @@ pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
     Ok(reply)
 }
 
+/// A slow answer shows "working on it…" after this long.
+pub const PROGRESS_DELAY: Duration = Duration::from_millis(1500);
+
+/// Posts the "working on it…" placeholder and remembers it in the job, so a
+/// worker that takes the job over after a crash replaces it too.
+async fn post_progress(app: &App, job: &mut AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    let placeholder = Reply::info(messages::working_on_it());
+    let mut row = crate::router::outbound(&job.event, &placeholder, true, None, Duration::ZERO);
+    row.recipient = None;
+    let mut tx = app.store.pool.begin().await?;
+    let id = outbox::insert(&mut tx, &row).await?;
+    job.progress_id = Some(id);
+    let payload = serde_json::to_value(&*job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if !jobs::set_payload(&mut tx, job_id, worker, &payload).await? {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(job_id));
+    }
+    tx.commit().await?;
+    app.wake.outbox.notify_one();
+    Ok(())
+}
+
 /// Answers a queued ask: the reply goes to the outbox — replacing the
-/// "working on it…" message if that already went out, cancelling it if
-/// not — in the same transaction that completes the job.
-pub async fn answer_queued(app: &App, job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
-    let produced = produce(app, &job.ask).await?;
+/// "working on it…" placeholder if the answer took long enough to post one
+/// — in the same transaction that completes the job.
+pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    let produced = if job.progress_id.is_some() {
+        produce(app, &job.ask).await?
+    } else {
+        let ask = job.ask.clone();
+        let work = produce(app, &ask);
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => done?,
+            _ = tokio::time::sleep(PROGRESS_DELAY) => {
+                post_progress(app, &mut job, job_id, worker).await?;
+                work.await?
+            }
+        }
+    };
     let mut tx = app.store.pool.begin().await?;
     let reply = record(&mut tx, app, &job.ask, produced).await?;
-    let progress_of = match job.progress_id {
-        Some(id) if !outbox::cancel_progress(&mut tx, id).await? => Some(id),
-        _ => None,
-    };
-    let mut row = crate::router::outbound(&job.event, &reply, false, progress_of, Duration::ZERO);
-    if reply.kind == ReplyKind::Error && progress_of.is_some() {
-        // The progress message is public; its failure note replaces it there.
+    let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
+    if reply.kind == ReplyKind::Error && job.progress_id.is_some() {
+        // The placeholder is public; the failure note replaces it there.
         row.recipient = None;
     }
     outbox::insert(&mut tx, &row).await?;
@@ -200,7 +231,6 @@ pub async fn answer_queued(app: &App, job: AnswerJob, job_id: i64, worker: &str)
         tx.rollback().await?;
         return Err(StoreError::LeaseLost(job_id));
     }
-    outbox::notify(&mut tx).await?;
     tx.commit().await?;
     app.wake.outbox.notify_one();
     Ok(())

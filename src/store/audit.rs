@@ -122,8 +122,13 @@ pub fn row_hash(
 }
 
 const LOCK_HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1 FOR UPDATE";
-const INSERT: &str = "INSERT INTO audit_log (seq, ts, user_email, action, metadata, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const SET_HEAD: &str = "UPDATE audit_head SET seq = $1, row_hash = $2 WHERE id = 1";
+// The rows and the new head in one statement (one round trip for any
+// number of rows).
+const APPEND: &str = "WITH rows AS (
+         INSERT INTO audit_log (seq, ts, user_email, action, metadata, prev_hash, row_hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
+     )
+     UPDATE audit_head SET seq = $8, row_hash = $9 WHERE id = 1";
 const HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1";
 const PAGE: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
 const TAIL: &str =
@@ -131,8 +136,7 @@ const TAIL: &str =
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("audit.lock_head", LOCK_HEAD),
-    ("audit.insert", INSERT),
-    ("audit.set_head", SET_HEAD),
+    ("audit.append", APPEND),
     ("audit.head", HEAD),
     ("audit.page", PAGE),
     ("audit.tail", TAIL),
@@ -142,6 +146,12 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 /// last seq written.
 pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result<i64, StoreError> {
     let (mut seq, mut prev): (i64, String) = sqlx::query_as(LOCK_HEAD).fetch_one(&mut *conn).await?;
+    if entries.is_empty() {
+        return Ok(seq);
+    }
+    let n = entries.len();
+    let (mut seqs, mut tss, mut emails, mut actions, mut metas, mut prevs, mut hashes) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for entry in entries {
         seq += 1;
         let now = Utc::now();
@@ -150,19 +160,26 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result
         let action = entry.action.replace('\0', "");
         let email = entry.user_email.map(|e| e.replace('\0', ""));
         let hash = row_hash(&prev, seq, &ts, email.as_deref(), &action, &metadata);
-        sqlx::query(INSERT)
-            .bind(seq)
-            .bind(ts)
-            .bind(email)
-            .bind(action)
-            .bind(&metadata)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
-        prev = hash;
+        seqs.push(seq);
+        tss.push(ts);
+        emails.push(email);
+        actions.push(action);
+        metas.push(metadata);
+        prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        hashes.push(hash);
     }
-    sqlx::query(SET_HEAD).bind(seq).bind(&prev).execute(conn).await?;
+    sqlx::query(APPEND)
+        .bind(&seqs)
+        .bind(&tss)
+        .bind(&emails)
+        .bind(&actions)
+        .bind(&metas)
+        .bind(&prevs)
+        .bind(&hashes)
+        .bind(seq)
+        .bind(&prev)
+        .execute(conn)
+        .await?;
     Ok(seq)
 }
 

@@ -43,6 +43,14 @@ pub struct Job {
 }
 
 const ENQUEUE: &str = "INSERT INTO jobs (kind, payload) VALUES ($1, $2) RETURNING id";
+// Dedupe and queue in one statement: a repeat inserts no key, so no job.
+const ENQUEUE_EVENT: &str = "WITH fresh AS (
+         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
+     )
+     INSERT INTO jobs (kind, payload) SELECT 'event', $3 FROM fresh RETURNING id";
+const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
+     VALUES ($1, $2, $3, now() + make_interval(secs => $4), 1) RETURNING id";
+const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked_by = $2";
 const CLAIM: &str =
     "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
      WHERE id IN (
@@ -62,6 +70,9 @@ pub const CHANNEL: &str = "pincer_jobs";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.enqueue", ENQUEUE),
+    ("jobs.enqueue_event", ENQUEUE_EVENT),
+    ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
+    ("jobs.set_payload", SET_PAYLOAD),
     ("jobs.claim", CLAIM),
     ("jobs.complete", COMPLETE),
     ("jobs.release", RELEASE),
@@ -72,6 +83,23 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 /// Adds a job. Returns its id.
 pub async fn enqueue(conn: &mut PgConnection, kind: JobKind, payload: &Value) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(ENQUEUE).bind(kind.as_str()).bind(payload).fetch_one(conn).await?)
+}
+
+/// Records a platform event's dedupe key and queues it, atomically, in one
+/// round trip. `None` when the key was seen before.
+pub async fn enqueue_event<'c>(conn: impl sqlx::PgExecutor<'c>, platform: &str, key: &str, payload: &Value) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(ENQUEUE_EVENT).bind(platform).bind(key).bind(payload).fetch_optional(conn).await?)
+}
+
+/// Adds a job already claimed by `worker` (who goes on to run it at once;
+/// if it dies, the lease runs out and another worker takes the job).
+pub async fn enqueue_claimed(conn: &mut PgConnection, kind: JobKind, payload: &Value, worker: &str, lease: Duration) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(ENQUEUE_CLAIMED).bind(kind.as_str()).bind(payload).bind(worker).bind(lease.as_secs_f64()).fetch_one(conn).await?)
+}
+
+/// Rewrites a held job's payload (to remember progress across a crash).
+pub async fn set_payload(conn: &mut PgConnection, id: i64, worker: &str, payload: &Value) -> Result<bool, StoreError> {
+    Ok(sqlx::query(SET_PAYLOAD).bind(id).bind(worker).bind(payload).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease`.
