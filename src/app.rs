@@ -83,6 +83,26 @@ pub struct Wake {
     pub outbox: Notify,
 }
 
+/// Hands jobs this process queued straight to its own worker, already
+/// claimed, saving the worker a round trip to find them. If the process
+/// dies, the claim's lease runs out and any worker takes the job.
+#[derive(Debug)]
+pub struct Handoff {
+    /// This process's worker id (the `locked_by` of its claims).
+    pub worker: Arc<str>,
+    /// The local worker's inbox, once it runs.
+    pub tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::store::jobs::Job>>,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Self {
+            worker: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into(),
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// Slack, when configured: the Web API client, the signing secret, and who
 /// the bot is (learnt from `auth.test` when serving).
 #[derive(Debug)]
@@ -125,6 +145,8 @@ pub struct App {
     pub slack: Option<Slack>,
     /// Wake-ups for the background loops.
     pub wake: Wake,
+    /// The local worker's inbox.
+    pub handoff: Handoff,
 }
 
 impl App {
@@ -149,7 +171,15 @@ impl App {
             }),
             None => None,
         };
-        Ok(Arc::new(App { store, config, providers, metrics: Metrics::default(), slack, wake: Wake::default() }))
+        Ok(Arc::new(App {
+            store,
+            config,
+            providers,
+            metrics: Metrics::default(),
+            slack,
+            wake: Wake::default(),
+            handoff: Handoff::default(),
+        }))
     }
 }
 

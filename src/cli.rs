@@ -150,7 +150,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if let Cmd::Bench { what: what @ (crate::bench::BenchCmd::Slack { .. } | crate::bench::BenchCmd::FloorBot { .. }) } = cli.command {
+    if let Cmd::Bench {
+        what: what @ (crate::bench::BenchCmd::Slack { .. } | crate::bench::BenchCmd::FloorBot { .. }),
+    } = cli.command
+    {
         let url = cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         return crate::bench::run(None, &url, what).await;
     }

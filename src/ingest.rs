@@ -24,14 +24,28 @@ pub enum Ingested {
 /// a crash and may be acknowledged.
 pub async fn enqueue(app: &App, ev: &ChannelEvent) -> Result<Ingested, StoreError> {
     let payload = serde_json::to_value(ev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    match jobs::enqueue_event(&app.store.pool, ev.platform().as_str(), &ev.dedupe_key, &payload).await? {
-        Some(_) => {
-            app.wake.jobs.notify_one();
-            Ok(Ingested::Queued)
+    let (platform, key, pool) = (ev.platform().as_str(), ev.dedupe_key.as_str(), &app.store.pool);
+    // With room in the local worker's inbox, queue the job claimed by it and
+    // hand it over; otherwise queue it for any worker to claim.
+    let permit = app.handoff.tx.get().and_then(|tx| tx.try_reserve().ok());
+    let queued = match permit {
+        Some(permit) => {
+            let worker = &app.handoff.worker;
+            let id = jobs::enqueue_event_claimed(pool, platform, key, &payload, worker, crate::worker::LEASE).await?;
+            if let Some(id) = id {
+                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1 });
+            }
+            id
         }
         None => {
-            Metrics::inc(&app.metrics.duplicates);
-            Ok(Ingested::Duplicate)
+            let id = jobs::enqueue_event(pool, platform, key, &payload).await?;
+            app.wake.jobs.notify_one();
+            id
         }
+    };
+    if queued.is_none() {
+        Metrics::inc(&app.metrics.duplicates);
+        return Ok(Ingested::Duplicate);
     }
+    Ok(Ingested::Queued)
 }

@@ -110,7 +110,12 @@ impl Router {
     /// an ask, returns the answer job (already claimed by `worker`, who
     /// should run it next). An error leaves the job to be retried (nothing
     /// was committed).
-    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<Option<(i64, AnswerJob)>, StoreError> {
+    pub async fn handle_queued(
+        &self,
+        ev: &ChannelEvent,
+        job_id: i64,
+        worker: &str,
+    ) -> Result<Option<(i64, AnswerJob)>, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }).await? {
             Routed::Queued(answer) => Ok(answer),
             Routed::Inline(_) => Ok(None),
@@ -263,7 +268,11 @@ impl Router {
                     Some(ask) => {
                         let job = AnswerJob { ask, event: ev.clone(), progress_id: None };
                         let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        Some((jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE).await?, job))
+                        Some((
+                            jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)
+                                .await?,
+                            job,
+                        ))
                     }
                     None => None,
                 };

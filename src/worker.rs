@@ -128,28 +128,39 @@ async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
 /// Works the queue until `shutdown` flips to true.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let router = Router::new(app.clone());
-    let me: Arc<str> = format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into();
+    let me = app.handoff.worker.clone();
+    let (tx, mut inbox) = tokio::sync::mpsc::channel(1024);
+    if app.handoff.tx.set(tx).is_err() {
+        tracing::warn!("a worker already runs in this process; this one only polls");
+    }
     let mut running = JoinSet::new();
+    let mut poll = true;
     loop {
         while running.try_join_next().is_some() {}
-        let claimed = if running.len() < BATCH as usize {
-            jobs::claim(&app.store.pool, &me, LEASE, BATCH - running.len() as i64).await.unwrap_or_else(|error| {
-                tracing::warn!(%error, "could not claim jobs");
-                Vec::new()
-            })
-        } else {
-            Vec::new()
-        };
-        let idle = claimed.is_empty();
-        for job in claimed {
+        while let Ok(job) = inbox.try_recv() {
             running.spawn(process(app.clone(), router.clone(), job, me.clone()));
         }
-        if !idle {
-            continue;
+        if poll && running.len() < BATCH as usize {
+            let room = BATCH - running.len() as i64;
+            let claimed = jobs::claim(&app.store.pool, &me, LEASE, room).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not claim jobs");
+                Vec::new()
+            });
+            // A full batch may mean more are waiting: look again at once.
+            poll = claimed.len() as i64 == room;
+            for job in claimed {
+                running.spawn(process(app.clone(), router.clone(), job, me.clone()));
+            }
+            if poll {
+                continue;
+            }
         }
         tokio::select! {
-            _ = app.wake.jobs.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            Some(job) = inbox.recv() => {
+                running.spawn(process(app.clone(), router.clone(), job, me.clone()));
+            }
+            _ = app.wake.jobs.notified() => poll = true,
+            _ = tokio::time::sleep(POLL) => poll = true,
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = shutdown.changed() => break,
         }

@@ -23,7 +23,8 @@ struct Floor {
 
 async fn events(State(f): State<Arc<Floor>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    if pincer_adapters::slack::verify(&f.secret, h("x-slack-signature"), h("x-slack-request-timestamp"), &body).is_err() {
+    if pincer_adapters::slack::verify(&f.secret, h("x-slack-signature"), h("x-slack-request-timestamp"), &body).is_err()
+    {
         return StatusCode::UNAUTHORIZED;
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else { return StatusCode::BAD_REQUEST };
@@ -35,7 +36,8 @@ async fn events(State(f): State<Arc<Floor>>, headers: HeaderMap, body: Bytes) ->
         let Ok(answer) = resp.json::<Value>().await else { return };
         let text = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
         let post = json!({"channel": ev["channel"], "thread_ts": ev["ts"], "text": text});
-        let _ = f.http.post(format!("{}/chat.postMessage", f.slack_url)).bearer_auth("xoxb-bench").json(&post).send().await;
+        let _ =
+            f.http.post(format!("{}/chat.postMessage", f.slack_url)).bearer_auth("xoxb-bench").json(&post).send().await;
     });
     StatusCode::OK
 }

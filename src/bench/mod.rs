@@ -66,6 +66,8 @@ pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Re
             router::run(config, url, events, concurrency, memory).await
         }
         BenchCmd::Slack { rate, seconds, channels } => slack::run(url, rate, seconds, channels).await,
-        BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => floor::serve(listen, llm_url, slack_url, secret).await,
+        BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => {
+            floor::serve(listen, llm_url, slack_url, secret).await
+        }
     }
 }

@@ -96,7 +96,13 @@ where
 }
 
 /// Runs the router benchmark.
-pub async fn run(config: Config, url: &str, events: usize, concurrency: usize, memory: usize) -> anyhow::Result<std::process::ExitCode> {
+pub async fn run(
+    config: Config,
+    url: &str,
+    events: usize,
+    concurrency: usize,
+    memory: usize,
+) -> anyhow::Result<std::process::ExitCode> {
     let db = format!("pincer_bench_{}", std::process::id());
     let bench_url = with_database(url, &db);
     let store = Store::connect(&bench_url, concurrency as u32 + 2).await?;

@@ -228,7 +228,14 @@ struct Outcome {
 }
 
 /// Sends `count` events at `rate` per second; waits for the replies.
-async fn drive(target: &Target, seen: &Shared, run: &str, rate: u32, count: u64, channels: u32) -> anyhow::Result<Outcome> {
+async fn drive(
+    target: &Target,
+    seen: &Shared,
+    run: &str,
+    rate: u32,
+    count: u64,
+    channels: u32,
+) -> anyhow::Result<Outcome> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let pid = target.child.id();
     let cpu_before = cpu_seconds(pid)?;
@@ -242,7 +249,8 @@ async fn drive(target: &Target, seen: &Shared, run: &str, rate: u32, count: u64,
         let (body, ts) = mention(i, run, channels);
         let (http, url, sent_at, acks) = (http.clone(), target.url.clone(), sent_at.clone(), acks.clone());
         tasks.spawn(async move {
-            let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now_s =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let sig = sign(now_s, &body);
             let t0 = Instant::now();
             if let Ok(mut m) = sent_at.lock() {
@@ -327,10 +335,21 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     let mut rows = Vec::new();
 
     let port = free_port()?;
-    let floor_args: Vec<String> = ["bench", "floor-bot", "--listen", &format!("127.0.0.1:{port}"), "--llm-url", &llm_url, "--slack-url", &slack_url, "--secret", SECRET]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let floor_args: Vec<String> = [
+        "bench",
+        "floor-bot",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--llm-url",
+        &llm_url,
+        "--slack-url",
+        &slack_url,
+        "--secret",
+        SECRET,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let floor = spawn("floor bot", &floor_args, &db_url, port).await?;
     drive(&floor, &seen, "1800000001", 20, 100, channels).await?;
     let out = drive(&floor, &seen, "1800000002", rate, count, channels).await?;
@@ -338,10 +357,18 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     drop(floor);
 
     let port = free_port()?;
-    let args: Vec<String> = ["--config", &config.display().to_string(), "serve", "--role", "gateway", "--listen", &format!("127.0.0.1:{port}")]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--config",
+        &config.display().to_string(),
+        "serve",
+        "--role",
+        "gateway",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     // A fresh database: migrations run on the first start. The ready time
     // reported is a second start's, over a migrated database.
     drop(spawn("pincer (first start, migrating)", &args, &db_url, port).await?);
@@ -352,13 +379,19 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     drop(pincer);
 
     if let Ok(mut admin) = sqlx::PgConnection::connect(&with_database(url, "postgres")).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut admin).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
+            .execute(&mut admin)
+            .await;
     }
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels; mock LLM answers at once.");
+    println!(
+        "Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels; mock LLM answers at once."
+    );
     println!();
-    println!("| target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |");
+    println!(
+        "| target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, ready, o) in &rows {
         println!(
@@ -374,7 +407,12 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
             o.peak_rss_mb
         );
         if o.sent as u64 != count || o.placeholders > 0 {
-            println!("  ({name}: {} sent, {} acked, {} slow-answer placeholders)", o.sent, o.acks.len(), o.placeholders);
+            println!(
+                "  ({name}: {} sent, {} acked, {} slow-answer placeholders)",
+                o.sent,
+                o.acks.len(),
+                o.placeholders
+            );
         }
     }
     if let [(_, _, floor), (_, _, pincer)] = rows.as_slice() {

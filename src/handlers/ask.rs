@@ -62,10 +62,10 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
         channel,
         thread: ev.thread.as_deref().unwrap_or(""),
     };
-    let conversation_id = conversations::upsert(conn, key, agent.name.as_str()).await?;
     let workspace = ctx.user.active_workspace.as_ref().map(|w| w.to_string());
-    conversations::add_message(conn, conversation_id, Author::User, Some(ctx.user.id), workspace.as_deref(), question)
-        .await?;
+    let conversation_id =
+        conversations::open_with_message(conn, key, agent.name.as_str(), ctx.user.id, workspace.as_deref(), question)
+            .await?;
     let scopes = read_scopes(&agent.memory_scopes, ctx.user.active_workspace.as_ref());
     let metadata = json!({
         "agent": agent.name,
@@ -137,6 +137,14 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
     })
 }
 
+/// The reply for an answer, with its feedback buttons.
+fn answered(app: &App, text: String) -> Reply {
+    Metrics::inc(&app.metrics.answers);
+    let mut reply = Reply::answer(text);
+    reply.buttons = crate::actions::feedback_buttons();
+    reply
+}
+
 /// Records what was produced (the assistant's message, or the failure's
 /// audit row) and returns the reply for the asker.
 async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Produced) -> Result<Reply, StoreError> {
@@ -151,10 +159,7 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
                 &answer.text,
             )
             .await?;
-            Metrics::inc(&app.metrics.answers);
-            let mut reply = Reply::answer(answer.text);
-            reply.buttons = crate::actions::feedback_buttons();
-            Ok(reply)
+            Ok(answered(app, answer.text))
         }
         Produced::Failed(error) => {
             Metrics::inc(&app.metrics.provider_failures);
@@ -219,6 +224,27 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
             }
         }
     };
+    if let Produced::Answer(answer) = produced {
+        // The common case: one statement, no transaction round trips.
+        let reply = answered(app, answer.text);
+        let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
+        let ask = &job.ask;
+        if !outbox::finish_answer(
+            &app.store.pool,
+            job_id,
+            worker,
+            ask.conversation_id,
+            ask.workspace.as_deref(),
+            &reply.text,
+            &row,
+        )
+        .await?
+        {
+            return Err(StoreError::LeaseLost(job_id));
+        }
+        app.wake.outbox.notify_one();
+        return Ok(());
+    }
     let mut tx = app.store.pool.begin().await?;
     let reply = record(&mut tx, app, &job.ask, produced).await?;
     let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);

@@ -150,8 +150,15 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result
         return Ok(seq);
     }
     let n = entries.len();
-    let (mut seqs, mut tss, mut emails, mut actions, mut metas, mut prevs, mut hashes) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut seqs, mut tss, mut emails, mut actions, mut metas, mut prevs, mut hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for entry in entries {
         seq += 1;
         let now = Utc::now();

@@ -17,23 +17,39 @@ pub struct ThreadKey<'a> {
     pub thread: &'a str,
 }
 
-const UPSERT: &str = "INSERT INTO conversations (platform, tenant, channel, thread, agent) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
-     RETURNING id";
+// The thread's conversation (created on first use) and the asker's message,
+// in one statement.
+const OPEN_WITH_MESSAGE: &str = "WITH c AS (
+         INSERT INTO conversations (platform, tenant, channel, thread, agent) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
+         RETURNING id
+     )
+     INSERT INTO messages (conversation_id, author, user_id, workspace, body)
+     SELECT id, 'user', $6, $7, $8 FROM c RETURNING conversation_id";
 const ADD_MESSAGE: &str =
     "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
 
-pub(crate) const QUERIES: &[(&str, &str)] =
-    &[("conversations.upsert", UPSERT), ("conversations.add_message", ADD_MESSAGE)];
+pub(crate) const QUERIES: &[(&str, &str)] = &[("conversations.add_message", ADD_MESSAGE)];
 
-/// The conversation for a thread, created on first use.
-pub async fn upsert(conn: &mut PgConnection, key: ThreadKey<'_>, agent: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(UPSERT)
+/// The conversation for a thread (created on first use) with a person's
+/// message added to it. Returns the conversation id.
+pub async fn open_with_message(
+    conn: &mut PgConnection,
+    key: ThreadKey<'_>,
+    agent: &str,
+    user_id: i64,
+    workspace: Option<&str>,
+    body: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(OPEN_WITH_MESSAGE)
         .bind(key.platform)
         .bind(key.tenant)
         .bind(key.channel)
         .bind(key.thread)
         .bind(agent)
+        .bind(user_id)
+        .bind(workspace)
+        .bind(body)
         .fetch_one(conn)
         .await?)
 }

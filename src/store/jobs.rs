@@ -48,6 +48,11 @@ const ENQUEUE_EVENT: &str = "WITH fresh AS (
          INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
      )
      INSERT INTO jobs (kind, payload) SELECT 'event', $3 FROM fresh RETURNING id";
+const ENQUEUE_EVENT_CLAIMED: &str = "WITH fresh AS (
+         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
+     )
+     INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
+     SELECT 'event', $3, $4, now() + make_interval(secs => $5), 1 FROM fresh RETURNING id";
 const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
      VALUES ($1, $2, $3, now() + make_interval(secs => $4), 1) RETURNING id";
 const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked_by = $2";
@@ -72,6 +77,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.enqueue", ENQUEUE),
     ("jobs.enqueue_event", ENQUEUE_EVENT),
     ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
+    ("jobs.enqueue_event_claimed", ENQUEUE_EVENT_CLAIMED),
     ("jobs.set_payload", SET_PAYLOAD),
     ("jobs.claim", CLAIM),
     ("jobs.complete", COMPLETE),
@@ -87,14 +93,50 @@ pub async fn enqueue(conn: &mut PgConnection, kind: JobKind, payload: &Value) ->
 
 /// Records a platform event's dedupe key and queues it, atomically, in one
 /// round trip. `None` when the key was seen before.
-pub async fn enqueue_event<'c>(conn: impl sqlx::PgExecutor<'c>, platform: &str, key: &str, payload: &Value) -> Result<Option<i64>, StoreError> {
+pub async fn enqueue_event<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    platform: &str,
+    key: &str,
+    payload: &Value,
+) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(ENQUEUE_EVENT).bind(platform).bind(key).bind(payload).fetch_optional(conn).await?)
+}
+
+/// Like [`enqueue_event`], with the job already claimed by `worker`.
+pub async fn enqueue_event_claimed<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    platform: &str,
+    key: &str,
+    payload: &Value,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(ENQUEUE_EVENT_CLAIMED)
+        .bind(platform)
+        .bind(key)
+        .bind(payload)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Adds a job already claimed by `worker` (who goes on to run it at once;
 /// if it dies, the lease runs out and another worker takes the job).
-pub async fn enqueue_claimed(conn: &mut PgConnection, kind: JobKind, payload: &Value, worker: &str, lease: Duration) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(ENQUEUE_CLAIMED).bind(kind.as_str()).bind(payload).bind(worker).bind(lease.as_secs_f64()).fetch_one(conn).await?)
+pub async fn enqueue_claimed(
+    conn: &mut PgConnection,
+    kind: JobKind,
+    payload: &Value,
+    worker: &str,
+    lease: Duration,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(ENQUEUE_CLAIMED)
+        .bind(kind.as_str())
+        .bind(payload)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Rewrites a held job's payload (to remember progress across a crash).

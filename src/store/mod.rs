@@ -66,7 +66,12 @@ pub struct Store {
 impl Store {
     /// Connects to `url`, creating the database first if it does not exist.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        let mut options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        if is_loopback(url) && !url.contains("sslmode=") {
+            // TLS to a database on this machine protects nothing and costs a
+            // handshake per connection and CPU per query.
+            options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        }
         create_database_if_missing(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -87,6 +92,19 @@ impl Store {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// Whether a Postgres URL points at this machine (or a Unix socket).
+fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| host.split(':').next().unwrap_or_default());
+    host.is_empty() || host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
@@ -127,4 +145,24 @@ pub fn all_queries() -> Vec<(&'static str, &'static str)> {
         workspaces::QUERIES,
     ]
     .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for u in [
+            "postgres://postgres@127.0.0.1:5432/pincer",
+            "postgres://u:p@localhost/x",
+            "postgres://[::1]:5432/x",
+            "postgres:///pincer",
+        ] {
+            assert!(is_loopback(u), "{u}");
+        }
+        for u in ["postgres://db.internal:5432/pincer", "postgres://u@10.0.0.5/x", "postgres://postgres:5432/pincer"] {
+            assert!(!is_loopback(u), "{u}");
+        }
+    }
 }

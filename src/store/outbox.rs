@@ -86,6 +86,18 @@ pub struct DeadLetter {
 
 const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of, not_before)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id";
+// An answer's three writes — the assistant's message, the reply, and the
+// job's completion — in one statement; nothing is written if another worker
+// took the job over.
+const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
+     said AS (
+         INSERT INTO messages (conversation_id, author, workspace, body) SELECT $3, 'assistant', $4, $5 FROM done
+     ),
+     sent AS (
+         INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of)
+         SELECT $6, $7, $8, $9, $10, $11, $12, false, $13 FROM done RETURNING id
+     )
+     SELECT count(*) FROM sent";
 const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1
      WHERE o.id IN (
          SELECT c.id FROM outbox c
@@ -121,6 +133,7 @@ const OPEN: &str = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sen
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.insert", INSERT),
+    ("outbox.finish_answer", FINISH_ANSWER),
     ("outbox.claim", CLAIM),
     ("outbox.delivered", DELIVERED),
     ("outbox.retry", RETRY),
@@ -150,6 +163,37 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64,
         .bind(o.delay.as_secs_f64())
         .fetch_one(conn)
         .await?)
+}
+
+/// Records a produced answer and queues its reply, completing job `job_id`
+/// held by `worker`, in one statement. `false` if the lease was lost.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_answer(
+    pool: &PgPool,
+    job_id: i64,
+    worker: &str,
+    conversation_id: i64,
+    workspace: Option<&str>,
+    body: &str,
+    o: &NewOutbound<'_>,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(FINISH_ANSWER)
+        .bind(job_id)
+        .bind(worker)
+        .bind(conversation_id)
+        .bind(workspace)
+        .bind(body)
+        .bind(o.platform)
+        .bind(o.tenant)
+        .bind(o.channel)
+        .bind(o.thread)
+        .bind(o.response_url)
+        .bind(o.recipient)
+        .bind(sqlx::types::Json(o.reply))
+        .bind(o.progress_of)
+        .fetch_one(pool)
+        .await?;
+    Ok(n == 1)
 }
 
 /// Claims up to `limit` deliverable rows for `lease`.
