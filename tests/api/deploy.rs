@@ -61,11 +61,19 @@ fn secrets_come_from_files_and_the_mounted_config_is_valid() {
         if let Some(env) = svc["environment"].as_mapping() {
             for (k, v) in env {
                 let k = k.as_str().unwrap();
-                if k.contains("PASSWORD") || k.contains("TOKEN") || k.contains("KEY") || k.contains("SECRET") || k == "DATABASE_URL" {
+                if k.contains("PASSWORD")
+                    || k.contains("TOKEN")
+                    || k.contains("KEY")
+                    || k.contains("SECRET")
+                    || k == "DATABASE_URL"
+                {
                     let v = v.as_str().unwrap();
                     let name = v.strip_prefix("file:///run/secrets/").or_else(|| v.strip_prefix("/run/secrets/"));
                     let name = name.unwrap_or_else(|| panic!("{k}={v} is not read from a secret file"));
-                    assert!(strs(&svc["secrets"]).iter().any(|s| s == name), "{name:?}: {k} names a secret the service does not mount");
+                    assert!(
+                        strs(&svc["secrets"]).iter().any(|s| s == name),
+                        "{name:?}: {k} names a secret the service does not mount"
+                    );
                 }
             }
         }
