@@ -66,7 +66,7 @@ enum Routed {
     /// Replies for the caller.
     Inline(Vec<Reply>),
     /// Stored in the outbox; an ask's answer job, claimed by this worker.
-    Queued(Option<(i64, AnswerJob)>),
+    Queued(Option<Box<(i64, AnswerJob)>>),
 }
 
 /// What was decided, before it is committed.
@@ -117,7 +117,7 @@ impl Router {
         worker: &str,
     ) -> Result<Option<(i64, AnswerJob)>, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }).await? {
-            Routed::Queued(answer) => Ok(answer),
+            Routed::Queued(answer) => Ok(answer.map(|b| *b)),
             Routed::Inline(_) => Ok(None),
         }
     }
@@ -268,11 +268,10 @@ impl Router {
                     Some(ask) => {
                         let job = AnswerJob { ask, event: ev.clone(), progress_id: None };
                         let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        Some((
+                        let id =
                             jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)
-                                .await?,
-                            job,
-                        ))
+                                .await?;
+                        Some(Box::new((id, job)))
                     }
                     None => None,
                 };
