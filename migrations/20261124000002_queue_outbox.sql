@@ -30,7 +30,7 @@ CREATE TABLE outbox (
     -- For an answer: the progress message it replaces (updated in place).
     progress_of  BIGINT REFERENCES outbox (id),
     status       TEXT NOT NULL DEFAULT 'pending'
-                 CHECK (status IN ('pending', 'sending', 'delivered', 'dead', 'cancelled')),
+                 CHECK (status IN ('pending', 'sending', 'delivered', 'dead')),
     not_before   TIMESTAMPTZ NOT NULL DEFAULT now(),
     attempts     INT NOT NULL DEFAULT 0,
     locked_until TIMESTAMPTZ,

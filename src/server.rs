@@ -62,7 +62,21 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
 }
 
-/// Counters in Prometheus text format.
+/// Counters, and the queue depths, in Prometheus text format.
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+    let mut text = app.metrics.render();
+    let gauges = [
+        (
+            "pincer_jobs_pending",
+            "Queued events and answers not yet done.",
+            crate::store::jobs::pending(&app.store.pool).await,
+        ),
+        ("pincer_outbox_open", "Replies not yet delivered.", crate::store::outbox::open(&app.store.pool).await),
+    ];
+    for (name, help, value) in gauges {
+        if let Ok(v) = value {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

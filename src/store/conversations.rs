@@ -29,7 +29,8 @@ const OPEN_WITH_MESSAGE: &str = "WITH c AS (
 const ADD_MESSAGE: &str =
     "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
 
-pub(crate) const QUERIES: &[(&str, &str)] = &[("conversations.add_message", ADD_MESSAGE)];
+pub(crate) const QUERIES: &[(&str, &str)] =
+    &[("conversations.open_with_message", OPEN_WITH_MESSAGE), ("conversations.add_message", ADD_MESSAGE)];
 
 /// The conversation for a thread (created on first use) with a person's
 /// message added to it. Returns the conversation id.

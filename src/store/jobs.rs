@@ -42,7 +42,6 @@ pub struct Job {
     pub attempts: i32,
 }
 
-const ENQUEUE: &str = "INSERT INTO jobs (kind, payload) VALUES ($1, $2) RETURNING id";
 // Dedupe and queue in one statement: a repeat inserts no key, so no job.
 const ENQUEUE_EVENT: &str = "WITH fresh AS (
          INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
@@ -74,7 +73,6 @@ const NOTIFY: &str = "SELECT pg_notify('pincer_jobs', '')";
 pub const CHANNEL: &str = "pincer_jobs";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
-    ("jobs.enqueue", ENQUEUE),
     ("jobs.enqueue_event", ENQUEUE_EVENT),
     ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
     ("jobs.enqueue_event_claimed", ENQUEUE_EVENT_CLAIMED),
@@ -85,11 +83,6 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.pending", PENDING),
     ("jobs.notify", NOTIFY),
 ];
-
-/// Adds a job. Returns its id.
-pub async fn enqueue(conn: &mut PgConnection, kind: JobKind, payload: &Value) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(ENQUEUE).bind(kind.as_str()).bind(payload).fetch_one(conn).await?)
-}
 
 /// Records a platform event's dedupe key and queues it, atomically, in one
 /// round trip. `None` when the key was seen before.

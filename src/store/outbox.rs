@@ -116,8 +116,6 @@ const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, 
 const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1";
 const HOLD_CHANNEL: &str = "UPDATE outbox SET not_before = greatest(not_before, now() + make_interval(secs => $4))
      WHERE platform = $1 AND tenant = $2 AND channel = $3 AND status = 'pending'";
-const CANCEL_PROGRESS: &str =
-    "UPDATE outbox SET status = 'cancelled' WHERE id = $1 AND is_progress AND status = 'pending'";
 const LIST_DEAD: &str = "SELECT id, platform, channel, last_error, attempts, created_at FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1";
 const REVIVE: &str = "UPDATE outbox SET status = 'pending', not_before = now(), attempts = 0, last_error = NULL WHERE id = $1 AND status = 'dead'";
 const FIND_DELIVERED: &str = "SELECT id FROM outbox WHERE platform = $1 AND tenant = $2 AND channel = $3 AND platform_ts = $4 AND status = 'delivered' AND NOT is_progress
@@ -139,7 +137,6 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.retry", RETRY),
     ("outbox.dead", DEAD),
     ("outbox.hold_channel", HOLD_CHANNEL),
-    ("outbox.cancel_progress", CANCEL_PROGRESS),
     ("outbox.list_dead", LIST_DEAD),
     ("outbox.revive", REVIVE),
     ("outbox.open", OPEN),
@@ -229,11 +226,6 @@ pub async fn hold_channel(
 ) -> Result<(), StoreError> {
     sqlx::query(HOLD_CHANNEL).bind(platform).bind(tenant).bind(channel).bind(delay.as_secs_f64()).execute(pool).await?;
     Ok(())
-}
-
-/// Cancels a progress message not sent yet. `false` if it already went out.
-pub async fn cancel_progress(conn: &mut PgConnection, id: i64) -> Result<bool, StoreError> {
-    Ok(sqlx::query(CANCEL_PROGRESS).bind(id).execute(conn).await?.rows_affected() == 1)
 }
 
 /// The newest dead letters.

@@ -300,11 +300,10 @@ async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
         }
     }
     let t = gw.stop().await;
-    let open: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'delivered' AND status <> 'cancelled'")
-            .fetch_one(&t.app.store.pool)
-            .await
-            .unwrap();
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
     assert_eq!(open, 0);
     t.cleanup().await;
 }
@@ -521,4 +520,23 @@ async fn a_gateway_killed_between_store_and_delivery_delivers_after_restart_once
     second.kill();
     store.pool.close().await;
     crate::helpers::drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn strangers_get_a_private_sentence_and_nothing_else() {
+    let (mock, api) = MockSlack::start().await;
+    mock.emails.lock().unwrap().insert("UEVE".into(), "eve@elsewhere.com".into());
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    assert_eq!(gw.signed("/slack/events", &mention("EvU1", "UNOBODY", "CONCALL", "deploy?", "1.1")).await, 200);
+    assert_eq!(gw.signed("/slack/events", &mention("EvU2", "UEVE", "CONCALL", "deploy?", "1.2")).await, 200);
+    mock.wait_for(10, "two private replies", |c| c.iter().filter(|c| c.method == "chat.postEphemeral").count() >= 2)
+        .await;
+    let private = mock.calls("chat.postEphemeral");
+    let to = |u: &str| private.iter().find(|c| c.body["user"] == u).unwrap().body["text"].as_str().unwrap().to_string();
+    assert!(to("UNOBODY").contains("can't tell who you are"), "{private:#?}");
+    assert!(to("UEVE").contains("not a member of this Pincer org"), "{private:#?}");
+    assert!(mock.calls("chat.postMessage").is_empty(), "nothing public");
+    let t = gw.stop().await;
+    assert_eq!(t.audit_actions().await.iter().filter(|a| *a == "event.denied").count(), 2);
+    t.cleanup().await;
 }

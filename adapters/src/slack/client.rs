@@ -24,6 +24,8 @@ const CACHE_TTL: Duration = Duration::from_secs(600);
 /// Slack error codes that will never succeed on retry.
 const PERMANENT: &[&str] = &[
     "channel_not_found",
+    "user_not_found",
+    "user_not_visible",
     "not_in_channel",
     "is_archived",
     "invalid_auth",
@@ -150,13 +152,18 @@ impl SlackApi {
         if let Some(hit) = Self::cached(&self.emails, user) {
             return Ok(hit);
         }
-        let info = self
+        let found = self
             .client
             .open_session(&self.token)
             .users_info(&SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_string())))
             .await
-            .map_err(classify)?;
-        let email = info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string());
+            .map_err(classify);
+        let email = match found {
+            Ok(info) => info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()),
+            // No such user (or not visible to the bot): nobody to identify.
+            Err(DeliveryError::Permanent(_)) => None,
+            Err(e) => return Err(e),
+        };
         Self::remember(&self.emails, user, email.clone());
         Ok(email)
     }
@@ -166,13 +173,18 @@ impl SlackApi {
         if let Some(hit) = Self::cached(&self.channels, channel) {
             return Ok(hit);
         }
-        let info = self
+        let found = self
             .client
             .open_session(&self.token)
             .conversations_info(&SlackApiConversationsInfoRequest::new(SlackChannelId::new(channel.to_string())))
             .await
-            .map_err(classify)?;
-        let name = info.channel.name.clone();
+            .map_err(classify);
+        let name = match found {
+            Ok(info) => info.channel.name.clone(),
+            // Not visible to the bot: it can only be bound by id.
+            Err(DeliveryError::Permanent(_)) => None,
+            Err(e) => return Err(e),
+        };
         Self::remember(&self.channels, channel, name.clone());
         Ok(name)
     }
