@@ -540,3 +540,19 @@ async fn strangers_get_a_private_sentence_and_nothing_else() {
     assert_eq!(t.audit_actions().await.iter().filter(|a| *a == "event.denied").count(), 2);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_response_url() {
+    let (mock, api) = MockSlack::start().await;
+    mock.script.gone.lock().unwrap().push("CPRODUCT".into());
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let ask = command(&mock, "/ask", "when does billing v2 ship?", "UBOB", "CPRODUCT", "product-bot", "trx");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    mock.wait_for(10, "the answer via response_url", |c| c.iter().any(|c| c.method == "response_url")).await;
+    let r = &mock.calls("response_url")[0];
+    assert_eq!(r.body["response_type"], "in_channel");
+    assert!(r.body["text"].as_str().unwrap().contains("November"), "{r:?}");
+    let t = gw.stop().await;
+    assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await, 0);
+    t.cleanup().await;
+}

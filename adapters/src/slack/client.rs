@@ -147,46 +147,44 @@ impl SlackApi {
         }
     }
 
-    /// A user's profile e-mail (`users.info`, cached).
-    pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliveryError> {
-        if let Some(hit) = Self::cached(&self.emails, user) {
+    /// A cached lookup: a hit answers at once; otherwise `fetch` asks Slack.
+    /// "Not found" (any permanent error) is an answer too — `None`, cached —
+    /// while a transient failure is returned so the caller can retry.
+    async fn lookup<F>(cache: &Cache, key: &str, fetch: F) -> Result<Option<String>, DeliveryError>
+    where
+        F: std::future::Future<Output = Result<Option<String>, SlackClientError>>,
+    {
+        if let Some(hit) = Self::cached(cache, key) {
             return Ok(hit);
         }
-        let found = self
-            .client
-            .open_session(&self.token)
-            .users_info(&SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_string())))
-            .await
-            .map_err(classify);
-        let email = match found {
-            Ok(info) => info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()),
-            // No such user (or not visible to the bot): nobody to identify.
+        let value = match fetch.await.map_err(classify) {
+            Ok(v) => v,
             Err(DeliveryError::Permanent(_)) => None,
             Err(e) => return Err(e),
         };
-        Self::remember(&self.emails, user, email.clone());
-        Ok(email)
+        Self::remember(cache, key, value.clone());
+        Ok(value)
     }
 
-    /// A channel's name (`conversations.info`, cached).
+    /// A user's profile e-mail (`users.info`, cached); `None` for a user
+    /// Slack does not show the bot.
+    pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliveryError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_string()));
+        Self::lookup(&self.emails, user, async {
+            let info = session.users_info(&request).await?;
+            Ok(info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()))
+        })
+        .await
+    }
+
+    /// A channel's name (`conversations.info`, cached); `None` for a channel
+    /// the bot cannot see (it can still be bound by id).
     pub async fn channel_name(&self, channel: &str) -> Result<Option<String>, DeliveryError> {
-        if let Some(hit) = Self::cached(&self.channels, channel) {
-            return Ok(hit);
-        }
-        let found = self
-            .client
-            .open_session(&self.token)
-            .conversations_info(&SlackApiConversationsInfoRequest::new(SlackChannelId::new(channel.to_string())))
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiConversationsInfoRequest::new(SlackChannelId::new(channel.to_string()));
+        Self::lookup(&self.channels, channel, async { Ok(session.conversations_info(&request).await?.channel.name) })
             .await
-            .map_err(classify);
-        let name = match found {
-            Ok(info) => info.channel.name.clone(),
-            // Not visible to the bot: it can only be bound by id.
-            Err(DeliveryError::Permanent(_)) => None,
-            Err(e) => return Err(e),
-        };
-        Self::remember(&self.channels, channel, name.clone());
-        Ok(name)
     }
 
     /// Delivers one stored reply.
@@ -217,12 +215,47 @@ impl SlackApi {
                 Err(e) => return Err(e),
             }
         }
-        let mut req = SlackApiChatPostMessageRequest::new(channel, content);
+        let mut req = SlackApiChatPostMessageRequest::new(channel, content.clone());
         if let Some(t) = msg.thread {
             req = req.with_thread_ts(SlackTs::new(t.to_string()));
         }
-        let posted = session.chat_post_message(&req).await.map_err(classify)?;
-        Ok(Delivered { message_id: Some(posted.ts.to_string()) })
+        match session.chat_post_message(&req).await.map_err(classify) {
+            Ok(posted) => Ok(Delivered { message_id: Some(posted.ts.to_string()) }),
+            // The bot is not in the channel (or cannot see it), but a slash
+            // command's response_url can still post there for everyone.
+            Err(DeliveryError::Permanent(code)) if code == "not_in_channel" || code == "channel_not_found" => {
+                match msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
+                    Some(url) => self.respond_in_channel(url, &content).await,
+                    None => Err(DeliveryError::Permanent(code)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Posts through a `response_url` visibly to the whole channel.
+    async fn respond_in_channel(
+        &self,
+        url: url::Url,
+        content: &SlackMessageContent,
+    ) -> Result<Delivered, DeliveryError> {
+        #[derive(serde::Serialize)]
+        struct InChannel<'a> {
+            #[serde(flatten)]
+            content: &'a SlackMessageContent,
+            response_type: &'static str,
+        }
+        let span = tracing::Span::current();
+        let context = SlackClientApiCallContext {
+            rate_control_params: None,
+            token: None,
+            tracing_span: &span,
+            is_sensitive_url: true,
+        };
+        let body = InChannel { content, response_type: "in_channel" };
+        let _: SlackApiPostWebhookMessageResponse =
+            self.client.http_api.connector.http_post_uri(url, &body, context).await.map_err(classify)?;
+        Ok(Delivered { message_id: None })
     }
 }
 
