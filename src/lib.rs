@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -116,6 +116,8 @@ struct RawProvider {
     timeout_secs: Option<u64>,
     #[serde(default)]
     max_tokens: Option<u32>,
+    #[serde(default)]
+    max_retries: Option<u32>,
 }
 
 /// The wire protocol a provider speaks.
@@ -124,6 +126,26 @@ struct RawProvider {
 pub enum ProviderKind {
     /// OpenAI-compatible chat completions (OpenAI, Azure, Ollama, vLLM, …).
     Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The API base used when the config gives none.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+        }
+    }
+
+    /// The model used when the config gives none.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "gpt-4o-mini",
+            ProviderKind::Anthropic => "claude-3-5-haiku-latest",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +156,8 @@ struct RawAgent {
     description: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    fallback: Option<String>,
     prompt: String,
     #[serde(default)]
     allowed_tools: Vec<ToolGrant>,
@@ -189,6 +213,8 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     /// The most tokens an answer may use.
     pub max_tokens: u32,
+    /// Retries after a 429, 5xx, timeout or connection failure.
+    pub max_retries: u32,
 }
 
 /// A validated agent.
@@ -202,6 +228,8 @@ pub struct AgentConfig {
     pub description: Option<String>,
     /// The provider it uses; `None` is the extractive provider.
     pub provider: Option<String>,
+    /// The provider to try when its own fails (`extractive` allowed).
+    pub fallback: Option<String>,
     /// Its prompt file, as written in the config.
     pub prompt_path: PathBuf,
     /// The prompt file's contents.
@@ -406,7 +434,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 None
             }
         };
-        let base_url = p.base_url.unwrap_or_else(|| "https://api.openai.com/v1".into());
+        let base_url = p.base_url.unwrap_or_else(|| p.kind.default_base_url().into());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             c.error(
                 &[key("providers"), key(&name), key("base_url")],
@@ -420,10 +448,11 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 name,
                 kind: p.kind,
                 base_url: base_url.trim_end_matches('/').to_string(),
-                model: p.model.unwrap_or_else(|| "gpt-4o-mini".into()),
+                model: p.model.unwrap_or_else(|| p.kind.default_model().into()),
                 api_key,
                 timeout: Duration::from_secs(p.timeout_secs.unwrap_or(60).max(1)),
                 max_tokens: p.max_tokens.unwrap_or(800),
+                max_retries: p.max_retries.unwrap_or(2).min(10),
             },
         );
     }
@@ -442,6 +471,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 api_key: Some(Secret::new(key)),
                 timeout: Duration::from_secs(60),
                 max_tokens: 800,
+                max_retries: 2,
             },
         );
     }
@@ -469,6 +499,18 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                     &at("model"),
                     format!("'{other}' is not a provider declared under providers"),
                     Some("use default, extractive, or a name under providers"),
+                );
+                None
+            }
+        };
+        let fallback = match a.fallback.as_deref() {
+            None => None,
+            Some(f) if f == EXTRACTIVE || providers.contains_key(f) => Some(f.to_string()),
+            Some(other) => {
+                c.error(
+                    &at("fallback"),
+                    format!("'{other}' is not a provider declared under providers"),
+                    Some("use extractive (answer from memory alone) or a name under providers"),
                 );
                 None
             }
@@ -517,6 +559,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 owner: a.owner,
                 description: a.description,
                 provider,
+                fallback,
                 prompt_path,
                 prompt,
                 allowed_tools: a.allowed_tools,
@@ -715,6 +758,20 @@ agents:
         assert_eq!(errs.0.len(), 1, "{errs}");
         assert!(errs.0[0].message.contains("already bound to agent"), "{errs}");
         assert_eq!((errs.0[0].line, errs.0[0].column), (18, 16));
+    }
+
+    #[test]
+    fn a_fallback_must_be_extractive_or_a_declared_provider() {
+        let errs = errors_of(
+            &GOOD.replace("    prompt: prompts/ops.md\n", "    prompt: prompts/ops.md\n    fallback: nowhere\n"),
+        );
+        assert!(errs.iter().any(|e| e.contains("agents.ops-oncall.fallback: 'nowhere' is not a provider")), "{errs:?}");
+        assert!(
+            errors_of(
+                &GOOD.replace("    prompt: prompts/ops.md\n", "    prompt: prompts/ops.md\n    fallback: extractive\n")
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -116,9 +116,8 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
         let mut conn = app.store.pool.acquire().await?;
         memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?
     };
-    let provider = app.providers.get(agent.provider.as_deref());
     let prompt = Prompt { system: &agent.prompt, question: &job.question, passages: &passages, scopes: &job.scopes };
-    Ok(match provider.answer(prompt).await {
+    Ok(match app.providers.answer(agent.provider.as_deref(), agent.fallback.as_deref(), prompt).await {
         Ok(answer) => {
             tracing::info!(
                 provider = %answer.provider,

@@ -5,19 +5,27 @@
 //!   memory, each with where it came from. The default, so Pincer answers
 //!   with no API key.
 //! - [`openai`] — OpenAI-compatible chat completions (OpenAI, Azure, Ollama,
-//!   vLLM, llama.cpp, LiteLLM, OpenRouter), base URL configurable.
+//!   vLLM, llama.cpp, LiteLLM, OpenRouter), base URL configurable;
+//! - [`anthropic`] — Anthropic Messages.
+//!
+//! Every network call is retried on 429, 5xx, timeouts and connection
+//! failures, with exponential backoff and jitter, honouring `Retry-After`
+//! (up to [`MAX_RETRY_AFTER`]); an agent may name a fallback provider
+//! (`extractive` included) for when its own fails.
 //!
 //! Providers never see secrets: the prompt is built only from the agent's
 //! prompt file, the question and memory passages.
 
+pub mod anthropic;
 pub mod extractive;
 pub mod openai;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use pincer_commands::ScopeName;
 
-use crate::config::Config;
+use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::store::memory::Passage;
 
 /// Everything a provider is given for one answer.
@@ -54,7 +62,7 @@ pub enum ProviderError {
     Timeout,
     /// The provider answered with an error status.
     #[error("the provider answered HTTP {status}")]
-    Status { status: u16 },
+    Status { status: u16, retry_after: Option<Duration> },
     /// The answer was not the JSON the protocol promises.
     #[error("the provider's answer was malformed: {0}")]
     Malformed(String),
@@ -64,6 +72,15 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether trying again may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Timeout | ProviderError::Transport(_) => true,
+            ProviderError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
+            ProviderError::Malformed(_) => false,
+        }
+    }
+
     /// A short code for the audit log and metrics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -75,18 +92,84 @@ impl ProviderError {
     }
 }
 
+/// The longest `Retry-After` a provider call waits for; a longer one fails
+/// the call (and moves on to the fallback) rather than hold the ask.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The system text: the agent's prompt, then the passages to answer from.
+pub fn system_text(prompt: Prompt<'_>) -> String {
+    let mut system = prompt.system.trim().to_string();
+    if !prompt.passages.is_empty() {
+        system.push_str(
+            "\n\nAnswer from these passages of the team's memory when they are relevant, and cite them as [n]:\n",
+        );
+        for (i, p) in prompt.passages.iter().enumerate() {
+            system.push_str(&format!("\n[{}] ({}: {} {})\n{}\n", i + 1, p.scope, p.source, p.locator, p.body.trim()));
+        }
+    }
+    system
+}
+
+/// Reads `Retry-After` in seconds (the HTTP-date form is not used by model APIs).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+fn transport(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
+}
+
+/// Sends a built request once; a non-2xx status is an error.
+async fn send(req: reqwest::RequestBuilder) -> Result<axum::body::Bytes, ProviderError> {
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(ProviderError::Status { status: status.as_u16(), retry_after: retry_after(&resp) });
+    }
+    resp.bytes().await.map_err(transport)
+}
+
+/// Calls `call` until it succeeds, fails for good, or `max_retries` retries
+/// are spent.
+pub async fn with_retries<F, Fut>(max_retries: u32, mut call: F) -> Result<Answer, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Answer, ProviderError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match call().await {
+            Ok(a) => return Ok(a),
+            Err(e) if e.retryable() && attempt < max_retries => {
+                let wait = match &e {
+                    ProviderError::Status { retry_after: Some(d), .. } if *d > MAX_RETRY_AFTER => return Err(e),
+                    ProviderError::Status { retry_after: Some(d), .. } => *d,
+                    _ => {
+                        crate::backoff::backoff(attempt as i32 + 1, Duration::from_millis(500), Duration::from_secs(10))
+                    }
+                };
+                attempt += 1;
+                tracing::info!(error = %e, attempt, ?wait, "model call failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// One configured provider.
 #[derive(Debug, Clone)]
 pub enum Provider {
     /// Answers from memory alone.
     Extractive,
-    /// OpenAI-compatible chat completions.
-    OpenAi(openai::OpenAi),
+    /// A remote model.
+    Remote(ProviderConfig),
 }
 
 impl Provider {
-    /// Answers one prompt.
-    pub async fn answer(&self, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
+    /// Answers one prompt (with retries, for a remote model).
+    pub async fn answer(&self, http: &reqwest::Client, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
         match self {
             Provider::Extractive => Ok(Answer {
                 text: extractive::compose(prompt.question, prompt.passages, prompt.scopes),
@@ -94,7 +177,15 @@ impl Provider {
                 tokens_in: None,
                 tokens_out: None,
             }),
-            Provider::OpenAi(p) => p.answer(prompt).await,
+            Provider::Remote(config) => {
+                with_retries(config.max_retries, || async {
+                    match config.kind {
+                        ProviderKind::Openai => openai::answer(config, http, prompt).await,
+                        ProviderKind::Anthropic => anthropic::answer(config, http, prompt).await,
+                    }
+                })
+                .await
+            }
         }
     }
 }
@@ -102,6 +193,7 @@ impl Provider {
 /// Every provider by name, built once at start-up around one HTTP client.
 #[derive(Debug, Clone)]
 pub struct Providers {
+    http: reqwest::Client,
     by_name: HashMap<String, Provider>,
 }
 
@@ -109,17 +201,31 @@ impl Providers {
     /// Builds the providers the config declares.
     pub fn from_config(config: &Config) -> anyhow::Result<Providers> {
         let http = reqwest::Client::builder().user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION"))).build()?;
-        let by_name = config
-            .providers
-            .values()
-            .map(|p| (p.name.clone(), Provider::OpenAi(openai::OpenAi::new(p.clone(), http.clone()))))
-            .collect();
-        Ok(Providers { by_name })
+        let by_name = config.providers.values().map(|p| (p.name.clone(), Provider::Remote(p.clone()))).collect();
+        Ok(Providers { http, by_name })
     }
 
-    /// The provider an agent uses; `None` (or an unknown name) is extractive.
+    /// The provider named `name`; `None` (or `extractive`) is the extractive one.
     pub fn get(&self, name: Option<&str>) -> &Provider {
         static EXTRACTIVE: Provider = Provider::Extractive;
         name.and_then(|n| self.by_name.get(n)).unwrap_or(&EXTRACTIVE)
+    }
+
+    /// Answers with the agent's provider, then — if that fails for good —
+    /// with its fallback. The error is the primary's when both fail.
+    pub async fn answer(
+        &self,
+        primary: Option<&str>,
+        fallback: Option<&str>,
+        prompt: Prompt<'_>,
+    ) -> Result<Answer, ProviderError> {
+        let first = self.get(primary).answer(&self.http, prompt).await;
+        match (first, fallback) {
+            (Err(error), Some(fb)) => {
+                tracing::warn!(%error, fallback = fb, "provider failed; trying the fallback");
+                self.get(Some(fb)).answer(&self.http, prompt).await.map_err(|_| error)
+            }
+            (result, _) => result,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! OpenAI-compatible chat completions: `POST {base_url}/chat/completions`.
 //! The request is built and the response read by pure functions, so the
-//! exact wire body is unit-tested; [`OpenAi::answer`] only moves bytes.
+//! exact wire body is unit-tested; [`answer`] only moves bytes.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,24 +8,9 @@ use serde_json::{Value, json};
 use super::{Answer, Prompt, ProviderError};
 use crate::config::ProviderConfig;
 
-/// A configured OpenAI-compatible endpoint.
-#[derive(Debug, Clone)]
-pub struct OpenAi {
-    config: ProviderConfig,
-    http: reqwest::Client,
-}
-
 /// The request body for one prompt.
 pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
-    let mut system = prompt.system.trim().to_string();
-    if !prompt.passages.is_empty() {
-        system.push_str(
-            "\n\nAnswer from these passages of the team's memory when they are relevant, and cite them as [n]:\n",
-        );
-        for (i, p) in prompt.passages.iter().enumerate() {
-            system.push_str(&format!("\n[{}] ({}: {} {})\n{}\n", i + 1, p.scope, p.source, p.locator, p.body.trim()));
-        }
-    }
+    let system = super::system_text(prompt);
     json!({
         "model": model,
         "max_tokens": max_tokens,
@@ -78,35 +63,19 @@ pub fn parse_response(provider: &str, body: &[u8]) -> Result<Answer, ProviderErr
     })
 }
 
-impl OpenAi {
-    /// Wraps a provider config and a shared HTTP client.
-    pub fn new(config: ProviderConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+/// Sends one prompt to `POST {base_url}/chat/completions`.
+pub async fn answer(
+    config: &ProviderConfig,
+    http: &reqwest::Client,
+    prompt: Prompt<'_>,
+) -> Result<Answer, ProviderError> {
+    let url = format!("{}/chat/completions", config.base_url);
+    let mut req = http.post(url).timeout(config.timeout).json(&request_body(&config.model, config.max_tokens, prompt));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
     }
-
-    /// Sends one prompt and reads the answer.
-    pub async fn answer(&self, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
-        let url = format!("{}/chat/completions", self.config.base_url);
-        let mut req = self.http.post(url).timeout(self.config.timeout).json(&request_body(
-            &self.config.model,
-            self.config.max_tokens,
-            prompt,
-        ));
-        if let Some(key) = &self.config.api_key {
-            req = req.bearer_auth(key.expose());
-        }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
-        })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(ProviderError::Status { status: status.as_u16() });
-        }
-        let body = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
-        })?;
-        parse_response(&self.config.name, &body)
-    }
+    let body = super::send(req).await?;
+    parse_response(&config.name, &body)
 }
 
 #[cfg(test)]

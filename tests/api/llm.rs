@@ -17,6 +17,8 @@ enum Script {
     ServerError,
     Hang,
     Malformed,
+    /// 429 with Retry-After: 1, then answers.
+    RateLimitedOnce,
 }
 
 /// What the mock received: the Authorization header and the body.
@@ -32,6 +34,15 @@ async fn completions(State(m): State<Mock>, headers: HeaderMap, body: String) ->
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     m.bodies.lock().unwrap().push((auth, body));
     let script = *m.script.lock().unwrap();
+    if script == Script::RateLimitedOnce {
+        *m.script.lock().unwrap() = Script::Answer;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            r#"{"error":{"message":"slow down"}}"#.to_string(),
+        )
+            .into_response();
+    }
     match script {
         Script::Answer => (
             StatusCode::OK,
@@ -43,12 +54,27 @@ async fn completions(State(m): State<Mock>, headers: HeaderMap, body: String) ->
             (StatusCode::OK, String::new())
         }
         Script::Malformed => (StatusCode::OK, "{\"choices\": [".to_string()),
+        Script::RateLimitedOnce => unreachable!("answered above"),
     }
+    .into_response()
+}
+
+async fn messages(State(m): State<Mock>, headers: HeaderMap, body: String) -> impl IntoResponse {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let version = headers.get("anthropic-version").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    m.bodies.lock().unwrap().push((key, body));
+    if version != "2023-06-01" {
+        return (StatusCode::BAD_REQUEST, "missing anthropic-version".to_string());
+    }
+    (StatusCode::OK, r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Anthropic says: a lock."}],"stop_reason":"end_turn","usage":{"input_tokens":90,"output_tokens":6}}"#.to_string())
 }
 
 async fn start_mock() -> (Mock, String) {
     let mock = Mock { script: Arc::new(Mutex::new(Script::Answer)), bodies: Arc::new(Mutex::new(Vec::new())) };
-    let app = axum::Router::new().route("/v1/chat/completions", post(completions)).with_state(mock.clone());
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .route("/v1/messages", post(messages))
+        .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -58,18 +84,23 @@ async fn start_mock() -> (Mock, String) {
 const CANARY: &str = "sk-canary-7f3a9c";
 
 async fn spawn_with_provider(base_url: &str) -> (TestApp, [tempfile::TempDir; 2]) {
+    spawn_with(base_url, "openai", "").await
+}
+
+/// Pincer whose `default` provider is of `kind` at `base_url`; `agent_extra`
+/// is added to ops-oncall's settings.
+async fn spawn_with(base_url: &str, kind: &str, agent_extra: &str) -> (TestApp, [tempfile::TempDir; 2]) {
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("openai_key");
     std::fs::write(&key, format!("{CANARY}\n")).unwrap();
     let providers = format!(
-        "providers:\n  default:\n    kind: openai\n    base_url: {base_url}\n    model: test-model\n    api_key: file://{}\n    timeout_secs: 1\n\nagents:\n",
+        "providers:\n  default:\n    kind: {kind}\n    base_url: {base_url}\n    model: test-model\n    api_key: file://{}\n    timeout_secs: 1\n\nagents:\n",
         key.display()
     );
-    let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap().replacen(
-        "agents:\n",
-        &providers,
-        1,
-    );
+    let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
+        .unwrap()
+        .replacen("agents:\n", &providers, 1)
+        .replacen("  ops-oncall:\n", &format!("  ops-oncall:\n{agent_extra}"), 1);
     let (config, dir) = config_from(&yaml);
     (TestApp::with_config(config).await, [dir, keys])
 }
@@ -117,5 +148,47 @@ async fn a_failing_model_gets_a_sentence_and_an_audit_row_never_silence() {
             .await
             .unwrap();
     assert_eq!(codes, ["status", "malformed", "timeout"]);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_for_its_retry_after_then_answered() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_provider(&url).await;
+    *mock.script.lock().unwrap() = Script::RateLimitedOnce;
+    let started = std::time::Instant::now();
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why?").await;
+    assert_eq!(r[0].kind, ReplyKind::Answer, "{r:?}");
+    assert_eq!(mock.bodies.lock().unwrap().len(), 2);
+    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After honoured: {:?}", started.elapsed());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn when_the_model_keeps_failing_the_fallback_answers_from_memory() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with(&url, "openai", "    fallback: extractive\n").await;
+    t.import_examples().await;
+    *mock.script.lock().unwrap() = Script::ServerError;
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
+    assert_eq!(r[0].kind, ReplyKind::Answer, "{r:?}");
+    assert!(r[0].text.starts_with("From memory"), "{r:?}");
+    assert_eq!(mock.bodies.lock().unwrap().len(), 3, "one call and two retries before the fallback");
+    assert!(!t.audit_actions().await.contains(&"ask.failed".to_string()));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn anthropic_messages_are_spoken_with_the_key_in_its_header_only() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with(&url, "anthropic", "").await;
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why?").await;
+    assert_eq!(r[0].text, "Anthropic says: a lock.", "{r:?}");
+    let (key, body) = mock.bodies.lock().unwrap()[0].clone();
+    assert_eq!(key.as_deref(), Some(CANARY));
+    assert!(!body.contains(CANARY));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["messages"][0]["content"], "why?");
+    assert!(json["system"].as_str().unwrap().starts_with("You are Acme's on-call assistant"));
     t.cleanup().await;
 }
