@@ -32,6 +32,20 @@ pub fn provider_unavailable() -> String {
     "The model provider is unavailable right now, so I could not answer. Try again in a few minutes.".into()
 }
 
+/// For a person past their daily token allowance.
+pub fn person_over_budget(limit: i64) -> String {
+    format!(
+        "You have used today's allowance of {limit} tokens, so I can't answer until it resets at midnight UTC. An admin can see usage with /admin usage."
+    )
+}
+
+/// For an agent past its daily token allowance.
+pub fn agent_over_budget(agent: &str, limit: i64) -> String {
+    format!(
+        "The agent {agent} has used today's allowance of {limit} tokens, so it can't answer until it resets at midnight UTC. Tell an admin if this blocks you."
+    )
+}
+
 /// The placeholder a slow answer shows while it is worked on.
 pub fn working_on_it() -> String {
     "Working on it…".into()

@@ -204,6 +204,7 @@ mod tests {
         ("admin workspace create", "orA", "orA", "orA"),
         ("admin workspace list",   "rrA", "rrA", "rrA"),
         ("admin workspace delete", "orA", "orA", "orA"),
+        ("admin usage",            "rrA", "rrA", "rrA"),
         ("admin outbox",           "rrA", "rrA", "rrA"),
         ("admin outbox retry",     "orA", "orA", "orA"),
         ("admin audit tail",       "AAA", "AAA", "AAA"),

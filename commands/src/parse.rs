@@ -77,6 +77,8 @@ pub enum AdminCommand {
     AuditTail { n: u32 },
     /// `audit verify`.
     AuditVerify,
+    /// `usage [DAYS]`.
+    Usage { days: u32 },
     /// `outbox [N]`: dead letters.
     OutboxList { n: u32 },
     /// `outbox retry ID`.
@@ -106,6 +108,7 @@ impl Command {
                 AdminCommand::WorkspaceDelete { .. } => "admin workspace delete",
                 AdminCommand::AuditTail { .. } => "admin audit tail",
                 AdminCommand::AuditVerify => "admin audit verify",
+                AdminCommand::Usage { .. } => "admin usage",
                 AdminCommand::OutboxList { .. } => "admin outbox",
                 AdminCommand::OutboxRetry { .. } => "admin outbox retry",
             },
@@ -305,6 +308,19 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 _ => Err(usage(p, "Give at most one number")),
             }
         }
+        ("usage", d) => {
+            let p = "admin usage";
+            if !words.is_empty() {
+                return Err(usage(p, "Give at most one number of days"));
+            }
+            if d.is_empty() {
+                return Ok(AdminCommand::Usage { days: 7 });
+            }
+            match d.parse::<u32>() {
+                Ok(days) if (1..=366).contains(&days) => Ok(AdminCommand::Usage { days }),
+                _ => Err(usage(p, format!("'{}' is not a number of days from 1 to 366", shown(d)))),
+            }
+        }
         ("outbox", "retry") => {
             let p = "admin outbox retry";
             match words.as_slice() {
@@ -330,14 +346,14 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
         ("", _) => Err(ParseError::Usage {
-            problem: "Say what to administer: user, agent, workspace, audit, outbox or whoami".into(),
-            usage: "/admin user|agent|workspace|audit|outbox|whoami … (see /help admin)",
+            problem: "Say what to administer: user, agent, workspace, usage, audit, outbox or whoami".into(),
+            usage: "/admin user|agent|workspace|usage|audit|outbox|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
             problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb))
                 .trim_end()
                 .to_string(),
-            usage: "/admin user|agent|workspace|audit|outbox|whoami … (see /help admin)",
+            usage: "/admin user|agent|workspace|usage|audit|outbox|whoami … (see /help admin)",
         }),
     }
 }
@@ -498,6 +514,7 @@ mod tests {
             "/admin audit verify",
             "/admin outbox",
             "/admin outbox retry 7",
+            "/admin usage 30",
         ];
         for l in lines {
             let c = cmd(l);

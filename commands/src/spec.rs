@@ -107,6 +107,13 @@ pub static SPECS: &[CommandSpec] = &[
         true,
     ),
     spec(
+        "admin usage",
+        "/admin usage [DAYS]",
+        "Tokens and cost per person and agent over the last DAYS days (default 7).",
+        Role::Admin,
+        false,
+    ),
+    spec(
         "admin outbox",
         "/admin outbox [N]",
         "List the newest N replies that could not be delivered.",

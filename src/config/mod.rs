@@ -44,6 +44,8 @@ struct RawConfig {
     agents: BTreeMap<AgentName, RawAgent>,
     #[serde(default)]
     slack: Option<RawSlack>,
+    #[serde(default)]
+    budgets: Budgets,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +120,40 @@ struct RawProvider {
     max_tokens: Option<u32>,
     #[serde(default)]
     max_retries: Option<u32>,
+    #[serde(default)]
+    prices: Option<Prices>,
+}
+
+/// What a provider's tokens cost, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// Per million prompt tokens.
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    /// Per million completion tokens.
+    #[serde(default)]
+    pub output_per_mtok: f64,
+}
+
+impl Prices {
+    /// The cost of a call in millionths of a dollar.
+    pub fn cost_micros(&self, tokens_in: i64, tokens_out: i64) -> i64 {
+        (tokens_in as f64 * self.input_per_mtok + tokens_out as f64 * self.output_per_mtok).round() as i64
+    }
+}
+
+/// Daily token allowances; a person or agent past theirs gets a sentence
+/// instead of an answer until midnight UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Tokens one person may use a day, across agents.
+    #[serde(default)]
+    pub person_daily_tokens: Option<i64>,
+    /// Tokens one agent may use a day, across people.
+    #[serde(default)]
+    pub agent_daily_tokens: Option<i64>,
 }
 
 /// The wire protocol a provider speaks.
@@ -192,6 +228,8 @@ pub struct Config {
     pub agents: BTreeMap<AgentName, AgentConfig>,
     /// Slack, if configured (the `slack:` section, else `SLACK_*` variables).
     pub slack: Option<SlackConfig>,
+    /// Daily token allowances.
+    pub budgets: Budgets,
     /// Things worth fixing that do not stop Pincer.
     pub warnings: Vec<ConfigError>,
 }
@@ -215,6 +253,8 @@ pub struct ProviderConfig {
     pub max_tokens: u32,
     /// Retries after a 429, 5xx, timeout or connection failure.
     pub max_retries: u32,
+    /// What its tokens cost.
+    pub prices: Prices,
 }
 
 /// A validated agent.
@@ -453,6 +493,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 timeout: Duration::from_secs(p.timeout_secs.unwrap_or(60).max(1)),
                 max_tokens: p.max_tokens.unwrap_or(800),
                 max_retries: p.max_retries.unwrap_or(2).min(10),
+                prices: p.prices.unwrap_or_default(),
             },
         );
     }
@@ -472,6 +513,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 timeout: Duration::from_secs(60),
                 max_tokens: 800,
                 max_retries: 2,
+                prices: Prices::default(),
             },
         );
     }
@@ -596,6 +638,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         providers,
         agents,
         slack,
+        budgets: raw.budgets,
         warnings: c.warnings,
     })
 }

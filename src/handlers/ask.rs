@@ -22,6 +22,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::conversations::{self, Author, ThreadKey};
 use crate::store::jobs;
 use crate::store::outbox;
+use crate::store::usage::{self, NewUsage};
 use crate::store::{StoreError, memory};
 
 /// How many passages an answer is built from.
@@ -54,6 +55,17 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
     let Some(agent) = ctx.agent else {
         return Ok(Outcome::refused("No agent answers in this channel.", json!({})));
     };
+    let budgets = ctx.app.config.budgets;
+    if budgets.person_daily_tokens.is_some() || budgets.agent_daily_tokens.is_some() {
+        let (person, agent_used) = usage::today(conn, ctx.user.email.as_str(), agent.name.as_str()).await?;
+        let meta = json!({"agent": agent.name, "person_tokens_today": person, "agent_tokens_today": agent_used});
+        if let Some(limit) = budgets.person_daily_tokens.filter(|l| person >= *l) {
+            return Ok(Outcome::refused(messages::person_over_budget(limit), meta));
+        }
+        if let Some(limit) = budgets.agent_daily_tokens.filter(|l| agent_used >= *l) {
+            return Ok(Outcome::refused(messages::agent_over_budget(agent.name.as_str(), limit), meta));
+        }
+    }
     let ev = ctx.event;
     let channel = ev.channel.channel.as_str();
     let key = ThreadKey {
@@ -136,6 +148,20 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
     })
 }
 
+/// What an answer cost, at its provider's configured prices.
+fn usage_of<'a>(app: &App, job: &'a AskJob, answer: &'a crate::llm::Answer) -> NewUsage<'a> {
+    let (tokens_in, tokens_out) = (i64::from(answer.tokens_in.unwrap_or(0)), i64::from(answer.tokens_out.unwrap_or(0)));
+    let prices = app.config.providers.get(&answer.provider).map(|p| p.prices).unwrap_or_default();
+    NewUsage {
+        user_email: &job.user_email,
+        agent: job.agent.as_str(),
+        provider: &answer.provider,
+        tokens_in,
+        tokens_out,
+        cost_micros: prices.cost_micros(tokens_in, tokens_out),
+    }
+}
+
 /// The reply for an answer, with its feedback buttons.
 fn answered(app: &App, text: String) -> Reply {
     Metrics::inc(&app.metrics.answers);
@@ -158,6 +184,7 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
                 &answer.text,
             )
             .await?;
+            usage::record(conn, &usage_of(app, job, &answer)).await?;
             Ok(answered(app, answer.text))
         }
         Produced::Failed(error) => {
@@ -225,7 +252,8 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
     };
     if let Produced::Answer(answer) = produced {
         // The common case: one statement, no transaction round trips.
-        let reply = answered(app, answer.text);
+        let used = usage_of(app, &job.ask, &answer);
+        let reply = answered(app, answer.text.clone());
         let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
         let ask = &job.ask;
         if !outbox::finish_answer(
@@ -236,6 +264,7 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
             ask.workspace.as_deref(),
             &reply.text,
             &row,
+            &used,
         )
         .await?
         {

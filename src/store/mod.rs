@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod leases;
 pub mod memory;
 pub mod outbox;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -141,6 +142,7 @@ pub fn all_queries() -> Vec<(&'static str, &'static str)> {
         leases::QUERIES,
         memory::QUERIES,
         outbox::QUERIES,
+        usage::QUERIES,
         users::QUERIES,
         workspaces::QUERIES,
     ]

@@ -86,12 +86,16 @@ pub struct DeadLetter {
 
 const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of, not_before)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id";
-// An answer's three writes — the assistant's message, the reply, and the
-// job's completion — in one statement; nothing is written if another worker
+// An answer's four writes — the assistant's message, its usage, the reply,
+// and the job's completion — in one statement; nothing is written if another worker
 // took the job over.
 const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      said AS (
          INSERT INTO messages (conversation_id, author, workspace, body) SELECT $3, 'assistant', $4, $5 FROM done
+     ),
+     used AS (
+         INSERT INTO usage (user_email, agent, provider, tokens_in, tokens_out, cost_micros)
+         SELECT $14, $15, $16, $17, $18, $19 FROM done
      ),
      sent AS (
          INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of)
@@ -162,7 +166,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64,
         .await?)
 }
 
-/// Records a produced answer and queues its reply, completing job `job_id`
+/// Records a produced answer and its usage and queues its reply, completing job `job_id`
 /// held by `worker`, in one statement. `false` if the lease was lost.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_answer(
@@ -173,6 +177,7 @@ pub async fn finish_answer(
     workspace: Option<&str>,
     body: &str,
     o: &NewOutbound<'_>,
+    used: &super::usage::NewUsage<'_>,
 ) -> Result<bool, StoreError> {
     let n: i64 = sqlx::query_scalar(FINISH_ANSWER)
         .bind(job_id)
@@ -188,6 +193,12 @@ pub async fn finish_answer(
         .bind(o.recipient)
         .bind(sqlx::types::Json(o.reply))
         .bind(o.progress_of)
+        .bind(used.user_email)
+        .bind(used.agent)
+        .bind(used.provider)
+        .bind(used.tokens_in)
+        .bind(used.tokens_out)
+        .bind(used.cost_micros)
         .fetch_one(pool)
         .await?;
     Ok(n == 1)

@@ -192,3 +192,35 @@ async fn anthropic_messages_are_spoken_with_the_key_in_its_header_only() {
     assert!(json["system"].as_str().unwrap().starts_with("You are Acme's on-call assistant"));
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn usage_is_priced_per_person_and_agent_and_budgets_stop_asks_with_a_sentence() {
+    let (_mock, url) = start_mock().await;
+    let providers = format!(
+        "providers:\n  default:\n    kind: openai\n    base_url: {url}\n    model: m\n    prices: {{ input_per_mtok: 1.0, output_per_mtok: 2.0 }}\n\nbudgets:\n  person_daily_tokens: 200\n\nagents:\n"
+    );
+    let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap().replacen(
+        "agents:\n",
+        &providers,
+        1,
+    );
+    let (config, _dir) = config_from(&yaml);
+    let t = TestApp::with_config(config).await;
+    // The mock reports 120 prompt and 9 completion tokens per answer.
+    for _ in 0..2 {
+        assert_eq!(t.say("bob@acme.com", "console:#oncall", "/ask why?").await[0].kind, ReplyKind::Answer);
+    }
+    let text = t.refused("bob@acme.com", "console:#oncall", "/ask and now?").await;
+    assert!(text.starts_with("You have used today's allowance of 200 tokens"), "{text}");
+    // Others are not held by bob's allowance.
+    assert_eq!(t.say("alice@acme.com", "console:#oncall", "/ask why?").await[0].kind, ReplyKind::Answer);
+    let report = t.say1("dan@acme.com", "console:#oncall", "/admin usage").await;
+    assert!(report.contains("3 answered asks"), "{report}");
+    let bob = report.lines().find(|l| l.contains("bob@acme.com")).unwrap();
+    assert!(
+        bob.contains("2 asks") && bob.contains("240 in") && bob.contains("18 out") && bob.contains("$0.0003"),
+        "{bob}"
+    );
+    assert!(report.lines().any(|l| l.contains("ops-oncall") && l.contains("3 asks")), "{report}");
+    t.cleanup().await;
+}

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod audit;
 pub mod outbox;
+pub mod usage;
 pub mod user;
 pub mod workspace;
 
@@ -30,6 +31,7 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> 
         A::WorkspaceDelete { name } => workspace::delete(conn, name).await,
         A::AuditTail { n } => audit::tail(conn, *n).await,
         A::AuditVerify => audit::verify(conn).await,
+        A::Usage { days } => usage::show(conn, *days).await,
         A::OutboxList { n } => outbox::list(conn, *n).await,
         A::OutboxRetry { id } => outbox::retry(ctx, conn, *id).await,
     }
