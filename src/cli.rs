@@ -124,6 +124,29 @@ pub enum MemoryCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Show the newest passages of a scope (as `/admin memory list`).
+    List {
+        /// The scope.
+        #[arg(long)]
+        scope: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Search one scope (as `/admin memory search`).
+    Search {
+        /// The scope.
+        #[arg(long)]
+        scope: String,
+        /// The words to search for.
+        #[arg(required = true)]
+        words: Vec<String>,
+    },
+    /// Delete one passage, audited (as `/admin memory forget`).
+    Forget {
+        /// The passage id (see `pincer memory list`).
+        id: i64,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -171,6 +194,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Chat { user, channel } => chat(config, &url, &user, channel.as_deref()).await,
         Cmd::Admin { as_, args } => admin(config, &url, as_.as_deref(), &args).await,
         Cmd::Memory { what: MemoryCmd::Import { scope, files } } => import(config, &url, &scope, &files).await,
+        Cmd::Memory { what: MemoryCmd::List { scope, limit } } => {
+            admin(config, &url, None, &["memory".into(), "list".into(), scope, limit.to_string()]).await
+        }
+        Cmd::Memory { what: MemoryCmd::Search { scope, words } } => {
+            let args: Vec<String> = ["memory".to_string(), "search".into(), scope].into_iter().chain(words).collect();
+            admin(config, &url, None, &args).await
+        }
+        Cmd::Memory { what: MemoryCmd::Forget { id } } => {
+            admin(config, &url, None, &["memory".into(), "forget".into(), id.to_string()]).await
+        }
         Cmd::Bench { what } => crate::bench::run(Some(config), &url, what).await,
         Cmd::Config { .. } | Cmd::Slack { .. } => unreachable!("handled above"),
     }

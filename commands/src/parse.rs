@@ -7,7 +7,7 @@
 //!
 //! This module must not do I/O.
 
-use crate::names::{AgentName, Email, NameError, Role, WorkspaceName, shown};
+use crate::names::{AgentName, Email, NameError, Role, ScopeName, WorkspaceName, shown};
 use crate::spec::{CommandSpec, spec_for};
 
 /// The longest message Pincer accepts, in characters.
@@ -77,6 +77,12 @@ pub enum AdminCommand {
     AuditTail { n: u32 },
     /// `audit verify`.
     AuditVerify,
+    /// `memory list SCOPE [N]`.
+    MemoryList { scope: ScopeName, n: u32 },
+    /// `memory search SCOPE WORDS`.
+    MemorySearch { scope: ScopeName, query: String },
+    /// `memory forget ID`.
+    MemoryForget { id: i64 },
     /// `usage [DAYS]`.
     Usage { days: u32 },
     /// `outbox [N]`: dead letters.
@@ -108,6 +114,9 @@ impl Command {
                 AdminCommand::WorkspaceDelete { .. } => "admin workspace delete",
                 AdminCommand::AuditTail { .. } => "admin audit tail",
                 AdminCommand::AuditVerify => "admin audit verify",
+                AdminCommand::MemoryList { .. } => "admin memory list",
+                AdminCommand::MemorySearch { .. } => "admin memory search",
+                AdminCommand::MemoryForget { .. } => "admin memory forget",
                 AdminCommand::Usage { .. } => "admin usage",
                 AdminCommand::OutboxList { .. } => "admin outbox",
                 AdminCommand::OutboxRetry { .. } => "admin outbox retry",
@@ -308,6 +317,40 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 _ => Err(usage(p, "Give at most one number")),
             }
         }
+        ("memory", "list") => {
+            let p = "admin memory list";
+            match words.as_slice() {
+                [scope] => Ok(AdminCommand::MemoryList { scope: ScopeName::parse(scope).map_err(bad_name(p))?, n: 20 }),
+                [scope, n] => match n.parse::<u32>() {
+                    Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => {
+                        Ok(AdminCommand::MemoryList { scope: ScopeName::parse(scope).map_err(bad_name(p))?, n })
+                    }
+                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
+                },
+                _ => Err(usage(p, "Name one scope and, optionally, how many passages")),
+            }
+        }
+        ("memory", "search") => {
+            let p = "admin memory search";
+            let (scope, query) = split_word(rest);
+            if scope.is_empty() || query.is_empty() {
+                return Err(usage(p, "Name a scope and the words to search for"));
+            }
+            Ok(AdminCommand::MemorySearch {
+                scope: ScopeName::parse(scope).map_err(bad_name(p))?,
+                query: query.to_string(),
+            })
+        }
+        ("memory", "forget") => {
+            let p = "admin memory forget";
+            match words.as_slice() {
+                [id] => match id.parse::<i64>() {
+                    Ok(id) if id > 0 => Ok(AdminCommand::MemoryForget { id }),
+                    _ => Err(usage(p, format!("'{}' is not a passage id", shown(id)))),
+                },
+                _ => Err(usage(p, "Give the id of one passage (see /admin memory list)")),
+            }
+        }
         ("usage", d) => {
             let p = "admin usage";
             if !words.is_empty() {
@@ -346,14 +389,14 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
         ("", _) => Err(ParseError::Usage {
-            problem: "Say what to administer: user, agent, workspace, usage, audit, outbox or whoami".into(),
-            usage: "/admin user|agent|workspace|usage|audit|outbox|whoami … (see /help admin)",
+            problem: "Say what to administer: user, agent, workspace, memory, usage, audit, outbox or whoami".into(),
+            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
             problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb))
                 .trim_end()
                 .to_string(),
-            usage: "/admin user|agent|workspace|usage|audit|outbox|whoami … (see /help admin)",
+            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|whoami … (see /help admin)",
         }),
     }
 }
@@ -515,6 +558,9 @@ mod tests {
             "/admin outbox",
             "/admin outbox retry 7",
             "/admin usage 30",
+            "/admin memory list incidents",
+            "/admin memory search incidents deploy lock",
+            "/admin memory forget 3",
         ];
         for l in lines {
             let c = cmd(l);

@@ -107,6 +107,21 @@ pub static SPECS: &[CommandSpec] = &[
         true,
     ),
     spec(
+        "admin memory list",
+        "/admin memory list SCOPE [N]",
+        "Show the newest N passages of a memory scope.",
+        Role::Admin,
+        false,
+    ),
+    spec("admin memory search", "/admin memory search SCOPE WORDS", "Search one memory scope.", Role::Admin, false),
+    spec(
+        "admin memory forget",
+        "/admin memory forget ID",
+        "Delete one passage from memory (audited).",
+        Role::Admin,
+        true,
+    ),
+    spec(
         "admin usage",
         "/admin usage [DAYS]",
         "Tokens and cost per person and agent over the last DAYS days (default 7).",

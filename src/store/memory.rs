@@ -58,12 +58,16 @@ const SEARCH: &str = "WITH q AS (
 /// How many candidates of each kind are ranked.
 const CANDIDATES: i64 = 200;
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
+const LIST: &str = "SELECT id, scope, source, locator, body, 0::real AS rank FROM memory_items WHERE scope = $1 ORDER BY id DESC LIMIT $2";
+const FORGET: &str = "DELETE FROM memory_items WHERE id = $1 RETURNING scope, source, locator";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("memory.delete_source", DELETE_SOURCE),
     ("memory.insert", INSERT),
     ("memory.search", SEARCH),
     ("memory.count", COUNT),
+    ("memory.list", LIST),
+    ("memory.forget", FORGET),
 ];
 
 /// Replaces everything stored from `source` in `scope` with `items`, so a
@@ -108,4 +112,14 @@ pub async fn search(
 /// How many passages the scopes hold.
 pub async fn count(conn: &mut PgConnection, scopes: &[&str]) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(COUNT).bind(scopes).fetch_one(conn).await?)
+}
+
+/// The newest `limit` passages of a scope.
+pub async fn list(conn: &mut PgConnection, scope: &ScopeName, limit: i64) -> Result<Vec<Passage>, StoreError> {
+    Ok(sqlx::query_as(LIST).bind(scope.as_str()).bind(limit).fetch_all(conn).await?)
+}
+
+/// Deletes one passage; returns its scope, source and locator if it existed.
+pub async fn forget(conn: &mut PgConnection, id: i64) -> Result<Option<(String, String, String)>, StoreError> {
+    Ok(sqlx::query_as(FORGET).bind(id).fetch_optional(conn).await?)
 }

@@ -71,3 +71,31 @@ async fn the_housekeeping_lease_has_one_holder_and_prunes_old_keys() {
     assert_eq!(keys, vec!["new".to_string()]);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn admins_can_list_search_and_forget_memory_and_forgetting_is_audited() {
+    let t = TestApp::spawn().await;
+    t.import_examples().await;
+    let list = t.say1("dan@acme.com", "console:#oncall", "/admin memory list incidents 2").await;
+    assert!(list.starts_with("The newest 2 passages in incidents:"), "{list}");
+    let found = t.say1("dan@acme.com", "console:#oncall", "/admin memory search postmortems lock timeout").await;
+    assert!(found.contains("deploy-locks.md"), "{found}");
+    let id: i64 = sqlx::query_scalar(
+        "SELECT id FROM memory_items WHERE scope = 'incidents' AND body LIKE '%14 October%' LIMIT 1",
+    )
+    .fetch_one(&t.app.store.pool)
+    .await
+    .unwrap();
+    let text = t.say1("dan@acme.com", "console:#oncall", &format!("/admin memory forget {id}")).await;
+    assert!(text.starts_with(&format!("Forgot passage #{id} (incidents:")), "{text}");
+    t.refused("dan@acme.com", "console:#oncall", &format!("/admin memory forget {id}")).await;
+    t.refused("bob@acme.com", "console:#oncall", "/admin memory list incidents").await;
+    let meta: serde_json::Value =
+        sqlx::query_scalar("SELECT metadata FROM audit_log WHERE action = 'admin.memory.forget' AND (metadata->>'ok')::bool ORDER BY seq LIMIT 1")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(meta["id"], id);
+    assert_eq!(meta["scope"], "incidents");
+    t.cleanup().await;
+}

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod memory;
 pub mod outbox;
 pub mod usage;
 pub mod user;
@@ -31,6 +32,9 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> 
         A::WorkspaceDelete { name } => workspace::delete(conn, name).await,
         A::AuditTail { n } => audit::tail(conn, *n).await,
         A::AuditVerify => audit::verify(conn).await,
+        A::MemoryList { scope, n } => memory::list(conn, scope, *n).await,
+        A::MemorySearch { scope, query } => memory::search(conn, scope, query).await,
+        A::MemoryForget { id } => memory::forget(conn, *id).await,
         A::Usage { days } => usage::show(conn, *days).await,
         A::OutboxList { n } => outbox::list(conn, *n).await,
         A::OutboxRetry { id } => outbox::retry(ctx, conn, *id).await,
