@@ -27,6 +27,8 @@ use crate::store::outbox::{self, OutboxRow};
 
 /// How long a claimed row is held before another dispatcher may take it.
 pub const LEASE: Duration = Duration::from_secs(30);
+/// The longest one delivery attempt may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// Transient failures before a reply is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 8;
 /// Rows claimed at once.
@@ -82,15 +84,23 @@ async fn send(app: &App, row: &OutboxRow) -> Result<Delivered, DeliveryError> {
         reply: &row.reply.0,
         update: row.progress_ts.as_deref(),
     };
-    match (row.platform.as_str(), &app.slack) {
-        ("slack", Some(slack)) => slack.api.deliver(&msg).await,
-        (platform, _) => Err(DeliveryError::Permanent(format!("no {platform} sender is configured"))),
-    }
+    let sending = async {
+        match (row.platform.as_str(), &app.slack) {
+            ("slack", Some(slack)) => slack.api.deliver(&msg).await,
+            (platform, _) => Err(DeliveryError::Permanent(format!("no {platform} sender is configured"))),
+        }
+    };
+    // Well inside the row's lease, so a stalled call cannot outlive it.
+    tokio::time::timeout(SEND_TIMEOUT, sending)
+        .await
+        .unwrap_or_else(|_| Err(DeliveryError::Transient(format!("no answer within {SEND_TIMEOUT:?}"))))
 }
 
 async fn dead_letter(app: &App, row: &OutboxRow, error: &str) -> Result<(), StoreError> {
     let mut tx = app.store.pool.begin().await?;
-    outbox::dead(&mut tx, row.id, error).await?;
+    if !outbox::dead(&mut tx, row.id, row.attempts, error).await? {
+        return Ok(());
+    }
     let meta = json!({"outbox_id": row.id, "platform": row.platform, "tenant": row.tenant, "channel": row.channel, "attempts": row.attempts, "error": error});
     audit::append(&mut tx, vec![AuditEntry::new(None, "outbox.dead_letter", meta)]).await?;
     tx.commit().await?;
@@ -110,19 +120,19 @@ pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<(), Sto
     }
     match send(app, &row).await {
         Ok(d) => {
-            outbox::delivered(&app.store.pool, row.id, d.message_id.as_deref()).await?;
+            outbox::delivered(&app.store.pool, row.id, row.attempts, d.message_id.as_deref()).await?;
             Metrics::inc(&app.metrics.delivered);
         }
         Err(DeliveryError::RateLimited(wait)) => {
             Metrics::inc(&app.metrics.rate_limited);
             tracing::info!(outbox_id = row.id, channel = %row.channel, ?wait, "rate limited; holding the channel");
             outbox::hold_channel(&app.store.pool, &row.platform, &row.tenant, &row.channel, wait).await?;
-            outbox::retry(&app.store.pool, row.id, wait, "rate limited").await?;
+            outbox::retry(&app.store.pool, row.id, row.attempts, wait, "rate limited").await?;
         }
         Err(DeliveryError::Transient(e)) if row.attempts < MAX_ATTEMPTS => {
             let wait = backoff(row.attempts);
             tracing::info!(outbox_id = row.id, attempts = row.attempts, ?wait, error = %e, "delivery failed; will retry");
-            outbox::retry(&app.store.pool, row.id, wait, &e).await?;
+            outbox::retry(&app.store.pool, row.id, row.attempts, wait, &e).await?;
         }
         Err(DeliveryError::Transient(e)) => {
             dead_letter(app, &row, &format!("gave up after {} attempts: {e}", row.attempts)).await?

@@ -250,6 +250,14 @@ impl Router {
         decided: Decided,
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
+        // A queued event's job row is taken before the audit head, the same
+        // lock order as everywhere else; and a lost lease writes nothing.
+        if let Mode::Queued { job_id, worker } = mode
+            && !jobs::complete(&mut tx, job_id, worker).await?
+        {
+            tx.rollback().await?;
+            return Err(StoreError::LeaseLost(job_id));
+        }
         audit::append(&mut tx, decided.trail).await?;
         match mode {
             Mode::Inline => {
@@ -260,7 +268,7 @@ impl Router {
                 }
                 Ok(Routed::Inline(replies))
             }
-            Mode::Queued { job_id, worker } => {
+            Mode::Queued { worker, .. } => {
                 for reply in &decided.replies {
                     outbox::insert(&mut tx, &outbound(ev, reply, false, None, Duration::ZERO)).await?;
                 }
@@ -275,10 +283,6 @@ impl Router {
                     }
                     None => None,
                 };
-                if !jobs::complete(&mut tx, job_id, worker).await? {
-                    tx.rollback().await?;
-                    return Err(StoreError::LeaseLost(job_id));
-                }
                 tx.commit().await?;
                 if !decided.replies.is_empty() {
                     app.wake.outbox.notify_one();

@@ -48,7 +48,7 @@ async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
     }
     let Some(slack) = &app.slack else { return Ok(()) };
     if ev.sender.verified_email.is_none() {
-        let email = slack.api.user_email(&ev.sender.platform_user_id).await?;
+        let email = slack.api.user_email(&ev.sender.platform_user_id, &ev.tenant).await?;
         ev.sender.verified_email = email.and_then(|e| pincer_commands::Email::parse(&e).ok());
     }
     let binds_by_name = app
@@ -91,23 +91,40 @@ async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(),
     if !jobs::complete(&mut tx, job.id, me).await? {
         return Ok(());
     }
-    let event: Option<ChannelEvent> = match job.kind.as_str() {
-        "event" => serde_json::from_value(job.payload.clone()).ok(),
-        _ => serde_json::from_value::<AnswerJob>(job.payload.clone()).ok().map(|a| a.event),
+    let (event, placeholder): (Option<ChannelEvent>, Option<i64>) = match job.kind.as_str() {
+        "event" => (serde_json::from_value(job.payload.clone()).ok(), None),
+        _ => match serde_json::from_value::<AnswerJob>(job.payload.clone()) {
+            Ok(a) => (Some(a.event), a.progress_id),
+            Err(_) => (None, None),
+        },
     };
-    let meta = json!({"job": job.id, "kind": job.kind, "attempts": job.attempts, "error": error.to_string()});
-    audit::append(&mut tx, vec![AuditEntry::new(None, "job.failed", meta)]).await?;
     if let Some(ev) = &event {
         let reply = Reply::error(messages::internal_error(&ev.id));
-        outbox::insert(&mut tx, &outbound(ev, &reply, false, None, Duration::ZERO)).await?;
+        let mut row = outbound(ev, &reply, false, placeholder, Duration::ZERO);
+        if placeholder.is_some() {
+            // "Working on it…" is public: the failure replaces it there.
+            row.recipient = None;
+        }
+        outbox::insert(&mut tx, &row).await?;
         outbox::notify(&mut tx).await?;
     }
+    let meta = json!({"job": job.id, "kind": job.kind, "attempts": job.attempts, "error": error.to_string()});
+    audit::append(&mut tx, vec![AuditEntry::new(None, "job.failed", meta)]).await?;
     tx.commit().await?;
     app.wake.outbox.notify_one();
     Ok(())
 }
 
 async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
+    // Claimed too often already (its runs kept dying or losing the lease):
+    // stop, and tell the person.
+    if job.attempts > MAX_ATTEMPTS {
+        let error = JobError::Store(StoreError::Corrupt(format!("abandoned after {} claims", job.attempts)));
+        if let Err(e) = give_up(&app, &job, &me, &error).await {
+            tracing::error!(job = job.id, error = %e, "could not give the job up");
+        }
+        return;
+    }
     let Err(error) = run_job(&app, &router, &job, &me).await else { return };
     if matches!(error, JobError::Store(StoreError::LeaseLost(_))) {
         tracing::warn!(job = job.id, "lease lost; another worker has the job");
@@ -129,7 +146,9 @@ async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let router = Router::new(app.clone());
     let me = app.handoff.worker.clone();
-    let (tx, mut inbox) = tokio::sync::mpsc::channel(1024);
+    // As deep as one batch: when it is full, ingest queues jobs unclaimed
+    // for any worker (here or on another replica) to take.
+    let (tx, mut inbox) = tokio::sync::mpsc::channel(BATCH as usize);
     if app.handoff.tx.set(tx).is_err() {
         tracing::warn!("a worker already runs in this process; this one only polls");
     }
@@ -137,7 +156,8 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut poll = true;
     loop {
         while running.try_join_next().is_some() {}
-        while let Ok(job) = inbox.try_recv() {
+        while running.len() < BATCH as usize {
+            let Ok(job) = inbox.try_recv() else { break };
             running.spawn(process(app.clone(), router.clone(), job, me.clone()));
         }
         if poll && running.len() < BATCH as usize {
@@ -156,7 +176,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            Some(job) = inbox.recv() => {
+            Some(job) = inbox.recv(), if running.len() < BATCH as usize => {
                 running.spawn(process(app.clone(), router.clone(), job, me.clone()));
             }
             _ = app.wake.jobs.notified() => poll = true,

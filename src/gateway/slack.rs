@@ -56,8 +56,15 @@ fn malformed(error: inbound::InboundError) -> Response {
 
 /// Stores an event and acknowledges it; 500 (so Slack retries) if it could
 /// not be stored.
-async fn store(app: &App, ev: &ChannelEvent) -> Response {
-    match ingest::enqueue(app, ev).await {
+async fn store(app: &Arc<App>, ev: &ChannelEvent) -> Response {
+    // In its own task: if Slack hangs up mid-request, the insert and the
+    // hand-over to the worker still finish together.
+    let (app2, ev2) = (app.clone(), ev.clone());
+    let stored = match tokio::spawn(async move { ingest::enqueue(&app2, &ev2).await }).await {
+        Ok(r) => r,
+        Err(e) => Err(crate::store::StoreError::Corrupt(e.to_string())),
+    };
+    match stored {
         Ok(_) => StatusCode::OK.into_response(),
         Err(error) => {
             Metrics::inc(&app.metrics.errors);

@@ -210,6 +210,38 @@ pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
     Ok(reply)
 }
 
+/// The longest an answer may take, well inside the job's lease, so a hung
+/// provider ends in a sentence for the asker instead of a job that is
+/// taken over and started again.
+pub const MAX_ANSWER_TIME: Duration = Duration::from_secs(45);
+
+async fn bounded(
+    work: impl std::future::Future<Output = Result<Produced, StoreError>>,
+) -> Result<Produced, StoreError> {
+    tokio::time::timeout(MAX_ANSWER_TIME, work)
+        .await
+        .unwrap_or(Ok(Produced::Failed(crate::llm::ProviderError::Timeout)))
+}
+
+/// Why a queued answer may no longer be given: its agent was disabled, or
+/// its asker removed, since the ask was accepted.
+async fn still_allowed(app: &App, ask: &AskJob) -> Result<Option<String>, StoreError> {
+    let mut conn = app.store.pool.acquire().await?;
+    let now = crate::store::agents::answerable(&mut conn, &ask.agent, &ask.user_email).await?;
+    if now.disabled == Some(true) {
+        return Ok(Some(format!(
+            "The agent {} was disabled by {} ({}) before it could answer.",
+            ask.agent,
+            now.disabled_by.as_deref().unwrap_or("an admin"),
+            now.disabled_reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    if !now.asker_present {
+        return Ok(Some("You were removed from this Pincer org, so this question will not be answered.".into()));
+    }
+    Ok(None)
+}
+
 /// A slow answer shows "working on it…" after this long.
 pub const PROGRESS_DELAY: Duration = Duration::from_millis(1500);
 
@@ -236,11 +268,28 @@ async fn post_progress(app: &App, job: &mut AnswerJob, job_id: i64, worker: &str
 /// "working on it…" placeholder if the answer took long enough to post one
 /// — in the same transaction that completes the job.
 pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    // Break-glass and removals apply to answers still queued too.
+    if let Some(refusal) = still_allowed(app, &job.ask).await? {
+        let reply = Reply::error(refusal);
+        let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
+        if job.progress_id.is_some() {
+            row.recipient = None;
+        }
+        let mut tx = app.store.pool.begin().await?;
+        if !jobs::complete(&mut tx, job_id, worker).await? {
+            tx.rollback().await?;
+            return Err(StoreError::LeaseLost(job_id));
+        }
+        outbox::insert(&mut tx, &row).await?;
+        tx.commit().await?;
+        app.wake.outbox.notify_one();
+        return Ok(());
+    }
     let produced = if job.progress_id.is_some() {
-        produce(app, &job.ask).await?
+        bounded(produce(app, &job.ask)).await?
     } else {
         let ask = job.ask.clone();
-        let work = produce(app, &ask);
+        let work = bounded(produce(app, &ask));
         tokio::pin!(work);
         tokio::select! {
             done = &mut work => done?,
@@ -274,6 +323,12 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
         return Ok(());
     }
     let mut tx = app.store.pool.begin().await?;
+    // The job row first, the audit head after: the same lock order as
+    // everywhere else.
+    if !jobs::complete(&mut tx, job_id, worker).await? {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(job_id));
+    }
     let reply = record(&mut tx, app, &job.ask, produced).await?;
     let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
     if reply.kind == ReplyKind::Error && job.progress_id.is_some() {
@@ -281,10 +336,6 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
         row.recipient = None;
     }
     outbox::insert(&mut tx, &row).await?;
-    if !jobs::complete(&mut tx, job_id, worker).await? {
-        tx.rollback().await?;
-        return Err(StoreError::LeaseLost(job_id));
-    }
     tx.commit().await?;
     app.wake.outbox.notify_one();
     Ok(())

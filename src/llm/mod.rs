@@ -113,7 +113,7 @@ pub fn system_text(prompt: Prompt<'_>) -> String {
 /// Reads `Retry-After` in seconds (the HTTP-date form is not used by model APIs).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    v.trim().parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 fn transport(e: reqwest::Error) -> ProviderError {

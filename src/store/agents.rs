@@ -41,7 +41,13 @@ const ENABLE: &str =
     "UPDATE agents SET disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL, updated_at = now()
      WHERE name = $1 AND disabled_at IS NOT NULL";
 
+// One round trip for the two things a queued answer must still hold.
+const ANSWERABLE: &str = "SELECT a.disabled_at IS NOT NULL AS disabled, a.disabled_by, a.disabled_reason,
+            EXISTS (SELECT 1 FROM users u WHERE u.email = $2 AND u.removed_at IS NULL) AS asker_present
+     FROM (SELECT 1) one LEFT JOIN agents a ON a.name = $1";
+
 pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("agents.answerable", ANSWERABLE),
     ("agents.upsert", UPSERT),
     ("agents.state", STATE),
     ("agents.states", STATES),
@@ -97,4 +103,23 @@ pub async fn disable(conn: &mut PgConnection, name: &AgentName, by: &str, reason
 /// Enables an agent. Returns `false` if it was not disabled.
 pub async fn enable(conn: &mut PgConnection, name: &AgentName) -> Result<bool, StoreError> {
     Ok(sqlx::query(ENABLE).bind(name.as_str()).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Whether an answer may still be given: the agent's break-glass state and
+/// whether the asker is still in the org, read together.
+#[derive(Debug, Clone, FromRow)]
+pub struct Answerable {
+    /// The agent is disabled.
+    pub disabled: Option<bool>,
+    /// Who disabled it.
+    pub disabled_by: Option<String>,
+    /// Why.
+    pub disabled_reason: Option<String>,
+    /// The asker has not been removed.
+    pub asker_present: bool,
+}
+
+/// Reads [`Answerable`] for an agent and an asker.
+pub async fn answerable(conn: &mut PgConnection, agent: &AgentName, asker: &str) -> Result<Answerable, StoreError> {
+    Ok(sqlx::query_as(ANSWERABLE).bind(agent.as_str()).bind(asker).fetch_one(conn).await?)
 }

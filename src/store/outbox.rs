@@ -110,14 +110,18 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
            AND NOT EXISTS (
                SELECT 1 FROM outbox p
                WHERE p.platform = c.platform AND p.tenant = c.tenant AND p.channel = c.channel AND p.id < c.id
-                 AND p.status IN ('pending', 'sending') AND NOT (p.is_progress AND p.not_before > now()))
+                 AND p.status IN ('pending', 'sending'))
          ORDER BY c.id LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id, o.platform, o.tenant, o.channel, o.thread, o.response_url, o.recipient, o.reply, o.is_progress,
                (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = o.progress_of AND pr.status = 'delivered') AS progress_ts,
                o.attempts, o.created_at";
-const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL WHERE id = $1";
-const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3 WHERE id = $1";
-const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1";
+// Outcomes are fenced on the claim (status and attempt count): a delivery
+// that outlived its lease cannot overwrite what a later claim recorded.
+const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL
+     WHERE id = $1 AND status = 'sending' AND attempts = $3";
+const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3
+     WHERE id = $1 AND status = 'sending' AND attempts = $4";
+const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1 AND status = 'sending' AND attempts = $3";
 const HOLD_CHANNEL: &str = "UPDATE outbox SET not_before = greatest(not_before, now() + make_interval(secs => $4))
      WHERE platform = $1 AND tenant = $2 AND channel = $3 AND status = 'pending'";
 const LIST_DEAD: &str = "SELECT id, platform, channel, last_error, attempts, created_at FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1";
@@ -127,6 +131,10 @@ const FIND_DELIVERED: &str = "SELECT id FROM outbox WHERE platform = $1 AND tena
 const FEEDBACK: &str = "INSERT INTO feedback (outbox_id, user_id, helpful) VALUES ($1, $2, $3)
      ON CONFLICT (outbox_id, user_id) DO UPDATE SET helpful = EXCLUDED.helpful, created_at = now()";
 const NOTIFY: &str = "SELECT pg_notify('pincer_outbox', '')";
+const PRUNE: &str =
+    "DELETE FROM outbox o WHERE o.status = 'delivered' AND o.delivered_at < now() - make_interval(days => $1)
+     AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.outbox_id = o.id)
+     AND NOT EXISTS (SELECT 1 FROM outbox a WHERE a.progress_of = o.id)";
 
 /// The Postgres channel other processes' dispatchers listen on.
 pub const CHANNEL: &str = "pincer_outbox";
@@ -145,6 +153,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.revive", REVIVE),
     ("outbox.open", OPEN),
     ("outbox.notify", NOTIFY),
+    ("outbox.prune", PRUNE),
     ("outbox.find_delivered", FIND_DELIVERED),
     ("outbox.feedback", FEEDBACK),
 ];
@@ -210,21 +219,21 @@ pub async fn claim(pool: &PgPool, lease: Duration, limit: i64) -> Result<Vec<Out
 }
 
 /// Records a delivery.
-pub async fn delivered(pool: &PgPool, id: i64, platform_ts: Option<&str>) -> Result<(), StoreError> {
-    sqlx::query(DELIVERED).bind(id).bind(platform_ts).execute(pool).await?;
+pub async fn delivered(pool: &PgPool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<(), StoreError> {
+    sqlx::query(DELIVERED).bind(id).bind(platform_ts).bind(attempts).execute(pool).await?;
     Ok(())
 }
 
 /// Puts a row back to be tried after `delay`.
-pub async fn retry(pool: &PgPool, id: i64, delay: Duration, error: &str) -> Result<(), StoreError> {
-    sqlx::query(RETRY).bind(id).bind(delay.as_secs_f64()).bind(error).execute(pool).await?;
+pub async fn retry(pool: &PgPool, id: i64, attempts: i32, delay: Duration, error: &str) -> Result<(), StoreError> {
+    sqlx::query(RETRY).bind(id).bind(delay.as_secs_f64()).bind(error).bind(attempts).execute(pool).await?;
     Ok(())
 }
 
 /// Dead-letters a row, in the caller's transaction (with its audit row).
-pub async fn dead(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), StoreError> {
-    sqlx::query(DEAD).bind(id).bind(error).execute(conn).await?;
-    Ok(())
+/// `false` if a later claim owns the row now.
+pub async fn dead(conn: &mut PgConnection, id: i64, attempts: i32, error: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(DEAD).bind(id).bind(error).bind(attempts).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Holds every pending row of a channel for `delay` (the platform said 429).
@@ -281,4 +290,9 @@ pub async fn feedback(conn: &mut PgConnection, outbox_id: i64, user_id: i64, hel
 pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query(NOTIFY).execute(conn).await?;
     Ok(())
+}
+
+/// Forgets delivered replies older than `days` (keeping those with votes).
+pub async fn prune(conn: &mut PgConnection, days: i32) -> Result<u64, StoreError> {
+    Ok(sqlx::query(PRUNE).bind(days).execute(conn).await?.rows_affected())
 }

@@ -51,7 +51,10 @@ const ADD: &str = "INSERT INTO users (email, role) VALUES ($1, $2)
      WHERE users.removed_at IS NOT NULL
      RETURNING id, email, role, active_workspace";
 const SEED: &str = "INSERT INTO users (email, role) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING";
-const JOIN: &str = "INSERT INTO users (email, role) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING
+// A concurrent join of the same person returns the row the other one made;
+// a removed person is not brought back.
+const JOIN: &str = "INSERT INTO users (email, role) VALUES ($1, $2)
+     ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email WHERE users.removed_at IS NULL
      RETURNING id, email, role, active_workspace";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE role = 'admin' AND removed_at IS NULL";
 const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE email = $1 AND removed_at IS NULL";
@@ -113,8 +116,8 @@ pub async fn add(conn: &mut PgConnection, email: &Email, role: Role) -> Result<U
     row.ok_or_else(|| StoreError::Conflict(email.to_string()))?.try_into()
 }
 
-/// Adds a newcomer. `None` if the e-mail is taken — including by a removed
-/// person, who only an admin can bring back.
+/// Adds a newcomer (or returns them, if a concurrent event just did). `None`
+/// for a removed person, whom only an admin can bring back.
 pub async fn join(conn: &mut PgConnection, email: &Email, role: Role) -> Result<Option<User>, StoreError> {
     let row: Option<UserRow> =
         sqlx::query_as(JOIN).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;

@@ -114,3 +114,24 @@ async fn verify_in_chat_reports_the_first_bad_seq() {
     assert!(text.starts_with("Audit chain BROKEN at seq 4"), "{text}");
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn verify_is_not_fooled_by_rows_appended_while_it_runs() {
+    let t = with_history().await;
+    let router = t.router.clone();
+    let session = t.session("bob@acme.com", "console:#oncall");
+    let writer = tokio::spawn(async move {
+        for _ in 0..150 {
+            router.handle(session.event("/workspace")).await;
+        }
+    });
+    let mut checks = 0;
+    while !writer.is_finished() {
+        assert_eq!(verify(&t).await.broken, None);
+        checks += 1;
+    }
+    writer.await.unwrap();
+    assert!(checks > 0);
+    assert_eq!(verify(&t).await.broken, None);
+    t.cleanup().await;
+}

@@ -238,3 +238,15 @@ async fn every_handled_event_leaves_exactly_one_command_audit_row() {
     assert_eq!(after - before, 7);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_newcomers_two_first_messages_at_once_both_get_through() {
+    let (config, _dir) = config_from(TRUSTED);
+    let t = TestApp::with_config(config).await;
+    let a = t.event("slack:#oncall", "U42", Some("gina@acme.com"), "T0ACME", "/admin whoami", "j1");
+    let b = t.event("slack:#oncall", "U42", Some("gina@acme.com"), "T0ACME", "/workspace", "j2");
+    let (ra, rb) = tokio::join!(t.router.handle(a), t.router.handle(b));
+    assert!(ra[0].text.contains("gina@acme.com (member)"), "{ra:?}");
+    assert_ne!(rb[0].kind, ReplyKind::Error, "{rb:?}");
+    t.cleanup().await;
+}

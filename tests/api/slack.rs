@@ -556,3 +556,17 @@ async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_
     assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await, 0);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn someone_from_another_organisation_in_a_shared_channel_is_not_taken_for_an_org_member() {
+    let (mock, api) = MockSlack::start().await;
+    // An outsider whose own workspace says their e-mail is dan@acme.com.
+    mock.emails.lock().unwrap().insert("UEXT1".into(), "dan@acme.com".into());
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let admin = command(&mock, "/admin", "user list", "UEXT1", "CONCALL", "oncall", "trext");
+    assert_eq!(gw.signed("/slack/commands", &admin).await, 200);
+    mock.wait_for(10, "a private reply", |c| c.iter().any(|c| c.method == "response_url")).await;
+    let reply = mock.calls("response_url")[0].body["text"].as_str().unwrap().to_string();
+    assert!(reply.contains("can't tell who you are"), "{reply}");
+    gw.stop().await.cleanup().await;
+}

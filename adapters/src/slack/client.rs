@@ -87,15 +87,57 @@ fn classify(e: SlackClientError) -> DeliveryError {
     }
 }
 
-/// The Block Kit for a reply: its text, and its buttons as an actions block.
+/// Slack's limit on one section block's text.
+const SECTION_LIMIT: usize = 3000;
+
+/// Escapes text for Slack: `&`, `<` and `>` only, so model output or echoed
+/// input cannot ping `<!channel>` or a person.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Cuts text into pieces of at most `limit` characters, at line breaks
+/// where it can.
+fn pieces(text: &str, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        let mut line = line.to_string();
+        while line.chars().count() > limit {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            let head: String = line.chars().take(limit).collect();
+            line = line.chars().skip(limit).collect();
+            out.push(head);
+        }
+        if current.chars().count() + line.chars().count() > limit {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The Block Kit for a reply: its text (escaped, in sections within Slack's
+/// size limit), and its buttons as an actions block.
 fn content(reply: &Reply) -> SlackMessageContent {
     let text = match reply.kind {
-        ReplyKind::Error => format!(":warning: {}", reply.text),
-        _ => reply.text.clone(),
+        ReplyKind::Error => format!(":warning: {}", escape(&reply.text)),
+        _ => escape(&reply.text),
     };
     let mut content = SlackMessageContent::new().with_text(text.clone());
     if !reply.buttons.is_empty() {
-        let section = SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text)));
+        let mut blocks: Vec<SlackBlock> = pieces(&text, SECTION_LIMIT)
+            .into_iter()
+            .take(48)
+            .map(|p| {
+                SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(p))).into()
+            })
+            .collect();
         let buttons: Vec<SlackActionBlockElement> = reply
             .buttons
             .iter()
@@ -106,7 +148,8 @@ fn content(reply: &Reply) -> SlackMessageContent {
                     .into()
             })
             .collect();
-        content = content.with_blocks(vec![section.into(), SlackActionsBlock::new(buttons).into()]);
+        blocks.push(SlackActionsBlock::new(buttons).into());
+        content = content.with_blocks(blocks);
     }
     content
 }
@@ -166,14 +209,27 @@ impl SlackApi {
         Ok(value)
     }
 
-    /// A user's profile e-mail (`users.info`, cached); `None` for a user
-    /// Slack does not show the bot.
-    pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliveryError> {
+    /// A user's profile e-mail (`users.info`, cached), vouched for only when
+    /// the user belongs to `team` itself: `None` for users Slack does not
+    /// show the bot, for people from another organisation in a shared
+    /// channel (`is_stranger`, or another `team_id`), and for bots and
+    /// deactivated accounts.
+    pub async fn user_email(&self, user: &str, team: &str) -> Result<Option<String>, DeliveryError> {
         let session = self.client.open_session(&self.token);
         let request = SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_string()));
-        Self::lookup(&self.emails, user, async {
-            let info = session.users_info(&request).await?;
-            Ok(info.user.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()))
+        let key = format!("{team}:{user}");
+        Self::lookup(&self.emails, &key, async {
+            let u = session.users_info(&request).await?.user;
+            let own_team = u.team_id.as_ref().is_none_or(|t| t.as_ref() == team);
+            let f = &u.flags;
+            let outsider = f.is_stranger == Some(true)
+                || f.is_bot == Some(true)
+                || f.is_app_user == Some(true)
+                || u.deleted == Some(true);
+            if !own_team || outsider {
+                return Ok(None);
+            }
+            Ok(u.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()))
         })
         .await
     }
@@ -261,8 +317,24 @@ impl SlackApi {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use crate::event::Button;
+
+    #[test]
+    fn text_is_escaped_and_long_answers_split_within_the_section_limit() {
+        assert_eq!(escape("<!channel> a & b > c"), "&lt;!channel&gt; a &amp; b &gt; c");
+        let mut reply = Reply::answer(format!("{}\n{}", "a".repeat(2500), "b".repeat(4000)));
+        reply.buttons = vec![Button { label: "x".into(), action_id: "y".into(), value: "z".into() }];
+        let json = serde_json::to_value(content(&reply)).unwrap();
+        let blocks = json["blocks"].as_array().unwrap();
+        let sections: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "section").collect();
+        assert!(sections.iter().all(|b| b["text"]["text"].as_str().unwrap().chars().count() <= 3000));
+        let joined: String = sections.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+        assert_eq!(joined.chars().count(), 6501);
+        assert_eq!(blocks.last().unwrap()["type"], "actions");
+    }
 
     #[test]
     fn buttons_become_an_actions_block() {

@@ -98,7 +98,13 @@ pub fn from_callback(cb: SlackPushEventCallback, bot: &BotIdentity) -> Result<Pu
             if from_bot {
                 return Ok(Pushed::Ignored("bot message"));
             }
-            if m.subtype.is_some() {
+            // A question with a file attached, or also sent to the channel, is
+            // still a question; edits, deletions, joins and the rest are not.
+            let asks = matches!(
+                m.subtype,
+                None | Some(SlackMessageEventType::FileShare) | Some(SlackMessageEventType::ThreadBroadcast)
+            );
+            if !asks {
                 return Ok(Pushed::Ignored("message subtype"));
             }
             let (Some(user), Some(channel)) = (m.sender.user, m.origin.channel) else {
