@@ -15,7 +15,8 @@
 //! - [`router`] — the pipeline every event goes through;
 //! - [`handlers`] — one file per command; [`actions`] — buttons;
 //! - [`messages`] — every refusal and failure sentence people read;
-//! - [`llm`] — providers: extractive (no key) and OpenAI-compatible;
+//! - [`llm`] — providers: extractive (no key), OpenAI-compatible, Anthropic;
+//! - [`agent`] — the tool loop with budgets; [`tools`] — the tool registry;
 //! - [`memory`] — importing Markdown and text into memory scopes;
 //! - [`server`] — the HTTP server (`/healthz`, `/readyz`, `/metrics`);
 //! - [`gateway`] — platform webhooks (Slack), verified and stored via [`ingest`];
@@ -25,6 +26,7 @@
 //! - [`cli`] — the `pincer` command line; [`telemetry`] — logging.
 
 pub mod actions;
+pub mod agent;
 pub mod app;
 pub mod backoff;
 pub mod bench;
@@ -46,6 +48,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 pub mod worker;
 
 /// Installs rustls' ring provider as the process default (once). Call at

@@ -129,7 +129,19 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
         memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?
     };
     let prompt = Prompt { system: &agent.prompt, question: &job.question, passages: &passages, scopes: &job.scopes };
-    Ok(match app.providers.answer(agent.provider.as_deref(), agent.fallback.as_deref(), prompt).await {
+    let result = if crate::agent::uses_tools(app, agent) {
+        match crate::agent::run(app, agent, job, prompt).await {
+            Ok(answer) => Ok(answer),
+            Err(crate::agent::RunError::Store(e)) => return Err(e),
+            Err(crate::agent::RunError::Provider(error)) => match agent.fallback.as_deref() {
+                Some(fb) => app.providers.answer(Some(fb), None, prompt).await.map_err(|_| error),
+                None => Err(error),
+            },
+        }
+    } else {
+        app.providers.answer(agent.provider.as_deref(), agent.fallback.as_deref(), prompt).await
+    };
+    Ok(match result {
         Ok(answer) => {
             tracing::info!(
                 provider = %answer.provider,

@@ -132,10 +132,10 @@ async fn send(req: reqwest::RequestBuilder) -> Result<axum::body::Bytes, Provide
 
 /// Calls `call` until it succeeds, fails for good, or `max_retries` retries
 /// are spent.
-pub async fn with_retries<F, Fut>(max_retries: u32, mut call: F) -> Result<Answer, ProviderError>
+pub async fn with_retries<T, F, Fut>(max_retries: u32, mut call: F) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Answer, ProviderError>>,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
 {
     let mut attempt = 0u32;
     loop {
@@ -209,6 +209,19 @@ impl Providers {
     pub fn get(&self, name: Option<&str>) -> &Provider {
         static EXTRACTIVE: Provider = Provider::Extractive;
         name.and_then(|n| self.by_name.get(n)).unwrap_or(&EXTRACTIVE)
+    }
+
+    /// A remote provider's settings, by name.
+    pub fn remote(&self, name: Option<&str>) -> Option<&ProviderConfig> {
+        match self.get(name) {
+            Provider::Remote(c) => Some(c),
+            Provider::Extractive => None,
+        }
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Answers with the agent's provider, then — if that fails for good —

@@ -78,6 +78,94 @@ pub async fn answer(
     parse_response(&config.name, &body)
 }
 
+/// A tool the model may call, as offered to it.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// The tool's name.
+    pub name: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// Its arguments' JSON schema.
+    pub parameters: Value,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The call's id (echoed back with its result).
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// The arguments, as the JSON text the model wrote.
+    pub arguments: String,
+}
+
+/// One model turn in a tool loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// The final answer.
+    Answer(Answer),
+    /// Tools to call first; `message` is the assistant message to keep in
+    /// the conversation.
+    Calls { calls: Vec<ToolCall>, message: Value, tokens_in: u32, tokens_out: u32 },
+}
+
+/// The request body for a turn with tools.
+pub fn turn_body(model: &str, max_tokens: u32, messages: &[Value], tools: &[ToolSpec]) -> Value {
+    let tools: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+        .collect();
+    let mut body = json!({"model": model, "max_tokens": max_tokens, "messages": messages});
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
+    }
+    body
+}
+
+/// Reads a turn: tool calls if the model asked for any, else the answer.
+pub fn parse_turn(provider: &str, body: &[u8]) -> Result<Turn, ProviderError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    let message = v["choices"][0]["message"].clone();
+    let calls: Vec<ToolCall> = message["tool_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| {
+                    Some(ToolCall {
+                        id: c["id"].as_str()?.to_string(),
+                        name: c["function"]["name"].as_str()?.to_string(),
+                        arguments: c["function"]["arguments"].as_str().unwrap_or("{}").to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if calls.is_empty() {
+        return parse_response(provider, body).map(Turn::Answer);
+    }
+    let usage = |k: &str| v["usage"][k].as_u64().unwrap_or(0) as u32;
+    Ok(Turn::Calls { calls, message, tokens_in: usage("prompt_tokens"), tokens_out: usage("completion_tokens") })
+}
+
+/// Sends one turn of a tool loop.
+pub async fn turn(
+    config: &ProviderConfig,
+    http: &reqwest::Client,
+    messages: &[Value],
+    tools: &[ToolSpec],
+) -> Result<Turn, ProviderError> {
+    let url = format!("{}/chat/completions", config.base_url);
+    let mut req =
+        http.post(url).timeout(config.timeout).json(&turn_body(&config.model, config.max_tokens, messages, tools));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
+    }
+    let body = super::send(req).await?;
+    parse_turn(&config.name, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +188,26 @@ mod tests {
         let system = body["messages"][0]["content"].as_str().unwrap();
         assert!(system.starts_with("Be brief."));
         assert!(system.contains("[1] (incidents: pm.md Root cause)\nThe disk filled."));
+    }
+
+    #[test]
+    fn tool_calls_are_read_before_answers() {
+        let calls = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"memory_search","arguments":"{\"query\":\"deploy\"}"}}]}}],"usage":{"prompt_tokens":10,"completion_tokens":3}}"#;
+        let Turn::Calls { calls, tokens_in, .. } = parse_turn("d", calls).unwrap() else { panic!() };
+        assert_eq!(
+            calls,
+            vec![ToolCall { id: "c1".into(), name: "memory_search".into(), arguments: r#"{"query":"deploy"}"#.into() }]
+        );
+        assert_eq!(tokens_in, 10);
+        let answer = br#"{"choices":[{"message":{"role":"assistant","content":"done"}}]}"#;
+        assert!(matches!(parse_turn("d", answer).unwrap(), Turn::Answer(a) if a.text == "done"));
+        let body = turn_body(
+            "m",
+            10,
+            &[json!({"role": "user", "content": "q"})],
+            &[ToolSpec { name: "t", description: "d", parameters: json!({"type": "object"}) }],
+        );
+        assert_eq!(body["tools"][0]["function"]["name"], "t");
     }
 
     #[test]

@@ -26,6 +26,8 @@ type Received = Arc<Mutex<Vec<(Option<String>, String)>>>;
 
 #[derive(Clone)]
 struct Mock {
+    /// Bodies answered in order before the script applies.
+    queue: Arc<Mutex<std::collections::VecDeque<String>>>,
     script: Arc<Mutex<Script>>,
     bodies: Received,
 }
@@ -33,6 +35,9 @@ struct Mock {
 async fn completions(State(m): State<Mock>, headers: HeaderMap, body: String) -> impl IntoResponse {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     m.bodies.lock().unwrap().push((auth, body));
+    if let Some(body) = m.queue.lock().unwrap().pop_front() {
+        return (StatusCode::OK, body).into_response();
+    }
     let script = *m.script.lock().unwrap();
     if script == Script::RateLimitedOnce {
         *m.script.lock().unwrap() = Script::Answer;
@@ -70,7 +75,11 @@ async fn messages(State(m): State<Mock>, headers: HeaderMap, body: String) -> im
 }
 
 async fn start_mock() -> (Mock, String) {
-    let mock = Mock { script: Arc::new(Mutex::new(Script::Answer)), bodies: Arc::new(Mutex::new(Vec::new())) };
+    let mock = Mock {
+        queue: Arc::new(Mutex::new(std::collections::VecDeque::new())),
+        script: Arc::new(Mutex::new(Script::Answer)),
+        bodies: Arc::new(Mutex::new(Vec::new())),
+    };
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(completions))
         .route("/v1/messages", post(messages))
@@ -222,5 +231,113 @@ async fn usage_is_priced_per_person_and_agent_and_budgets_stop_asks_with_a_sente
         "{bob}"
     );
     assert!(report.lines().any(|l| l.contains("ops-oncall") && l.contains("3 asks")), "{report}");
+    t.cleanup().await;
+}
+
+fn tool_call(name: &str, args: serde_json::Value) -> String {
+    serde_json::json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+        {"id": format!("call-{name}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}
+    ]}}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
+    .to_string()
+}
+
+fn final_answer(text: &str) -> String {
+    serde_json::json!({"choices": [{"message": {"role": "assistant", "content": text}}], "usage": {"prompt_tokens": 150, "completion_tokens": 12}}).to_string()
+}
+
+/// Pincer whose ops-oncall agent may use `grants` with the mock model.
+async fn spawn_with_tools(base_url: &str, grants: &str) -> (TestApp, tempfile::TempDir) {
+    let providers = format!(
+        "providers:\n  default:\n    kind: openai\n    base_url: {base_url}\n    model: m\n    timeout_secs: 2\n\nagents:\n"
+    );
+    let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
+        .unwrap()
+        .replacen("agents:\n", &providers, 1)
+        .replace(r#"allowed_tools: [shell, pagerduty, "github:write"]"#, &format!("allowed_tools: {grants}"));
+    let (config, dir) = config_from(&yaml);
+    (TestApp::with_config(config).await, dir)
+}
+
+#[tokio::test]
+async fn the_model_searches_memory_through_a_tool_then_answers_and_the_call_is_audited() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_tools(&url, "[memory]").await;
+    t.import_examples().await;
+    mock.queue.lock().unwrap().extend([
+        tool_call("memory_search", serde_json::json!({"query": "migration lock timeout"})),
+        final_answer("A migration waited on a lock [1]."),
+    ]);
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
+    assert_eq!(r[0].text, "A migration waited on a lock [1].", "{r:?}");
+    let bodies = mock.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&bodies[0].1).unwrap();
+    let offered: Vec<&str> =
+        first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(offered, ["memory_search"], "only what the grants allow is offered");
+    let second: serde_json::Value = serde_json::from_str(&bodies[1].1).unwrap();
+    let tool_msg = second["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(tool_msg["tool_call_id"], "call-memory_search");
+    assert!(tool_msg["content"].as_str().unwrap().contains("deploy-locks.md"), "{tool_msg}");
+    assert!(!tool_msg["content"].as_str().unwrap().contains("(product"), "only the ask's scopes are searched");
+    let meta: serde_json::Value = sqlx::query_scalar("SELECT metadata FROM audit_log WHERE action = 'tool.call'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!((meta["tool"].as_str(), meta["ok"].as_bool()), (Some("memory_search"), Some(true)));
+    // Tokens of both turns are counted.
+    let used: (i64, i64) =
+        sqlx::query_as("SELECT tokens_in, tokens_out FROM usage").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(used, (250, 22));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_tool_the_agent_is_not_granted_is_refused_at_call_time_and_audited() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_tools(&url, "[memory]").await;
+    mock.queue.lock().unwrap().extend([
+        tool_call("memory_write", serde_json::json!({"text": "remember me"})),
+        final_answer("Could not save it."),
+    ]);
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask save a note").await;
+    assert_eq!(r[0].text, "Could not save it.");
+    let second: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[1].1).unwrap();
+    let tool_msg = second["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
+    assert_eq!(tool_msg["content"], "error: agent ops-oncall may not use memory_write");
+    assert!(t.audit_actions().await.contains(&"tool.denied".to_string()));
+    let notes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM memory_items").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(notes, 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn endless_tool_calls_stop_at_the_step_budget_with_a_sentence() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_tools(&url, "[memory]").await;
+    for _ in 0..20 {
+        mock.queue.lock().unwrap().push_back(tool_call("memory_search", serde_json::json!({"query": "again"})));
+    }
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask loop forever").await;
+    assert!(r[0].text.starts_with("I stopped before finishing because it took more than 6 steps"), "{r:?}");
+    assert_eq!(mock.bodies.lock().unwrap().len(), 6);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_note_written_in_a_workspace_stays_in_that_workspace() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_tools(&url, r#"["memory:write"]"#).await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin workspace create --user alice@acme.com --scope alice-lab").await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    mock.queue.lock().unwrap().extend([
+        tool_call("memory_write", serde_json::json!({"text": "The canary runs on pod group B."})),
+        final_answer("Noted."),
+    ]);
+    assert_eq!(t.say("alice@acme.com", "console:#oncall", "/ask remember the canary group").await[0].text, "Noted.");
+    let scopes: Vec<String> =
+        sqlx::query_scalar("SELECT scope FROM memory_items").fetch_all(&t.app.store.pool).await.unwrap();
+    assert_eq!(scopes, ["alice-lab"]);
     t.cleanup().await;
 }

@@ -1,0 +1,123 @@
+//! The tool registry: what an agent's model may call, one module per tool
+//! family. Each tool has a name, a JSON schema, the grant it needs
+//! (`memory` reads, `memory:write` writes — writes are never implied), and
+//! whether it has side effects. [`execute`] enforces the agent's
+//! `allowed_tools` at call time — whatever the model was offered — and
+//! audits every call, allowed or not.
+//!
+//! Today: `memory_search`, `memory_write`.
+
+pub mod memory;
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::config::AgentConfig;
+use crate::handlers::ask::AskJob;
+use crate::llm::openai::{ToolCall, ToolSpec};
+use crate::policy::{ToolGrant, tool_permitted};
+use crate::store::StoreError;
+use crate::store::audit::{self, AuditEntry};
+
+/// How much of a call's arguments the audit row keeps.
+const AUDIT_ARGS_CHARS: usize = 500;
+
+/// One tool.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    /// Its name, as the model calls it.
+    pub name: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// The grant family it needs (`memory`).
+    pub family: &'static str,
+    /// Whether it needs the family's `:write` grant.
+    pub writes: bool,
+}
+
+/// Every tool Pincer has.
+pub const TOOLS: &[Tool] = &[memory::SEARCH, memory::WRITE];
+
+fn schema(tool: &Tool) -> Value {
+    match tool.name {
+        "memory_search" => {
+            json!({"type": "object", "properties": {"query": {"type": "string", "description": "words to search for"}}, "required": ["query"]})
+        }
+        _ => {
+            json!({"type": "object", "properties": {"text": {"type": "string", "description": "the note to remember"}}, "required": ["text"]})
+        }
+    }
+}
+
+/// The tools an agent's grants allow, as offered to its model.
+pub fn offered(grants: &[ToolGrant]) -> Vec<ToolSpec> {
+    TOOLS
+        .iter()
+        .filter(|t| tool_permitted(grants, t.family, t.writes))
+        .map(|t| ToolSpec { name: t.name, description: t.description, parameters: schema(t) })
+        .collect()
+}
+
+/// Runs one call the model asked for and returns what the model is told.
+/// Refusals and failures are told to the model as `error: …` and audited;
+/// only a database failure is an `Err`.
+pub async fn execute(app: &App, agent: &AgentConfig, ask: &AskJob, call: &ToolCall) -> Result<String, StoreError> {
+    let args_shown: String = call.arguments.chars().take(AUDIT_ARGS_CHARS).collect();
+    let meta = |extra: Value| {
+        let mut m = json!({"agent": agent.name, "tool": call.name, "arguments": args_shown});
+        if let (Some(o), Value::Object(e)) = (m.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        m
+    };
+    let mut tx = app.store.pool.begin().await?;
+    let Some(tool) = TOOLS.iter().find(|t| t.name == call.name) else {
+        audit::append(
+            &mut tx,
+            vec![AuditEntry::new(Some(&ask.user_email), "tool.denied", meta(json!({"reason": "unknown_tool"})))],
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(format!("error: there is no tool named {}", call.name));
+    };
+    if !tool_permitted(&agent.allowed_tools, tool.family, tool.writes) {
+        audit::append(
+            &mut tx,
+            vec![AuditEntry::new(Some(&ask.user_email), "tool.denied", meta(json!({"reason": "not_allowed"})))],
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(format!("error: agent {} may not use {}", agent.name, tool.name));
+    }
+    let args: Value = match serde_json::from_str(&call.arguments) {
+        Ok(v) => v,
+        Err(e) => {
+            audit::append(
+                &mut tx,
+                vec![AuditEntry::new(
+                    Some(&ask.user_email),
+                    "tool.call",
+                    meta(json!({"ok": false, "error": "bad_arguments"})),
+                )],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(format!("error: the arguments are not valid JSON: {e}"));
+        }
+    };
+    let outcome = match tool.name {
+        "memory_search" => memory::search(&mut tx, ask, &args).await?,
+        _ => memory::write(&mut tx, agent, ask, &args).await?,
+    };
+    let (ok, text) = match outcome {
+        Ok(text) => (true, text),
+        Err(why) => (false, format!("error: {why}")),
+    };
+    audit::append(
+        &mut tx,
+        vec![AuditEntry::new(Some(&ask.user_email), "tool.call", meta(json!({"ok": ok, "result_chars": text.len()})))],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(text)
+}
