@@ -253,7 +253,7 @@ async fn spawn_with_tools(base_url: &str, grants: &str) -> (TestApp, tempfile::T
     let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
         .unwrap()
         .replacen("agents:\n", &providers, 1)
-        .replace(r#"allowed_tools: [shell, pagerduty, "github:write"]"#, &format!("allowed_tools: {grants}"));
+        .replace(r#"allowed_tools: [memory, shell, pagerduty, "github:write"]"#, &format!("allowed_tools: {grants}"));
     let (config, dir) = config_from(&yaml);
     (TestApp::with_config(config).await, dir)
 }
