@@ -46,6 +46,15 @@ struct RawConfig {
     slack: Option<RawSlack>,
     #[serde(default)]
     budgets: Budgets,
+    #[serde(default)]
+    egress: RawEgress,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEgress {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +239,8 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     /// Daily token allowances.
     pub budgets: Budgets,
+    /// Private networks tools may reach anyway (`egress.allow`).
+    pub egress_allow: Vec<crate::tools::web::Network>,
     /// Things worth fixing that do not stop Pincer.
     pub warnings: Vec<ConfigError>,
 }
@@ -621,6 +632,17 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
     };
 
     let slack = slack_config(raw.slack, &dir, &mut c);
+    let mut egress_allow = Vec::new();
+    for (i, n) in raw.egress.allow.iter().enumerate() {
+        match crate::tools::web::Network::parse(n) {
+            Ok(net) => egress_allow.push(net),
+            Err(e) => c.error(
+                &[key("egress"), key("allow"), Seg::Index(i)],
+                e,
+                Some("write an address or network, e.g. 10.20.0.0/16"),
+            ),
+        }
+    }
 
     if !c.errors.is_empty() {
         c.errors.sort_by_key(|e| (e.line, e.column));
@@ -639,6 +661,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         agents,
         slack,
         budgets: raw.budgets,
+        egress_allow,
         warnings: c.warnings,
     })
 }

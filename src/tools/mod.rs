@@ -5,9 +5,10 @@
 //! `allowed_tools` at call time — whatever the model was offered — and
 //! audits every call, allowed or not.
 //!
-//! Today: `memory_search`, `memory_write`.
+//! Today: `memory_search`, `memory_write`, `web_fetch`.
 
 pub mod memory;
+pub mod web;
 
 use serde_json::{Value, json};
 
@@ -36,7 +37,7 @@ pub struct Tool {
 }
 
 /// Every tool Pincer has.
-pub const TOOLS: &[Tool] = &[memory::SEARCH, memory::WRITE];
+pub const TOOLS: &[Tool] = &[memory::SEARCH, memory::WRITE, web::FETCH];
 
 fn schema(tool: &Tool) -> Value {
     match tool.name {
@@ -63,61 +64,55 @@ pub fn offered(grants: &[ToolGrant]) -> Vec<ToolSpec> {
 /// only a database failure is an `Err`.
 pub async fn execute(app: &App, agent: &AgentConfig, ask: &AskJob, call: &ToolCall) -> Result<String, StoreError> {
     let args_shown: String = call.arguments.chars().take(AUDIT_ARGS_CHARS).collect();
-    let meta = |extra: Value| {
+    let entry = |action: &str, extra: Value| {
         let mut m = json!({"agent": agent.name, "tool": call.name, "arguments": args_shown});
         if let (Some(o), Value::Object(e)) = (m.as_object_mut(), extra) {
             o.extend(e);
         }
-        m
+        AuditEntry::new(Some(&ask.user_email), action, m)
     };
-    let mut tx = app.store.pool.begin().await?;
-    let Some(tool) = TOOLS.iter().find(|t| t.name == call.name) else {
-        audit::append(
-            &mut tx,
-            vec![AuditEntry::new(Some(&ask.user_email), "tool.denied", meta(json!({"reason": "unknown_tool"})))],
-        )
-        .await?;
+    let refuse = |action: &'static str, extra: Value, told: String| async move {
+        let mut tx = app.store.pool.begin().await?;
+        audit::append(&mut tx, vec![entry(action, extra)]).await?;
         tx.commit().await?;
-        return Ok(format!("error: there is no tool named {}", call.name));
+        Ok::<String, StoreError>(told)
+    };
+    let Some(tool) = TOOLS.iter().find(|t| t.name == call.name) else {
+        return refuse(
+            "tool.denied",
+            json!({"reason": "unknown_tool"}),
+            format!("error: there is no tool named {}", call.name),
+        )
+        .await;
     };
     if !tool_permitted(&agent.allowed_tools, tool.family, tool.writes) {
-        audit::append(
-            &mut tx,
-            vec![AuditEntry::new(Some(&ask.user_email), "tool.denied", meta(json!({"reason": "not_allowed"})))],
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(format!("error: agent {} may not use {}", agent.name, tool.name));
+        let told = format!("error: agent {} may not use {}", agent.name, tool.name);
+        return refuse("tool.denied", json!({"reason": "not_allowed"}), told).await;
     }
     let args: Value = match serde_json::from_str(&call.arguments) {
         Ok(v) => v,
         Err(e) => {
-            audit::append(
-                &mut tx,
-                vec![AuditEntry::new(
-                    Some(&ask.user_email),
-                    "tool.call",
-                    meta(json!({"ok": false, "error": "bad_arguments"})),
-                )],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(format!("error: the arguments are not valid JSON: {e}"));
+            let told = format!("error: the arguments are not valid JSON: {e}");
+            return refuse("tool.call", json!({"ok": false, "error": "bad_arguments"}), told).await;
         }
     };
-    let outcome = match tool.name {
-        "memory_search" => memory::search(&mut tx, ask, &args).await?,
+    // Network work happens before the transaction that records it, never
+    // inside it; a memory write and its audit row commit together.
+    let fetched = match tool.name {
+        "web_fetch" => Some(web::fetch(&args, &app.config.egress_allow).await),
+        _ => None,
+    };
+    let mut tx = app.store.pool.begin().await?;
+    let outcome = match (tool.name, fetched) {
+        (_, Some(fetched)) => fetched,
+        ("memory_search", None) => memory::search(&mut tx, ask, &args).await?,
         _ => memory::write(&mut tx, agent, ask, &args).await?,
     };
     let (ok, text) = match outcome {
         Ok(text) => (true, text),
         Err(why) => (false, format!("error: {why}")),
     };
-    audit::append(
-        &mut tx,
-        vec![AuditEntry::new(Some(&ask.user_email), "tool.call", meta(json!({"ok": ok, "result_chars": text.len()})))],
-    )
-    .await?;
+    audit::append(&mut tx, vec![entry("tool.call", json!({"ok": ok, "result_chars": text.len()}))]).await?;
     tx.commit().await?;
     Ok(text)
 }

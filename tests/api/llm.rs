@@ -341,3 +341,40 @@ async fn a_note_written_in_a_workspace_stays_in_that_workspace() {
     assert_eq!(scopes, ["alice-lab"]);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn web_fetch_refuses_local_addresses_unless_the_egress_rule_allows_them() {
+    // A page on loopback, standing in for an internal service.
+    let page = axum::Router::new().route(
+        "/status",
+        axum::routing::get(|| async {
+            ([("content-type", "text/html")], "<html><body><h1>Internal</h1><p>db-7 is degraded</p></body></html>")
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_url = format!("http://{}/status", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, page).await });
+
+    for (allow, expect) in
+        [("", "a private or local address"), ("\negress:\n  allow: [\"127.0.0.1/32\"]\n", "db-7 is degraded")]
+    {
+        let (mock, url) = start_mock().await;
+        let providers =
+            format!("providers:\n  default:\n    kind: openai\n    base_url: {url}\n    model: m\n{allow}\nagents:\n");
+        let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
+            .unwrap()
+            .replacen("agents:\n", &providers, 1)
+            .replace(r#"allowed_tools: [memory, shell, pagerduty, "github:write"]"#, "allowed_tools: [web]");
+        let (config, _dir) = config_from(&yaml);
+        let t = TestApp::with_config(config).await;
+        mock.queue
+            .lock()
+            .unwrap()
+            .extend([tool_call("web_fetch", serde_json::json!({"url": page_url})), final_answer("ok")]);
+        assert_eq!(t.say("bob@acme.com", "console:#oncall", "/ask what does the status page say?").await[0].text, "ok");
+        let second: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[1].1).unwrap();
+        let tool_msg = second["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
+        assert!(tool_msg["content"].as_str().unwrap().contains(expect), "{tool_msg}");
+        t.cleanup().await;
+    }
+}
