@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::config::{AgentConfig, ProviderKind};
 use crate::handlers::ask::AskJob;
 use crate::llm::openai::{self, ToolSpec, Turn};
-use crate::llm::{Answer, Prompt, ProviderError, system_text, with_retries};
+use crate::llm::{Answer, Prompt, ProviderError, history_messages, system_text, with_retries};
 use crate::tools;
 
 /// Model turns per run.
@@ -43,10 +43,10 @@ pub async fn run(app: &App, agent: &AgentConfig, ask: &AskJob, prompt: Prompt<'_
         return Err(RunError::Provider(ProviderError::Malformed("the agent has no remote model".into())));
     };
     let offered: Vec<ToolSpec> = tools::offered(&agent.allowed_tools);
-    let mut messages: Vec<Value> = vec![
-        json!({"role": "system", "content": system_text(prompt)}),
-        json!({"role": "user", "content": prompt.question}),
-    ];
+    let mut messages: Vec<Value> = std::iter::once(json!({"role": "system", "content": system_text(prompt)}))
+        .chain(history_messages(prompt.history))
+        .chain(std::iter::once(json!({"role": "user", "content": prompt.question})))
+        .collect();
     let (mut tokens_in, mut tokens_out) = (0u32, 0u32);
     for _ in 0..MAX_STEPS {
         let turn = with_retries(config.max_retries, || openai::turn(config, app.providers.http(), &messages, &offered))

@@ -124,11 +124,24 @@ enum Produced {
 async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
     let started = Instant::now();
     let Some(agent) = app.config.agents.get(&job.agent) else { return Ok(Produced::NoAgent) };
-    let passages = {
+    let (passages, history) = {
         let mut conn = app.store.pool.acquire().await?;
-        memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?
+        let passages = memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?;
+        let recent = if agent.provider.is_some() {
+            conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), HISTORY_MESSAGES + 1)
+                .await?
+        } else {
+            Vec::new()
+        };
+        (passages, history(recent, &job.question))
     };
-    let prompt = Prompt { system: &agent.prompt, question: &job.question, passages: &passages, scopes: &job.scopes };
+    let prompt = Prompt {
+        system: &agent.prompt,
+        question: &job.question,
+        passages: &passages,
+        scopes: &job.scopes,
+        history: &history,
+    };
     let result = if crate::agent::uses_tools(app, agent) {
         match crate::agent::run(app, agent, job, prompt).await {
             Ok(answer) => Ok(answer),
@@ -158,6 +171,42 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
             Produced::Failed(error)
         }
     })
+}
+
+/// Earlier messages of the thread a model sees.
+const HISTORY_MESSAGES: i64 = 20;
+/// Characters of recent history kept word for word; older turns are
+/// condensed to their first sentence.
+const HISTORY_CHARS: usize = 6000;
+/// The most characters a condensed turn keeps.
+const CONDENSED_CHARS: usize = 200;
+
+/// The thread's history for the model, oldest first, from its newest
+/// messages (newest first, the current question among them): recent turns
+/// whole while they fit [`HISTORY_CHARS`], older ones condensed — the
+/// summary is extractive, so it costs no model call.
+pub fn history(newest_first: Vec<(bool, String)>, question: &str) -> Vec<crate::llm::Turn> {
+    let mut rows = newest_first.into_iter().peekable();
+    // The current question was stored when the ask was accepted.
+    if rows.peek().is_some_and(|(assistant, body)| !assistant && body == question) {
+        rows.next();
+    }
+    let mut used = 0;
+    let mut turns: Vec<crate::llm::Turn> = rows
+        .map(|(assistant, body)| {
+            let text = if used + body.len() <= HISTORY_CHARS {
+                used += body.len();
+                body
+            } else {
+                let first = body.split_inclusive(['.', '?', '!', '\n']).next().unwrap_or(&body).trim().to_string();
+                let short: String = first.chars().take(CONDENSED_CHARS).collect();
+                format!("(earlier, condensed) {short}")
+            };
+            crate::llm::Turn { assistant, text }
+        })
+        .collect();
+    turns.reverse();
+    turns
 }
 
 /// What an answer cost, at its provider's configured prices.
@@ -351,4 +400,25 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
     tx.commit().await?;
     app.wake.outbox.notify_one();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_drops_the_current_question_keeps_recent_turns_and_condenses_old_ones() {
+        let long = format!("First sentence. {}", "x".repeat(7000));
+        let rows = vec![
+            (false, "and now?".to_string()),
+            (true, "It was a lock.".to_string()),
+            (false, "why?".to_string()),
+            (true, long),
+        ];
+        let h = history(rows, "and now?");
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0].text, "(earlier, condensed) First sentence.");
+        assert!(h[0].assistant);
+        assert_eq!((h[1].text.as_str(), h[2].text.as_str()), ("why?", "It was a lock."));
+    }
 }

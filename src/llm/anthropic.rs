@@ -17,8 +17,32 @@ pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
         "model": model,
         "max_tokens": max_tokens,
         "system": super::system_text(prompt),
-        "messages": [{"role": "user", "content": prompt.question}],
+        "messages": messages(prompt),
     })
+}
+
+/// The conversation as Anthropic wants it: starting with the user, roles
+/// alternating (consecutive messages of one role are joined).
+fn messages(prompt: Prompt<'_>) -> Vec<Value> {
+    let mut out: Vec<(bool, String)> = Vec::new();
+    for t in prompt
+        .history
+        .iter()
+        .map(|t| (t.assistant, t.text.clone()))
+        .chain(std::iter::once((false, prompt.question.to_string())))
+    {
+        match out.last_mut() {
+            Some(last) if last.0 == t.0 => {
+                last.1.push_str("\n\n");
+                last.1.push_str(&t.1);
+            }
+            None if t.0 => {}
+            _ => out.push(t),
+        }
+    }
+    out.into_iter()
+        .map(|(assistant, text)| json!({"role": if assistant { "assistant" } else { "user" }, "content": text}))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -83,8 +107,11 @@ mod tests {
 
     #[test]
     fn the_request_puts_the_prompt_in_system_and_the_question_in_messages() {
-        let body =
-            request_body("claude", 50, Prompt { system: "Be brief.", question: "why?", passages: &[], scopes: &[] });
+        let body = request_body(
+            "claude",
+            50,
+            Prompt { system: "Be brief.", question: "why?", passages: &[], scopes: &[], history: &[] },
+        );
         assert_eq!(body["system"], "Be brief.");
         assert_eq!(body["messages"][0], json!({"role": "user", "content": "why?"}));
         assert_eq!(body["max_tokens"], 50);

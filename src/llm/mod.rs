@@ -39,6 +39,25 @@ pub struct Prompt<'a> {
     pub passages: &'a [Passage],
     /// The scopes searched (to say where nothing was found).
     pub scopes: &'a [ScopeName],
+    /// Earlier turns of the thread, oldest first.
+    pub history: &'a [Turn],
+}
+
+/// One earlier message in the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// `true` for the agent's answers, `false` for people's questions.
+    pub assistant: bool,
+    /// The text (older turns condensed).
+    pub text: String,
+}
+
+/// The history as chat messages (`user`/`assistant`), oldest first.
+pub fn history_messages(history: &[Turn]) -> Vec<serde_json::Value> {
+    history
+        .iter()
+        .map(|t| serde_json::json!({"role": if t.assistant { "assistant" } else { "user" }, "content": t.text}))
+        .collect()
 }
 
 /// A provider's answer.

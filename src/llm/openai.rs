@@ -14,10 +14,10 @@ pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
     json!({
         "model": model,
         "max_tokens": max_tokens,
-        "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": prompt.question},
-        ],
+        "messages": std::iter::once(json!({"role": "system", "content": system}))
+            .chain(super::history_messages(prompt.history))
+            .chain(std::iter::once(json!({"role": "user", "content": prompt.question})))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -181,10 +181,25 @@ mod tests {
             body: "The disk filled.".into(),
             rank: 0.5,
         }];
-        let body =
-            request_body("m", 100, Prompt { system: "Be brief.", question: "why?", passages: &passages, scopes: &[] });
+        let body = request_body(
+            "m",
+            100,
+            Prompt { system: "Be brief.", question: "why?", passages: &passages, scopes: &[], history: &[] },
+        );
         assert_eq!(body["model"], "m");
         assert_eq!(body["messages"][1]["content"], "why?");
+        let history = [
+            super::super::Turn { assistant: false, text: "first?".into() },
+            super::super::Turn { assistant: true, text: "one".into() },
+        ];
+        let threaded = request_body(
+            "m",
+            100,
+            Prompt { system: "s", question: "and then?", passages: &[], scopes: &[], history: &history },
+        );
+        let roles: Vec<&str> =
+            threaded["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
         let system = body["messages"][0]["content"].as_str().unwrap();
         assert!(system.starts_with("Be brief."));
         assert!(system.contains("[1] (incidents: pm.md Root cause)\nThe disk filled."));

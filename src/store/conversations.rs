@@ -29,8 +29,16 @@ const OPEN_WITH_MESSAGE: &str = "WITH c AS (
 const ADD_MESSAGE: &str =
     "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
 
-pub(crate) const QUERIES: &[(&str, &str)] =
-    &[("conversations.open_with_message", OPEN_WITH_MESSAGE), ("conversations.add_message", ADD_MESSAGE)];
+// The newest messages of a conversation from one workspace (NULL = shared).
+const RECENT: &str = "SELECT author = 'assistant' AS assistant, body FROM messages
+     WHERE conversation_id = $1 AND workspace IS NOT DISTINCT FROM $2
+     ORDER BY id DESC LIMIT $3";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[
+    ("conversations.open_with_message", OPEN_WITH_MESSAGE),
+    ("conversations.add_message", ADD_MESSAGE),
+    ("conversations.recent", RECENT),
+];
 
 /// The conversation for a thread (created on first use) with a person's
 /// message added to it. Returns the conversation id.
@@ -86,4 +94,15 @@ pub async fn add_message(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The newest `limit` messages of a conversation in `workspace`, newest
+/// first, as (by the assistant, text).
+pub async fn recent(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    workspace: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(bool, String)>, StoreError> {
+    Ok(sqlx::query_as(RECENT).bind(conversation_id).bind(workspace).bind(limit).fetch_all(conn).await?)
 }

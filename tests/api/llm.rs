@@ -378,3 +378,34 @@ async fn web_fetch_refuses_local_addresses_unless_the_egress_rule_allows_them() 
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_follow_up_in_the_thread_carries_the_earlier_turns_but_not_another_workspaces() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with_provider(&url).await;
+    t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
+    t.say("bob@acme.com", "console:#oncall", "/ask and what fixed it?").await;
+    let second: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[1].1).unwrap();
+    let turns: Vec<(String, String)> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            ("user".to_string(), "why did the deploy fail?".to_string()),
+            ("assistant".to_string(), "The migration waited on a lock [1].".to_string()),
+            ("user".to_string(), "and what fixed it?".to_string()),
+        ]
+    );
+    // Alice, asking from her own workspace in the same channel, does not get the shared thread's turns.
+    t.say1("dan@acme.com", "console:#oncall", "/admin workspace create --user alice@acme.com --scope alice-lab").await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    t.say("alice@acme.com", "console:#oncall", "/ask anything new?").await;
+    let third: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[2].1).unwrap();
+    assert_eq!(third["messages"].as_array().unwrap().len(), 2, "{third}");
+    t.cleanup().await;
+}
