@@ -174,7 +174,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Cmd::Bench {
-        what: what @ (crate::bench::BenchCmd::Slack { .. } | crate::bench::BenchCmd::FloorBot { .. }),
+        what:
+            what @ (crate::bench::BenchCmd::Slack { .. }
+            | crate::bench::BenchCmd::FloorBot { .. }
+            | crate::bench::BenchCmd::Memory { .. }),
     } = cli.command
     {
         let url = cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into());

@@ -3,9 +3,11 @@
 //! - [`router`] — router throughput against the Postgres single-row insert rate;
 //! - [`slack`] — a load tool: signed `app_mention`s at a fixed rate to a real
 //!   `pincer serve`, with a mock LLM and a mock Slack, against the floor bot;
-//! - [`floor`] — the floor bot: verify, call the model, post; nothing else.
+//! - [`floor`] — the floor bot: verify, call the model, post; nothing else;
+//! - [`memory`] — memory search latency over a large memory.
 
 pub mod floor;
+pub mod memory;
 pub mod router;
 pub mod slack;
 
@@ -40,6 +42,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 400)]
         channels: u32,
     },
+    /// Memory search latency over a large synthetic memory.
+    Memory {
+        /// Passages.
+        #[arg(long, default_value_t = 1_000_000)]
+        items: u64,
+        /// Scopes they are spread over.
+        #[arg(long, default_value_t = 20)]
+        scopes: u32,
+        /// Searches timed.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+    },
     /// The floor bot the Slack benchmark compares with (started by `bench slack`).
     #[command(hide = true)]
     FloorBot {
@@ -66,6 +80,7 @@ pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Re
             router::run(config, url, events, concurrency, memory).await
         }
         BenchCmd::Slack { rate, seconds, channels } => slack::run(url, rate, seconds, channels).await,
+        BenchCmd::Memory { items, scopes, queries } => memory::run(url, items, scopes, queries).await,
         BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => {
             floor::serve(listen, llm_url, slack_url, secret).await
         }
