@@ -30,6 +30,10 @@ pub async fn run(url: &str, items: u64, scopes: u32, queries: usize) -> anyhow::
 
 async fn measure(store: &Store, items: u64, scopes: u32, queries: usize) -> anyhow::Result<std::process::ExitCode> {
     let started = Instant::now();
+    // Each scope its own partition, as the first write to it would make.
+    for i in 0..scopes {
+        sqlx::query("SELECT pincer_memory_partition($1)").bind(format!("s{i}")).execute(&store.pool).await?;
+    }
     // Word k has weight ~1/k: floor(5000^u) for uniform u in [0,1).
     sqlx::query(
         "INSERT INTO memory_items (scope, source, locator, author, body)

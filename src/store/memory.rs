@@ -1,5 +1,6 @@
 //! Memory items: passages of text in a scope, searched with Postgres full
-//! text (a generated tsvector with a GIN index). The scopes a search may read
+//! text (a generated tsvector with a GIN index). The table is partitioned
+//! by scope, so a search reads only the scopes it may read. The scopes a search may read
 //! are decided by policy before the query and applied in the query's WHERE;
 //! this module never widens them.
 
@@ -47,17 +48,18 @@ const SEARCH: &str = "WITH q AS (
                 NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery AS qor
      ),
      cand AS (
-         (SELECT m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qand LIMIT $4)
+         (SELECT m.scope, m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qand LIMIT $4)
          UNION
-         (SELECT m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qor LIMIT $4)
+         (SELECT m.scope, m.id FROM memory_items m, q WHERE m.scope = ANY($1) AND m.tsv @@ q.qor LIMIT $4)
      )
      SELECT m.id, m.scope, m.source, m.locator, m.body, ts_rank_cd(m.tsv, q.qor) AS rank
-     FROM cand JOIN memory_items m ON m.id = cand.id, q
+     FROM cand JOIN memory_items m ON m.scope = cand.scope AND m.id = cand.id, q
      ORDER BY rank DESC, m.id DESC
      LIMIT $3";
 /// How many candidates of each kind are ranked.
 const CANDIDATES: i64 = 200;
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
+const PARTITION: &str = "SELECT pincer_memory_partition($1)";
 const LIST: &str = "SELECT id, scope, source, locator, body, 0::real AS rank FROM memory_items WHERE scope = $1 ORDER BY id DESC LIMIT $2";
 const FORGET: &str = "DELETE FROM memory_items WHERE id = $1 RETURNING scope, source, locator";
 
@@ -66,6 +68,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("memory.insert", INSERT),
     ("memory.search", SEARCH),
     ("memory.count", COUNT),
+    ("memory.partition", PARTITION),
     ("memory.list", LIST),
     ("memory.forget", FORGET),
 ];
@@ -80,6 +83,8 @@ pub async fn replace_source(
     author: &str,
     items: &[NewItem],
 ) -> Result<u64, StoreError> {
+    // A scope's first write gives it its own partition (and GIN index).
+    sqlx::query(PARTITION).bind(scope.as_str()).execute(&mut *conn).await?;
     let removed =
         sqlx::query(DELETE_SOURCE).bind(scope.as_str()).bind(source).execute(&mut *conn).await?.rows_affected();
     let locators: Vec<&str> = items.iter().map(|i| i.locator.as_str()).collect();

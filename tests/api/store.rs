@@ -52,6 +52,14 @@ async fn reimporting_a_file_replaces_its_passages() {
     assert_eq!((r.passages, r.replaced), (1, 2));
     let text = t.say1("bob@acme.com", "console:#oncall", "/ask turbines").await;
     assert!(text.contains("new fact") && !text.contains("old fact"), "{text}");
+    let own: bool = sqlx::query_scalar("SELECT to_regclass('memory_s_' || md5('incidents')) IS NOT NULL")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert!(own, "a scope's first write gives it its own partition");
+    let stray: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM memory_items_default").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(stray, 0);
     t.cleanup().await;
 }
 
