@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use pincer_commands::ScopeName;
-use sqlx::Connection;
 
 use super::router::with_database;
 use crate::store::{Store, memory};
@@ -21,10 +20,7 @@ pub async fn run(url: &str, items: u64, scopes: u32, queries: usize) -> anyhow::
     store.migrate().await?;
     let result = measure(&store, items, scopes, queries).await;
     store.pool.close().await;
-    let mut admin = sqlx::PgConnection::connect(&with_database(url, "postgres")).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
+    super::drop_database(url, &db).await?;
     result
 }
 

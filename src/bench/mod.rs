@@ -72,6 +72,16 @@ pub enum BenchCmd {
     },
 }
 
+/// Drops a benchmark's scratch database (on the server `url` points at).
+pub(crate) async fn drop_database(url: &str, db: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&router::with_database(url, "postgres")).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
+}
+
 /// Runs a benchmark.
 pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Result<std::process::ExitCode> {
     match cmd {

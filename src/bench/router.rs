@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use pincer_adapters::console::ConsoleSession;
 use pincer_adapters::{ChannelRef, Platform, ReplyKind};
 use pincer_commands::{Role, ScopeName};
-use sqlx::Connection;
 
 use crate::app::App;
 use crate::config::Config;
@@ -108,10 +107,7 @@ pub async fn run(
     let store = Store::connect(&bench_url, concurrency as u32 + 2).await?;
     let result = router_bench(config, store.clone(), events, concurrency, memory).await;
     store.pool.close().await;
-    let mut admin = sqlx::PgConnection::connect(&with_database(url, "postgres")).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
+    super::drop_database(url, &db).await?;
     result
 }
 

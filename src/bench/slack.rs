@@ -21,7 +21,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 use super::router::with_database;
 
@@ -378,10 +377,8 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     rows.push((pincer.name, pincer.ready, out));
     drop(pincer);
 
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&with_database(url, "postgres")).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-            .execute(&mut admin)
-            .await;
+    if let Err(error) = super::drop_database(url, &db).await {
+        eprintln!("warning: could not drop {db}: {error}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 
