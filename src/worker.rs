@@ -1,5 +1,6 @@
 //! The worker: takes jobs off the queue — platform events to route, asks to
-//! answer — and runs them. Any number of workers in any number of processes
+//! answer — and runs them; a thread's asks in the order they were asked,
+//! different threads side by side. Any number of workers in any number of processes
 //! share the queue; each job is held under a lease, and a job whose worker
 //! died is taken over when the lease runs out. A job that keeps failing is
 //! given up after [`MAX_ATTEMPTS`], audited, and the person told.
@@ -24,6 +25,9 @@ use crate::store::{StoreError, outbox};
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Tries before a job is given up.
 pub const MAX_ATTEMPTS: i32 = 5;
+/// How long an ask waits before looking again whether the earlier ask in
+/// its thread has been answered.
+const THREAD_WAIT: Duration = Duration::from_millis(200);
 /// Jobs claimed at once by one worker.
 const BATCH: i64 = 32;
 /// How often an idle worker looks for work without being woken.
@@ -67,6 +71,11 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
     match job.kind.as_str() {
         "event" => {
             let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
+            if jobs::earlier_in_thread(&app.store.pool, job.id, &ev).await? {
+                // An earlier ask in this thread is still being answered.
+                jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
+                return Ok(());
+            }
             enrich(app, &mut ev).await?;
             if let Some((answer_id, answer)) = router.handle_queued(&ev, job.id, me).await? {
                 // The answer job is ours already: run it now. A failure here

@@ -570,3 +570,39 @@ async fn someone_from_another_organisation_in_a_shared_channel_is_not_taken_for_
     assert!(reply.contains("can't tell who you are"), "{reply}");
     gw.stop().await.cleanup().await;
 }
+
+#[tokio::test]
+async fn asks_in_one_thread_are_answered_in_the_order_asked() {
+    let (mock, api) = MockSlack::start().await;
+    // A model that takes a second over the first question and answers the second at once.
+    let llm = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|body: String| async move {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let q = v["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+            if q.contains("first") {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+            }
+            let reply = json!({"choices": [{"message": {"role": "assistant", "content": format!("answer to: {q}")}}]});
+            ([("content-type", "application/json")], reply.to_string())
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, llm).await });
+    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n");
+    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+    let gw = Gateway::start(&yaml).await;
+    let first = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvO1", "event_time": 1,
+        "event": {"type": "app_mention", "user": "UBOB", "channel": "CONCALL", "text": "<@UBOT> first question", "ts": "1700000800.000002", "thread_ts": "1700000800.000001"}});
+    let second = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvO2", "event_time": 1,
+        "event": {"type": "app_mention", "user": "UBOB", "channel": "CONCALL", "text": "<@UBOT> second question", "ts": "1700000800.000003", "thread_ts": "1700000800.000001"}});
+    assert_eq!(gw.signed("/slack/events", &first.to_string()).await, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(gw.signed("/slack/events", &second.to_string()).await, 200);
+    mock.wait_for(15, "two answers", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() >= 2).await;
+    let texts: Vec<String> =
+        mock.calls("chat.postMessage").iter().map(|c| c.body["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, ["answer to: first question", "answer to: second question"]);
+    gw.stop().await.cleanup().await;
+}
