@@ -3,14 +3,16 @@
 //! run (wall time is bounded by the caller) — and ends with an answer. A
 //! budget that runs out ends the run with a sentence saying so.
 //!
-//! Used for OpenAI-compatible providers when the agent has tool grants;
-//! otherwise the plain completion in [`crate::llm`] answers.
+//! Used for remote models (OpenAI-compatible or Anthropic, each in its own
+//! wire shapes) when the agent has tool grants; otherwise the plain
+//! completion in [`crate::llm`] answers.
 
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::config::{AgentConfig, ProviderKind};
 use crate::handlers::ask::AskJob;
+use crate::llm::anthropic;
 use crate::llm::openai::{self, ToolSpec, Turn};
 use crate::llm::{Answer, Prompt, ProviderError, history_messages, system_text, with_retries};
 use crate::tools;
@@ -22,8 +24,7 @@ pub const MAX_TOKENS: u32 = 20_000;
 
 /// Whether this agent's answers go through the tool loop.
 pub fn uses_tools(app: &App, agent: &AgentConfig) -> bool {
-    matches!(app.providers.remote(agent.provider.as_deref()), Some(p) if p.kind == ProviderKind::Openai)
-        && !tools::offered(&agent.allowed_tools).is_empty()
+    app.providers.remote(agent.provider.as_deref()).is_some() && !tools::offered(&agent.allowed_tools).is_empty()
 }
 
 /// A database failure inside a tool, or the provider's failure.
@@ -43,14 +44,26 @@ pub async fn run(app: &App, agent: &AgentConfig, ask: &AskJob, prompt: Prompt<'_
         return Err(RunError::Provider(ProviderError::Malformed("the agent has no remote model".into())));
     };
     let offered: Vec<ToolSpec> = tools::offered(&agent.allowed_tools);
-    let mut messages: Vec<Value> = std::iter::once(json!({"role": "system", "content": system_text(prompt)}))
-        .chain(history_messages(prompt.history))
-        .chain(std::iter::once(json!({"role": "user", "content": prompt.question})))
-        .collect();
+    let system = system_text(prompt);
+    // Each protocol keeps its own message shapes; the loop is the same.
+    let mut messages: Vec<Value> = match config.kind {
+        ProviderKind::Openai => std::iter::once(json!({"role": "system", "content": system}))
+            .chain(history_messages(prompt.history))
+            .chain(std::iter::once(json!({"role": "user", "content": prompt.question})))
+            .collect(),
+        ProviderKind::Anthropic => anthropic::messages(prompt),
+    };
     let (mut tokens_in, mut tokens_out) = (0u32, 0u32);
     for _ in 0..MAX_STEPS {
-        let turn = with_retries(config.max_retries, || openai::turn(config, app.providers.http(), &messages, &offered))
-            .await?;
+        let turn = with_retries(config.max_retries, || async {
+            match config.kind {
+                ProviderKind::Openai => openai::turn(config, app.providers.http(), &messages, &offered).await,
+                ProviderKind::Anthropic => {
+                    anthropic::turn(config, app.providers.http(), &system, &messages, &offered).await
+                }
+            }
+        })
+        .await?;
         match turn {
             Turn::Answer(mut answer) => {
                 answer.tokens_in = Some(tokens_in + answer.tokens_in.unwrap_or(0));
@@ -69,9 +82,17 @@ pub async fn run(app: &App, agent: &AgentConfig, ask: &AskJob, prompt: Prompt<'_
                     ));
                 }
                 messages.push(message);
+                let mut results = Vec::with_capacity(calls.len());
                 for call in &calls {
-                    let result = tools::execute(app, agent, ask, call).await?;
-                    messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": result}));
+                    results.push((call.id.clone(), tools::execute(app, agent, ask, call).await?));
+                }
+                match config.kind {
+                    ProviderKind::Openai => messages.extend(
+                        results
+                            .into_iter()
+                            .map(|(id, content)| json!({"role": "tool", "tool_call_id": id, "content": content})),
+                    ),
+                    ProviderKind::Anthropic => messages.push(anthropic::tool_results(&results)),
                 }
             }
         }

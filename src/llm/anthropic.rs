@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::openai::{ToolCall, ToolSpec, Turn};
 use super::{Answer, Prompt, ProviderError};
 use crate::config::ProviderConfig;
 
@@ -23,7 +24,7 @@ pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
 
 /// The conversation as Anthropic wants it: starting with the user, roles
 /// alternating (consecutive messages of one role are joined).
-fn messages(prompt: Prompt<'_>) -> Vec<Value> {
+pub fn messages(prompt: Prompt<'_>) -> Vec<Value> {
     let mut out: Vec<(bool, String)> = Vec::new();
     for t in prompt
         .history
@@ -101,6 +102,74 @@ pub async fn answer(
     parse_response(&config.name, &body)
 }
 
+/// The request body for a turn with tools.
+pub fn turn_body(model: &str, max_tokens: u32, system: &str, messages: &[Value], tools: &[ToolSpec]) -> Value {
+    let tools: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+        .collect();
+    let mut body = json!({"model": model, "max_tokens": max_tokens, "system": system, "messages": messages});
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
+    }
+    body
+}
+
+/// Reads a turn: `tool_use` blocks if the model asked for tools, else the answer.
+pub fn parse_turn(provider: &str, body: &[u8]) -> Result<Turn, ProviderError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    let blocks = v["content"].as_array().cloned().unwrap_or_default();
+    let calls: Vec<ToolCall> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .filter_map(|b| {
+            Some(ToolCall {
+                id: b["id"].as_str()?.to_string(),
+                name: b["name"].as_str()?.to_string(),
+                arguments: b["input"].to_string(),
+            })
+        })
+        .collect();
+    if calls.is_empty() {
+        return parse_response(provider, body).map(Turn::Answer);
+    }
+    let usage = |k: &str| v["usage"][k].as_u64().unwrap_or(0) as u32;
+    let message = json!({"role": "assistant", "content": blocks});
+    Ok(Turn::Calls { calls, message, tokens_in: usage("input_tokens"), tokens_out: usage("output_tokens") })
+}
+
+/// The user message carrying tool results back.
+pub fn tool_results(results: &[(String, String)]) -> Value {
+    let blocks: Vec<Value> = results
+        .iter()
+        .map(|(id, content)| json!({"type": "tool_result", "tool_use_id": id, "content": content}))
+        .collect();
+    json!({"role": "user", "content": blocks})
+}
+
+/// Sends one turn of a tool loop.
+pub async fn turn(
+    config: &ProviderConfig,
+    http: &reqwest::Client,
+    system: &str,
+    messages: &[Value],
+    tools: &[ToolSpec],
+) -> Result<Turn, ProviderError> {
+    let url = format!("{}/messages", config.base_url);
+    let mut req = http.post(url).timeout(config.timeout).header("anthropic-version", VERSION).json(&turn_body(
+        &config.model,
+        config.max_tokens,
+        system,
+        messages,
+        tools,
+    ));
+    if let Some(key) = &config.api_key {
+        req = req.header("x-api-key", key.expose());
+    }
+    let body = super::send(req).await?;
+    parse_turn(&config.name, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +184,16 @@ mod tests {
         assert_eq!(body["system"], "Be brief.");
         assert_eq!(body["messages"][0], json!({"role": "user", "content": "why?"}));
         assert_eq!(body["max_tokens"], 50);
+    }
+
+    #[test]
+    fn tool_use_blocks_become_calls_and_results_go_back_as_one_user_message() {
+        let body = br#"{"content":[{"type":"text","text":"Let me look."},{"type":"tool_use","id":"tu1","name":"memory_search","input":{"query":"lock"}}],"usage":{"input_tokens":5,"output_tokens":2}}"#;
+        let Turn::Calls { calls, message, .. } = parse_turn("c", body).unwrap() else { panic!() };
+        assert_eq!(calls[0].arguments, r#"{"query":"lock"}"#);
+        assert_eq!(message["role"], "assistant");
+        let back = tool_results(&[("tu1".into(), "found".into())]);
+        assert_eq!(back["content"][0], json!({"type": "tool_result", "tool_use_id": "tu1", "content": "found"}));
     }
 
     #[test]

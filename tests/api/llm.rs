@@ -68,6 +68,9 @@ async fn messages(State(m): State<Mock>, headers: HeaderMap, body: String) -> im
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
     let version = headers.get("anthropic-version").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     m.bodies.lock().unwrap().push((key, body));
+    if let Some(body) = m.queue.lock().unwrap().pop_front() {
+        return (StatusCode::OK, body);
+    }
     if version != "2023-06-01" {
         return (StatusCode::BAD_REQUEST, "missing anthropic-version".to_string());
     }
@@ -407,5 +410,31 @@ async fn a_follow_up_in_the_thread_carries_the_earlier_turns_but_not_another_wor
     t.say("alice@acme.com", "console:#oncall", "/ask anything new?").await;
     let third: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[2].1).unwrap();
     assert_eq!(third["messages"].as_array().unwrap().len(), 2, "{third}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_tool_loop_speaks_anthropic_tool_use_too() {
+    let (mock, url) = start_mock().await;
+    let (t, _dir) = spawn_with(&url, "anthropic", "").await;
+    t.import_examples().await;
+    mock.queue.lock().unwrap().extend([
+        serde_json::json!({"id": "m1", "type": "message", "role": "assistant", "content": [
+            {"type": "tool_use", "id": "tu1", "name": "memory_search", "input": {"query": "migration lock"}}
+        ], "usage": {"input_tokens": 80, "output_tokens": 9}})
+        .to_string(),
+        serde_json::json!({"id": "m2", "type": "message", "role": "assistant", "content": [{"type": "text", "text": "A lock held the migration."}],
+            "usage": {"input_tokens": 120, "output_tokens": 7}})
+        .to_string(),
+    ]);
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
+    assert_eq!(r[0].text, "A lock held the migration.", "{r:?}");
+    let second: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[1].1).unwrap();
+    assert_eq!(second["tools"][0]["name"], "memory_search");
+    let last = second["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    assert_eq!(last["content"][0]["tool_use_id"], "tu1");
+    assert!(last["content"][0]["content"].as_str().unwrap().contains("deploy-locks.md"), "{last}");
     t.cleanup().await;
 }
