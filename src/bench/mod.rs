@@ -29,6 +29,11 @@ pub enum BenchCmd {
         /// Synthetic memory passages to search.
         #[arg(long, default_value_t = 10_000)]
         memory: usize,
+        /// Spread memory over 20 scopes with a 5,000-word Zipf-like vocabulary
+        /// (default: a 12-word vocabulary, all in the agent's scopes — every
+        /// passage matches, the worst case).
+        #[arg(long)]
+        realistic_memory: bool,
     },
     /// Slack load: signed app_mentions at a fixed rate to `pincer serve` and to the floor bot.
     Slack {
@@ -85,9 +90,9 @@ pub(crate) async fn drop_database(url: &str, db: &str) -> anyhow::Result<()> {
 /// Runs a benchmark.
 pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
-        BenchCmd::Router { events, concurrency, memory } => {
+        BenchCmd::Router { events, concurrency, memory, realistic_memory } => {
             let config = config.ok_or_else(|| anyhow::anyhow!("bench router needs --config"))?;
-            router::run(config, url, events, concurrency, memory).await
+            router::run(config, url, events, concurrency, memory, realistic_memory).await
         }
         BenchCmd::Slack { rate, seconds, channels } => slack::run(url, rate, seconds, channels).await,
         BenchCmd::Memory { items, scopes, queries } => memory::run(url, items, scopes, queries).await,

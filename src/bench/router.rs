@@ -101,11 +101,12 @@ pub async fn run(
     events: usize,
     concurrency: usize,
     memory: usize,
+    realistic: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let db = format!("pincer_bench_{}", std::process::id());
     let bench_url = with_database(url, &db);
     let store = Store::connect(&bench_url, concurrency as u32 + 2).await?;
-    let result = router_bench(config, store.clone(), events, concurrency, memory).await;
+    let result = router_bench(config, store.clone(), events, concurrency, memory, realistic).await;
     store.pool.close().await;
     super::drop_database(url, &db).await?;
     result
@@ -117,6 +118,7 @@ async fn router_bench(
     events: usize,
     concurrency: usize,
     memory: usize,
+    realistic: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let (agent, channel) = config
         .agents
@@ -150,8 +152,29 @@ async fn router_bench(
     ];
     let scopes: Vec<ScopeName> =
         if agent.memory_scopes.is_empty() { vec![ScopeName::parse("bench")?] } else { agent.memory_scopes.clone() };
+    if realistic {
+        // Words from a 5,000-word vocabulary with a Zipf-like skew, over 20
+        // scopes of which the agent reads its own.
+        let mut all: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let others = 20usize.saturating_sub(all.len());
+        all.extend((0..others).map(|k| format!("other-{k}")));
+        for scope in &all {
+            sqlx::query("SELECT pincer_memory_partition($1)").bind(scope).execute(&store.pool).await?;
+        }
+        sqlx::query(
+            "INSERT INTO memory_items (scope, source, locator, author, body)
+             SELECT $2[1 + i % array_length($2, 1)], 'bench/' || i, '', 'bench',
+                    (SELECT string_agg('w' || floor(power(5000, random()))::int, ' ') FROM generate_series(1, 30) WHERE i IS NOT NULL)
+             FROM generate_series(1, $1) AS i",
+        )
+        .bind(memory as i64)
+        .bind(&all)
+        .execute(&store.pool)
+        .await?;
+        sqlx::query("ANALYZE memory_items").execute(&store.pool).await?;
+    }
     let mut tx = store.pool.begin().await?;
-    for (s, scope) in scopes.iter().enumerate() {
+    for (s, scope) in scopes.iter().enumerate().filter(|_| !realistic) {
         let items: Vec<NewItem> = (0..memory / scopes.len())
             .map(|i| NewItem {
                 locator: format!("item {i}"),
@@ -205,8 +228,12 @@ async fn router_bench(
         }
     };
     let workspace = mk("/workspace", "router: /workspace (dedupe+identity+policy+audit+command)")().await?;
-    let ask = mk("/ask why did the deploy fail after the migration?", "router: /ask, extractive answer over memory")()
-        .await?;
+    let question = if realistic {
+        "/ask why did w3 and w45 fail after w1234?"
+    } else {
+        "/ask why did the deploy fail after the migration?"
+    };
+    let ask = mk(question, "router: /ask, extractive answer over memory")().await?;
 
     let ch: &ChannelRef = &channel;
     println!(
