@@ -33,7 +33,8 @@ pub async fn show(conn: &mut PgConnection, days: u32) -> Result<Outcome, StoreEr
     let (by_user, by_agent) = usage::totals(conn, days as i32).await?;
     let total: i64 = by_user.iter().map(|r| r.cost_micros).sum();
     let runs: i64 = by_user.iter().map(|r| r.runs).sum();
-    let mut text = format!("Usage over the last {days} days: {runs} answered asks, {} in all.", dollars(total));
+    let asks = if runs == 1 { "ask" } else { "asks" };
+    let mut text = format!("Usage over the last {days} days: {runs} answered {asks}, {} in all.", dollars(total));
     text.push_str(&table("By person", &by_user));
     text.push_str(&table("By agent", &by_agent));
     Ok(Outcome::done(text, json!({"days": days, "runs": runs, "cost_micros": total})))
