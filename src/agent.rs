@@ -39,7 +39,15 @@ pub enum RunError {
 }
 
 /// Runs the loop for one ask.
-pub async fn run(app: &App, agent: &AgentConfig, ask: &AskJob, prompt: Prompt<'_>) -> Result<Answer, RunError> {
+/// `job` is the queued job the run belongs to (job id, worker), so a tool
+/// with side effects can be recorded on it before it runs.
+pub async fn run(
+    app: &App,
+    agent: &AgentConfig,
+    ask: &AskJob,
+    prompt: Prompt<'_>,
+    job: Option<(i64, &str)>,
+) -> Result<Answer, RunError> {
     let Some(config) = app.providers.remote(agent.provider.as_deref()) else {
         return Err(RunError::Provider(ProviderError::Malformed("the agent has no remote model".into())));
     };
@@ -84,6 +92,11 @@ pub async fn run(app: &App, agent: &AgentConfig, ask: &AskJob, prompt: Prompt<'_
                 messages.push(message);
                 let mut results = Vec::with_capacity(calls.len());
                 for call in &calls {
+                    if let Some((id, worker)) = job
+                        && tools::has_side_effects(&call.name)
+                    {
+                        crate::store::jobs::mark_side_effects(&app.store.pool, id, worker).await?;
+                    }
                     results.push((call.id.clone(), tools::execute(app, agent, ask, call).await?));
                 }
                 match config.kind {

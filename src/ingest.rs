@@ -33,7 +33,7 @@ pub async fn enqueue(app: &App, ev: &ChannelEvent) -> Result<Ingested, StoreErro
             let worker = &app.handoff.worker;
             let id = jobs::enqueue_event_claimed(pool, platform, key, &payload, worker, crate::worker::LEASE).await?;
             if let Some(id) = id {
-                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1 });
+                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1, side_effects_at: None });
             }
             id
         }

@@ -46,6 +46,11 @@ pub fn agent_over_budget(agent: &str, limit: i64) -> String {
     )
 }
 
+/// For a run that stopped after it had started changing things.
+pub fn interrupted_after_side_effects() -> String {
+    "I was interrupted after I had started making changes for your question, so I won't repeat them on my own. Check what was done, then ask again if you still need it. An admin can see it in the audit log (run.interrupted).".into()
+}
+
 /// The placeholder a slow answer shows while it is worked on.
 pub fn working_on_it() -> String {
     "Working on it…".into()

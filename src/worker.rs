@@ -88,9 +88,37 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
         }
         _ => {
             let answer: AnswerJob = serde_json::from_value(job.payload.clone())?;
-            ask::answer_queued(app, answer, job.id, me).await?;
+            if job.side_effects_at.is_some() {
+                // An earlier run died after a tool with side effects started:
+                // running again could repeat them. A person decides.
+                interrupted(app, &job, answer, me).await?;
+            } else {
+                ask::answer_queued(app, answer, job.id, me).await?;
+            }
         }
     }
+    Ok(())
+}
+
+/// Ends a run that was interrupted after a tool with side effects started:
+/// completes the job, audits it for a human to look at, and tells the asker.
+async fn interrupted(app: &App, job: &Job, answer: AnswerJob, me: &str) -> Result<(), StoreError> {
+    let mut tx = app.store.pool.begin().await?;
+    if !jobs::complete(&mut tx, job.id, me).await? {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(job.id));
+    }
+    let reply = Reply::error(messages::interrupted_after_side_effects());
+    let mut row = outbound(&answer.event, &reply, false, answer.progress_id, Duration::ZERO);
+    if answer.progress_id.is_some() {
+        row.recipient = None;
+    }
+    outbox::insert(&mut tx, &row).await?;
+    let meta = json!({"job": job.id, "agent": answer.ask.agent, "question": answer.ask.question.chars().take(500).collect::<String>(),
+        "side_effects_at": job.side_effects_at});
+    audit::append(&mut tx, vec![AuditEntry::new(Some(&answer.ask.user_email), "run.interrupted", meta)]).await?;
+    tx.commit().await?;
+    app.wake.outbox.notify_one();
     Ok(())
 }
 

@@ -121,7 +121,7 @@ enum Produced {
 }
 
 /// Search and provider: nothing is written.
-async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
+async fn produce(app: &App, job: &AskJob, queued: Option<(i64, &str)>) -> Result<Produced, StoreError> {
     let started = Instant::now();
     let Some(agent) = app.config.agents.get(&job.agent) else { return Ok(Produced::NoAgent) };
     let (passages, history) = {
@@ -143,7 +143,7 @@ async fn produce(app: &App, job: &AskJob) -> Result<Produced, StoreError> {
         history: &history,
     };
     let result = if crate::agent::uses_tools(app, agent) {
-        match crate::agent::run(app, agent, job, prompt).await {
+        match crate::agent::run(app, agent, job, prompt, queued).await {
             Ok(answer) => Ok(answer),
             Err(crate::agent::RunError::Store(e)) => return Err(e),
             Err(crate::agent::RunError::Provider(error)) => match agent.fallback.as_deref() {
@@ -264,7 +264,7 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
 /// A provider failure is a sentence for the asker and an audit row, never
 /// silence.
 pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
-    let produced = produce(app, &job).await?;
+    let produced = produce(app, &job, None).await?;
     let mut tx = app.store.pool.begin().await?;
     let reply = record(&mut tx, app, &job, produced).await?;
     tx.commit().await?;
@@ -347,10 +347,10 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
         return Ok(());
     }
     let produced = if job.progress_id.is_some() {
-        bounded(produce(app, &job.ask)).await?
+        bounded(produce(app, &job.ask, Some((job_id, worker)))).await?
     } else {
         let ask = job.ask.clone();
-        let work = bounded(produce(app, &ask));
+        let work = bounded(produce(app, &ask, Some((job_id, worker))));
         tokio::pin!(work);
         tokio::select! {
             done = &mut work => done?,

@@ -40,6 +40,8 @@ pub struct Job {
     pub payload: Value,
     /// How many times it has been claimed (this claim included).
     pub attempts: i32,
+    /// When a tool with side effects started in an earlier run of it.
+    pub side_effects_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 // Dedupe and queue in one statement: a repeat inserts no key, so no job.
@@ -63,6 +65,7 @@ const EARLIER_IN_THREAD: &str = "SELECT EXISTS (
 const DEFER: &str = "UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0),
             run_after = now() + make_interval(secs => $3)
      WHERE id = $1 AND locked_by = $2";
+const MARK_SIDE_EFFECTS: &str = "UPDATE jobs SET side_effects_at = now() WHERE id = $1 AND locked_by = $2";
 const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked_by = $2";
 const CLAIM: &str =
     "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
@@ -70,7 +73,7 @@ const CLAIM: &str =
          SELECT id FROM jobs
          WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-     RETURNING id, kind, payload, attempts";
+     RETURNING id, kind, payload, attempts, side_effects_at";
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND locked_by = $2";
 const RELEASE: &str =
     "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_after = now() + make_interval(secs => $3)
@@ -86,6 +89,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
     ("jobs.enqueue_event_claimed", ENQUEUE_EVENT_CLAIMED),
     ("jobs.set_payload", SET_PAYLOAD),
+    ("jobs.mark_side_effects", MARK_SIDE_EFFECTS),
     ("jobs.earlier_in_thread", EARLIER_IN_THREAD),
     ("jobs.defer", DEFER),
     ("jobs.claim", CLAIM),
@@ -191,5 +195,11 @@ pub async fn earlier_in_thread(pool: &PgPool, id: i64, ev: &pincer_adapters::Cha
 /// Gives a job back to wait its turn, without counting the claim.
 pub async fn defer(pool: &PgPool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
     sqlx::query(DEFER).bind(id).bind(worker).bind(delay.as_secs_f64()).execute(pool).await?;
+    Ok(())
+}
+
+/// Records that a tool with side effects is about to run in this job.
+pub async fn mark_side_effects(pool: &PgPool, id: i64, worker: &str) -> Result<(), StoreError> {
+    sqlx::query(MARK_SIDE_EFFECTS).bind(id).bind(worker).execute(pool).await?;
     Ok(())
 }

@@ -50,6 +50,11 @@ fn schema(tool: &Tool) -> Value {
     }
 }
 
+/// Whether a tool changes anything (its grant is a `:write` one).
+pub fn has_side_effects(name: &str) -> bool {
+    TOOLS.iter().any(|t| t.name == name && t.writes)
+}
+
 /// The tools an agent's grants allow, as offered to its model.
 pub fn offered(grants: &[ToolGrant]) -> Vec<ToolSpec> {
     TOOLS

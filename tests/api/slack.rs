@@ -606,3 +606,42 @@ async fn asks_in_one_thread_are_answered_in_the_order_asked() {
     assert_eq!(texts, ["answer to: first question", "answer to: second question"]);
     gw.stop().await.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_person() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    // A job whose earlier run died after a tool with side effects had started.
+    let sender = pincer_adapters::Sender { platform_user_id: "UBOB".into(), display_name: None, verified_email: None };
+    let event = pincer_adapters::ChannelEvent::new(
+        "T1",
+        "slack:CONCALL".parse().unwrap(),
+        Some("1700000900.000001".into()),
+        sender,
+        "save a note",
+        "EvI".into(),
+    );
+    let ask = pincer::handlers::ask::AskJob {
+        agent: pincer_commands::AgentName::parse("ops-oncall").unwrap(),
+        user_email: "bob@acme.com".into(),
+        user_id: 0,
+        question: "save a note".into(),
+        scopes: vec![],
+        workspace: None,
+        conversation_id: 0,
+    };
+    let job = pincer::handlers::ask::AnswerJob { ask, event, progress_id: None };
+    sqlx::query("INSERT INTO jobs (kind, payload, attempts, side_effects_at) VALUES ('answer', $1, 1, now())")
+        .bind(serde_json::to_value(&job).unwrap())
+        .execute(&gw.t.app.store.pool)
+        .await
+        .unwrap();
+    gw.t.app.wake.jobs.notify_one();
+    mock.wait_for(10, "the sentence", |c| c.iter().any(|c| c.method == "chat.postEphemeral")).await;
+    let told = mock.calls("chat.postEphemeral")[0].body["text"].as_str().unwrap().to_string();
+    assert!(told.contains("I was interrupted after I had started making changes"), "{told}");
+    let t = gw.stop().await;
+    assert!(t.audit_actions().await.contains(&"run.interrupted".to_string()));
+    assert_eq!(count(&t, "SELECT count(*) FROM jobs").await, 0);
+    t.cleanup().await;
+}
