@@ -91,7 +91,7 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
             if job.side_effects_at.is_some() {
                 // An earlier run died after a tool with side effects started:
                 // running again could repeat them. A person decides.
-                interrupted(app, &job, answer, me).await?;
+                interrupted(app, job, answer, me).await?;
             } else {
                 ask::answer_queued(app, answer, job.id, me).await?;
             }
