@@ -310,10 +310,7 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             let p = "admin audit tail";
             match words.as_slice() {
                 [] => Ok(AdminCommand::AuditTail { n: 20 }),
-                [n] => match n.parse::<u32>() {
-                    Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::AuditTail { n }),
-                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
-                },
+                [n] => Ok(AdminCommand::AuditTail { n: count(p, n, MAX_AUDIT_TAIL, "a number")? }),
                 _ => Err(usage(p, "Give at most one number")),
             }
         }
@@ -321,12 +318,10 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             let p = "admin memory list";
             match words.as_slice() {
                 [scope] => Ok(AdminCommand::MemoryList { scope: ScopeName::parse(scope).map_err(bad_name(p))?, n: 20 }),
-                [scope, n] => match n.parse::<u32>() {
-                    Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => {
-                        Ok(AdminCommand::MemoryList { scope: ScopeName::parse(scope).map_err(bad_name(p))?, n })
-                    }
-                    _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
-                },
+                [scope, n] => Ok(AdminCommand::MemoryList {
+                    scope: ScopeName::parse(scope).map_err(bad_name(p))?,
+                    n: count(p, n, MAX_AUDIT_TAIL, "a number")?,
+                }),
                 _ => Err(usage(p, "Name one scope and, optionally, how many passages")),
             }
         }
@@ -342,14 +337,13 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             })
         }
         ("memory", "forget") => {
-            let p = "admin memory forget";
-            match words.as_slice() {
-                [id] => match id.parse::<i64>() {
-                    Ok(id) if id > 0 => Ok(AdminCommand::MemoryForget { id }),
-                    _ => Err(usage(p, format!("'{}' is not a passage id", shown(id)))),
-                },
-                _ => Err(usage(p, "Give the id of one passage (see /admin memory list)")),
-            }
+            let id = one_id(
+                "admin memory forget",
+                &words,
+                "a passage id",
+                "Give the id of one passage (see /admin memory list)",
+            )?;
+            Ok(AdminCommand::MemoryForget { id })
         }
         ("usage", d) => {
             let p = "admin usage";
@@ -359,20 +353,16 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             if d.is_empty() {
                 return Ok(AdminCommand::Usage { days: 7 });
             }
-            match d.parse::<u32>() {
-                Ok(days) if (1..=366).contains(&days) => Ok(AdminCommand::Usage { days }),
-                _ => Err(usage(p, format!("'{}' is not a number of days from 1 to 366", shown(d)))),
-            }
+            Ok(AdminCommand::Usage { days: count(p, d, 366, "a number of days")? })
         }
         ("outbox", "retry") => {
-            let p = "admin outbox retry";
-            match words.as_slice() {
-                [id] => match id.parse::<i64>() {
-                    Ok(id) if id > 0 => Ok(AdminCommand::OutboxRetry { id }),
-                    _ => Err(usage(p, format!("'{}' is not a reply id", shown(id)))),
-                },
-                _ => Err(usage(p, "Give the id of one undelivered reply (see /admin outbox)")),
-            }
+            let id = one_id(
+                "admin outbox retry",
+                &words,
+                "a reply id",
+                "Give the id of one undelivered reply (see /admin outbox)",
+            )?;
+            Ok(AdminCommand::OutboxRetry { id })
         }
         ("outbox", n) => {
             let p = "admin outbox";
@@ -382,10 +372,7 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             if n.is_empty() {
                 return Ok(AdminCommand::OutboxList { n: 20 });
             }
-            match n.parse::<u32>() {
-                Ok(n) if (1..=MAX_AUDIT_TAIL).contains(&n) => Ok(AdminCommand::OutboxList { n }),
-                _ => Err(usage(p, format!("'{}' is not a number from 1 to 200", shown(n)))),
-            }
+            Ok(AdminCommand::OutboxList { n: count(p, n, MAX_AUDIT_TAIL, "a number")? })
         }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
         ("", _) => Err(ParseError::Usage {
@@ -398,6 +385,25 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                 .to_string(),
             usage: "/admin user|agent|workspace|memory|usage|audit|outbox|whoami … (see /help admin)",
         }),
+    }
+}
+
+/// A count from 1 to `max`, e.g. how many rows to show.
+fn count(path: &str, raw: &str, max: u32, what: &str) -> Result<u32, ParseError> {
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(usage(path, format!("'{}' is not {what} from 1 to {max}", shown(raw)))),
+    }
+}
+
+/// Exactly one positive row id.
+fn one_id(path: &str, words: &[&str], what: &str, missing: &str) -> Result<i64, ParseError> {
+    match words {
+        [id] => match id.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(id),
+            _ => Err(usage(path, format!("'{}' is not {what}", shown(id)))),
+        },
+        _ => Err(usage(path, missing)),
     }
 }
 
