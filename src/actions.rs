@@ -3,7 +3,9 @@
 //! mutate nothing) and audits like one. Approval and on-call buttons plug in
 //! as new entries.
 //!
-//! Today: `pincer.feedback` — 👍 / 👎 under an answer.
+//! Today: `pincer.feedback` — 👍 / 👎 under an answer — and
+//! `pincer.approval` — Approve / Deny under an approval request
+//! ([`crate::approvals`]).
 
 use pincer_adapters::{Action, Button, Reply};
 use pincer_commands::{CommandSpec, Role};
@@ -29,6 +31,7 @@ static FEEDBACK_SPEC: CommandSpec = CommandSpec {
 pub fn spec(action_id: &str) -> Option<&'static CommandSpec> {
     match action_id {
         FEEDBACK => Some(&FEEDBACK_SPEC),
+        crate::approvals::ACTION => Some(&crate::approvals::SPEC),
         _ => None,
     }
 }
@@ -45,6 +48,7 @@ pub fn feedback_buttons() -> Vec<Button> {
 pub async fn execute(ctx: &Ctx<'_>, conn: &mut PgConnection, action: &Action) -> Result<Outcome, StoreError> {
     match action.action_id.as_str() {
         FEEDBACK => feedback(ctx, conn, action).await,
+        crate::approvals::ACTION => crate::approvals::click(ctx, conn, action).await,
         _ => Ok(Outcome::refused(crate::messages::unknown_action(), json!({"action_id": action.action_id}))),
     }
 }

@@ -361,6 +361,13 @@ fn operator(config: &Config, as_: Option<&str>) -> anyhow::Result<Email> {
 
 async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
     let actor = operator(&config, as_)?;
+    if let [a, b, rest @ ..] = args
+        && a == "audit"
+        && (b == "export" || b == "retain")
+    {
+        let app = start(config, url, 2).await?;
+        return shell_audit(&app, &actor, b, rest).await;
+    }
     let line = admin_line(args)?;
     let app = start(config, url, 2).await?;
     let router = Router::new(app);
@@ -381,6 +388,117 @@ async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) ->
         }
     }
     Ok(code)
+}
+
+/// `pincer admin audit export|retain`: shell-only, since they write files or
+/// remove rows; the actor must be an admin, and each run is audited.
+async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> anyhow::Result<ExitCode> {
+    use crate::store::audit::{self, AuditEntry};
+    let mut conn = app.store.pool.acquire().await?;
+    let is_admin = crate::store::users::by_email(&mut conn, actor).await?.is_some_and(|u| u.role == Role::Admin);
+    if !is_admin {
+        eprintln!("Only an admin can run `audit {verb}`; {actor} is not one.");
+        return Ok(ExitCode::FAILURE);
+    }
+    if verb == "retain" {
+        let Some(key) = app.config.audit.signing_key.as_ref() else {
+            eprintln!(
+                "Retention needs audit.signing_key in the config (e.g. env://PINCER_AUDIT_KEY) to sign its checkpoint."
+            );
+            return Ok(ExitCode::FAILURE);
+        };
+        let days = app.config.audit.retention_days;
+        if days == 0 {
+            println!("Retention is off (audit.retention_days: 0); nothing removed.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let shipped = match &app.config.audit.sink {
+            Some(sink) => Some(audit::cursor(&mut conn, &sink.name()).await?),
+            None => None,
+        };
+        return Ok(match audit::retain(&mut conn, days, key.expose().as_bytes(), shipped).await? {
+            audit::Retention::Removed { up_to, rows } => {
+                println!(
+                    "Removed {rows} audit rows older than {days} days (up to seq {up_to}) behind a signed checkpoint."
+                );
+                ExitCode::SUCCESS
+            }
+            audit::Retention::Nothing => {
+                println!(
+                    "No audit rows are older than {days} days{}.",
+                    if shipped.is_some() { " and shipped" } else { "" }
+                );
+                ExitCode::SUCCESS
+            }
+            audit::Retention::Broken(b) => {
+                eprintln!("The audit chain is broken at seq {} ({}); nothing was removed.", b.seq, b.reason);
+                ExitCode::FAILURE
+            }
+        });
+    }
+    // export [--since WHEN] [--after-seq N] [--out FILE]
+    let mut after = 0i64;
+    let mut out: Option<PathBuf> = None;
+    let mut since_shown = None;
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--since" => {
+                let when = parse_since(value)?;
+                after = audit::seq_before(&mut conn, when).await?;
+                since_shown = Some(when.to_rfc3339());
+            }
+            "--after-seq" => after = value.parse().map_err(|_| anyhow::anyhow!("--after-seq takes a number"))?,
+            "--out" => out = Some(PathBuf::from(value)),
+            other => anyhow::bail!("unknown option {other}: use --since WHEN, --after-seq N, --out FILE"),
+        }
+    }
+    let mut sink: Box<dyn std::io::Write> = match &out {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let (first, mut last, mut rows) = (after, after, 0u64);
+    loop {
+        let page = audit::page(&mut conn, last, 1000).await?;
+        let Some(end) = page.last().map(|r| r.seq) else { break };
+        for r in &page {
+            writeln!(sink, "{}", audit::json_line(r))?;
+        }
+        rows += page.len() as u64;
+        last = end;
+    }
+    sink.flush()?;
+    drop(sink);
+    let meta = serde_json::json!({"rows": rows, "after_seq": first, "last_seq": last, "since": since_shown,
+        "out": out.as_ref().map(|p| p.display().to_string())});
+    let mut tx = app.store.pool.begin().await?;
+    audit::append(&mut tx, vec![AuditEntry::new(Some(actor.as_str()), "admin.audit.export", meta)]).await?;
+    tx.commit().await?;
+    eprintln!("Exported {rows} audit rows (seq {} to {last}).", first + 1);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: a date (`2026-11-01`), an RFC 3339 time, or an age (`90d`, `12h`, `30m`).
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| {
+        anyhow::anyhow!("--since takes a date (2026-11-01), a time (RFC 3339) or an age (90d, 12h, 30m), not '{s}'")
+    })?;
+    let age = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        _ => anyhow::bail!("--since takes a date (2026-11-01), a time (RFC 3339) or an age (90d, 12h, 30m), not '{s}'"),
+    };
+    Ok(Utc::now() - age)
 }
 
 async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {

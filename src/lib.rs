@@ -28,6 +28,8 @@
 pub mod actions;
 pub mod agent;
 pub mod app;
+pub mod approvals;
+pub mod audit_ship;
 pub mod backoff;
 pub mod bench;
 pub mod cli;
@@ -42,6 +44,7 @@ pub mod llm;
 pub mod memory;
 pub mod messages;
 pub mod policy;
+pub mod redact;
 pub mod router;
 pub mod secret;
 pub mod server;

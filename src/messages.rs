@@ -56,7 +56,12 @@ pub fn working_on_it() -> String {
     "Working on it…".into()
 }
 
-/// For a click on a button Pincer no longer knows.
+/// For a run that waits for an approval.
+pub fn waiting_for_approval() -> String {
+    "This needs a person's approval first; the request is in the thread.".into()
+}
+
+/// For a click on a button Pincer does not know.
 pub fn unknown_action() -> String {
     "That button no longer does anything. Ask again, or use /help.".into()
 }

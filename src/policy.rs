@@ -193,6 +193,7 @@ mod tests {
         ("workspace",              "AAA", "AAA", "AAA"),
         ("workspace switch",       "oAA", "oAA", "oAA"),
         ("workspace shared",       "oAA", "oAA", "oAA"),
+        ("link",                   "oAA", "oAA", "oAA"),
         ("admin whoami",           "AAA", "AAA", "AAA"),
         ("admin user add",         "orA", "orA", "orA"),
         ("admin user role",        "orA", "orA", "orA"),
@@ -212,6 +213,9 @@ mod tests {
         ("admin outbox retry",     "orA", "orA", "orA"),
         ("admin audit tail",       "AAA", "AAA", "AAA"),
         ("admin audit verify",     "AAA", "AAA", "AAA"),
+        ("admin identity list",    "rrA", "rrA", "rrA"),
+        ("admin identity unlink",  "orA", "orA", "orA"),
+        ("admin doctor",           "orA", "orA", "orA"),
     ];
 
     fn code(d: Decision) -> char {
@@ -258,6 +262,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Agent ACLs: every set of grants over two tool families × every call
+    /// (read or write), against the rule stated independently — a write
+    /// needs `family:write`; a read needs `family` or `family:write`.
+    #[test]
+    fn every_agent_acl_cell_holds() {
+        let all = ["memory", "memory:write", "web", "web:write"];
+        let mut cells = 0;
+        for mask in 0u32..(1 << all.len()) {
+            let granted: Vec<&str> =
+                all.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, g)| *g).collect();
+            let grants: Vec<ToolGrant> = granted.iter().map(|g| ToolGrant::parse(g).unwrap()).collect();
+            for family in ["memory", "web", "shell"] {
+                for write in [false, true] {
+                    let has = |g: String| granted.contains(&g.as_str());
+                    let expected = has(format!("{family}:write")) || (!write && has(family.to_string()));
+                    assert_eq!(tool_permitted(&grants, family, write), expected, "{granted:?} {family} write={write}");
+                    cells += 1;
+                }
+            }
+        }
+        assert_eq!(cells, 16 * 3 * 2);
     }
 
     #[test]

@@ -74,14 +74,15 @@ struct Decided {
     trail: Vec<AuditEntry>,
     replies: Vec<Reply>,
     ask: Option<AskJob>,
+    replaces: Option<i64>,
 }
 
 impl Decided {
     fn quiet(trail: Vec<AuditEntry>) -> Self {
-        Self { trail, replies: Vec::new(), ask: None }
+        Self { trail, replies: Vec::new(), ask: None, replaces: None }
     }
     fn say(trail: Vec<AuditEntry>, reply: Reply) -> Self {
-        Self { trail, replies: vec![reply], ask: None }
+        Self { trail, replies: vec![reply], ask: None, replaces: None }
     }
 }
 
@@ -176,6 +177,11 @@ impl Router {
         let (user, mut trail) = match identity::resolve(tx, &app.config, ev).await? {
             Resolved::Person(user, trail) => (user, trail),
             Resolved::Unknown => {
+                // The one thing a stranger may do: use a link code they were given.
+                if let EventBody::Message(Ok(Input::Command(Command::Link { code: Some(code) }))) = &ev.body {
+                    let (entry, outcome) = handlers::link::redeem(tx, ev, code, None).await?;
+                    return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
+                }
                 let meta = with(
                     &where_,
                     json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}),
@@ -238,7 +244,7 @@ impl Router {
         };
         let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
-        Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask })
+        Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask, replaces: outcome.replaces })
     }
 
     /// Step 7: audit, deliver per mode, commit.
@@ -270,11 +276,11 @@ impl Router {
             }
             Mode::Queued { worker, .. } => {
                 for reply in &decided.replies {
-                    outbox::insert(&mut tx, &outbound(ev, reply, false, None, Duration::ZERO)).await?;
+                    outbox::insert(&mut tx, &outbound(ev, reply, false, decided.replaces, Duration::ZERO)).await?;
                 }
                 let answer = match decided.ask {
                     Some(ask) => {
-                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None };
+                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None, run: None };
                         let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         let id =
                             jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)

@@ -35,6 +35,9 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     /// `/admin VERB …`.
     Admin(AdminCommand),
+    /// `/link` (get a one-time code) or `/link CODE` (use it on another
+    /// platform); also `/admin link`.
+    Link { code: Option<String> },
 }
 
 /// The three forms of `/workspace`.
@@ -89,6 +92,12 @@ pub enum AdminCommand {
     OutboxList { n: u32 },
     /// `outbox retry ID`.
     OutboxRetry { id: i64 },
+    /// `identity list [EMAIL]`.
+    IdentityList { email: Option<Email> },
+    /// `identity unlink EMAIL PLATFORM`.
+    IdentityUnlink { email: Email, platform: String },
+    /// `doctor`: the governance checklist.
+    Doctor,
 }
 
 impl Command {
@@ -100,6 +109,7 @@ impl Command {
             Command::Workspace(WorkspaceCommand::Show) => "workspace",
             Command::Workspace(WorkspaceCommand::Switch(_)) => "workspace switch",
             Command::Workspace(WorkspaceCommand::Shared) => "workspace shared",
+            Command::Link { .. } => "link",
             Command::Admin(a) => match a {
                 AdminCommand::Whoami => "admin whoami",
                 AdminCommand::UserAdd { .. } => "admin user add",
@@ -120,6 +130,9 @@ impl Command {
                 AdminCommand::Usage { .. } => "admin usage",
                 AdminCommand::OutboxList { .. } => "admin outbox",
                 AdminCommand::OutboxRetry { .. } => "admin outbox retry",
+                AdminCommand::IdentityList { .. } => "admin identity list",
+                AdminCommand::IdentityUnlink { .. } => "admin identity unlink",
+                AdminCommand::Doctor => "admin doctor",
             },
         }
     }
@@ -197,7 +210,11 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
             }
         }
         "workspace" => parse_workspace(&args).map(Command::Workspace),
-        "admin" => parse_admin(&args).map(Command::Admin),
+        "admin" => match split_word(&args) {
+            (w, rest) if w.eq_ignore_ascii_case("link") => parse_link(rest),
+            _ => parse_admin(&args).map(Command::Admin),
+        },
+        "link" => parse_link(&args),
         "pincer" => {
             let (sub, rest) = split_word(&args);
             if sub.is_empty() || sub.eq_ignore_ascii_case("pincer") {
@@ -375,16 +392,55 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             Ok(AdminCommand::OutboxList { n: count(p, n, MAX_AUDIT_TAIL, "a number")? })
         }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
+        ("doctor", "") => Ok(AdminCommand::Doctor),
+        ("identity", "list") => {
+            let p = "admin identity list";
+            match words.as_slice() {
+                [] => Ok(AdminCommand::IdentityList { email: None }),
+                [email] => Ok(AdminCommand::IdentityList { email: Some(Email::parse(email).map_err(bad_name(p))?) }),
+                _ => Err(usage(p, "Give at most one e-mail address")),
+            }
+        }
+        ("identity", "unlink") => {
+            let p = "admin identity unlink";
+            match words.as_slice() {
+                [email, platform] => {
+                    let platform = platform.to_ascii_lowercase();
+                    if !platform.chars().all(|c| c.is_ascii_lowercase()) || platform.is_empty() || platform.len() > 20 {
+                        return Err(usage(p, format!("'{}' is not a platform name", shown(&platform))));
+                    }
+                    Ok(AdminCommand::IdentityUnlink { email: Email::parse(email).map_err(bad_name(p))?, platform })
+                }
+                _ => Err(usage(p, "Give an e-mail address and a platform (slack, discord, telegram, whatsapp)")),
+            }
+        }
         ("", _) => Err(ParseError::Usage {
-            problem: "Say what to administer: user, agent, workspace, memory, usage, audit, outbox or whoami".into(),
-            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|whoami … (see /help admin)",
+            problem: "Say what to administer: user, agent, workspace, memory, usage, audit, outbox, identity, doctor or whoami".into(),
+            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
             problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb))
                 .trim_end()
                 .to_string(),
-            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|whoami … (see /help admin)",
+            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
         }),
+    }
+}
+
+/// `/link [CODE]`: a code is letters and digits (dashes and case ignored).
+fn parse_link(args: &str) -> Result<Command, ParseError> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(Command::Link { code: None }),
+        [code] => {
+            let normal: String = code.chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
+            if (6..=16).contains(&normal.len()) && normal.chars().all(|c| c.is_ascii_alphanumeric()) {
+                Ok(Command::Link { code: Some(normal) })
+            } else {
+                Err(usage("link", format!("'{}' is not a link code", shown(code))))
+            }
+        }
+        _ => Err(usage("link", "Give the one code /link showed you on the other platform")),
     }
 }
 
@@ -567,12 +623,27 @@ mod tests {
             "/admin memory list incidents",
             "/admin memory search incidents deploy lock",
             "/admin memory forget 3",
+            "/link",
+            "/admin identity list",
+            "/admin identity unlink a@b.co slack",
+            "/admin doctor",
         ];
         for l in lines {
             let c = cmd(l);
             assert_eq!(c.spec().path, c.path(), "{l}");
         }
         assert_eq!(lines.len(), SPECS.len());
+    }
+
+    #[test]
+    fn link_codes_are_normalised_and_checked() {
+        assert_eq!(cmd("/link"), Command::Link { code: None });
+        assert_eq!(cmd("/link abcde-23456"), Command::Link { code: Some("ABCDE23456".into()) });
+        assert_eq!(cmd("/admin link ABCDE-23456"), Command::Link { code: Some("ABCDE23456".into()) });
+        assert!(parse_line("/link abc").is_err());
+        assert!(parse_line("/link abc$%^def").is_err());
+        assert!(parse_line("/link one two").is_err());
+        assert!(parse_line("/admin identity unlink a@b.co sl4ck").is_err());
     }
 
     #[test]

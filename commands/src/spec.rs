@@ -53,6 +53,13 @@ pub static SPECS: &[CommandSpec] = &[
         true,
     ),
     spec("workspace shared", "/workspace shared", "Return to the agent's shared memory only.", Role::Member, true),
+    spec(
+        "link",
+        "/link [CODE]",
+        "Link this chat account to you: /link where Pincer knows you gives a code; /link CODE here uses it.",
+        Role::Member,
+        true,
+    ),
     spec("admin whoami", "/admin whoami", "Show who Pincer thinks you are and your role.", Role::Observer, false),
     spec(
         "admin user add",
@@ -144,6 +151,27 @@ pub static SPECS: &[CommandSpec] = &[
         false,
     ),
     spec("admin audit verify", "/admin audit verify", "Check the audit log's hash chain.", Role::Observer, false),
+    spec(
+        "admin identity list",
+        "/admin identity list [EMAIL]",
+        "List people's linked chat accounts.",
+        Role::Admin,
+        false,
+    ),
+    spec(
+        "admin identity unlink",
+        "/admin identity unlink EMAIL PLATFORM",
+        "Unlink a person's accounts on one platform.",
+        Role::Admin,
+        true,
+    ),
+    spec(
+        "admin doctor",
+        "/admin doctor",
+        "Check the governance checklist: RBAC, secrets, audit shipping, retention, owners, break-glass.",
+        Role::Admin,
+        true,
+    ),
 ];
 
 /// Looks a spec up by its path. Every path the parser produces is in

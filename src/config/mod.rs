@@ -20,7 +20,7 @@ use pincer_commands::{AgentName, Email, Role, ScopeName};
 use serde::Deserialize;
 
 use crate::policy::ToolGrant;
-use crate::secret::{Secret, SecretRef};
+use crate::secret::{Resolver, Secret, SecretRef, VaultAuth, VaultSettings};
 use locate::{Seg, locate, path_string};
 
 /// Where the config is read from when neither `--config` nor `PINCER_CONFIG` say.
@@ -48,6 +48,124 @@ struct RawConfig {
     budgets: Budgets,
     #[serde(default)]
     egress: RawEgress,
+    #[serde(default)]
+    approvals: RawApprovals,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    vault: Option<RawVault>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    approvers: Option<Vec<Approver>>,
+    #[serde(default)]
+    expire_minutes: Option<u64>,
+}
+
+/// Who may approve a tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    /// The person whose question started the run.
+    Asker,
+    /// The agent's owner.
+    Owner,
+    /// Any admin.
+    Admins,
+}
+
+/// The `approvals:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approvals {
+    /// Tools that pause for approval besides those that always do.
+    pub tools: Vec<String>,
+    /// Who may approve (default: the agent's owner and admins).
+    pub approvers: Vec<Approver>,
+    /// How long a request stays open (default 10 minutes).
+    pub expire: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    retention_days: Option<u32>,
+    #[serde(default)]
+    signing_key: Option<SecretRef>,
+    #[serde(default)]
+    sink: Option<RawSink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    http: Option<String>,
+    #[serde(default)]
+    token: Option<SecretRef>,
+}
+
+/// Where new audit rows are shipped as they commit.
+#[derive(Debug, Clone)]
+pub enum AuditSink {
+    /// Appended to a JSON-lines file.
+    File(PathBuf),
+    /// POSTed as JSON lines (`application/x-ndjson`).
+    Http {
+        /// The endpoint.
+        url: String,
+        /// Sent as `Authorization: Bearer …`, if set.
+        token: Option<Secret>,
+    },
+}
+
+impl AuditSink {
+    /// The sink's name in `audit_cursor`.
+    pub fn name(&self) -> String {
+        match self {
+            AuditSink::File(p) => format!("file:{}", p.display()),
+            AuditSink::Http { url, .. } => format!("http:{url}"),
+        }
+    }
+}
+
+/// The `audit:` section.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Rows older than this are removed behind a signed checkpoint; 0 keeps
+    /// everything. Default 90.
+    pub retention_days: u32,
+    /// The key checkpoints are signed with (HMAC-SHA256).
+    pub signing_key: Option<Secret>,
+    /// Where rows are shipped.
+    pub sink: Option<AuditSink>,
+}
+
+/// Audit rows are kept this many days unless the config says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVault {
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    token: Option<SecretRef>,
+    #[serde(default)]
+    role_id: Option<SecretRef>,
+    #[serde(default)]
+    secret_id: Option<SecretRef>,
+    #[serde(default)]
+    approle_mount: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +359,14 @@ pub struct Config {
     pub budgets: Budgets,
     /// Private networks tools may reach anyway (`egress.allow`).
     pub egress_allow: Vec<crate::tools::web::Network>,
+    /// Which tool calls wait for a person's approval, and whose.
+    pub approvals: Approvals,
+    /// Audit shipping and retention.
+    pub audit: AuditConfig,
+    /// Whether secrets come from Vault (`vault:` or `VAULT_ADDR`).
+    pub vault: bool,
+    /// Whether any secret is written in plain text in the file.
+    pub plaintext_secrets: bool,
     /// Things worth fixing that do not stop Pincer.
     pub warnings: Vec<ConfigError>,
 }
@@ -424,6 +550,9 @@ impl Config {
 fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new() };
+    let vault = vault_settings(raw.vault, &dir, &mut c);
+    let uses_vault = vault.is_some();
+    let resolver = Resolver::new(&dir, vault);
 
     // People.
     let mut seen: HashMap<&Email, usize> = HashMap::new();
@@ -464,7 +593,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
             c.error(&at, "'extractive' is built in and cannot be redefined".into(), Some("pick another provider name"));
             continue;
         }
-        let api_key = match p.api_key.as_ref().map(|r| (r.is_literal(), r.resolve(&dir))) {
+        let api_key = match p.api_key.as_ref().map(|r| (r.is_literal(), resolver.resolve(r))) {
             None => None,
             Some((literal, Ok(s))) => {
                 if literal {
@@ -622,7 +751,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         );
     }
 
-    let database_url = match raw.database_url.as_ref().map(|r| r.resolve(&dir)) {
+    let database_url = match raw.database_url.as_ref().map(|r| resolver.resolve(r)) {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
@@ -631,7 +760,10 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         }
     };
 
-    let slack = slack_config(raw.slack, &dir, &mut c);
+    let slack = slack_config(raw.slack, &resolver, &mut c);
+    let approvals = approvals_config(raw.approvals, &mut c);
+    let audit = audit_config(raw.audit, &resolver, &mut c);
+    let plaintext_secrets = !c.warnings.is_empty() && c.warnings.iter().any(|w| w.message.contains("plain text"));
     let mut egress_allow = Vec::new();
     for (i, n) in raw.egress.allow.iter().enumerate() {
         match crate::tools::web::Network::parse(n) {
@@ -662,6 +794,10 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         slack,
         budgets: raw.budgets,
         egress_allow,
+        approvals,
+        audit,
+        vault: uses_vault,
+        plaintext_secrets,
         warnings: c.warnings,
     })
 }
@@ -669,7 +805,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
 /// The `slack:` section, or Slack's conventional variables when there is
 /// none: `SLACK_BOT_TOKEN`, `SLACK_SIGNING_SECRET`, `SLACK_APP_TOKEN`,
 /// `SLACK_API_URL`.
-fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Option<SlackConfig> {
+fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>) -> Option<SlackConfig> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let raw = match raw {
         Some(r) => r,
@@ -678,7 +814,7 @@ fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Optio
             // (SLACK_BOT_TOKEN=file:///run/secrets/slack_bot_token).
             let mut from_env = |name: &str| {
                 let raw = env(name)?;
-                match crate::secret::resolve_value(&raw, dir) {
+                match SecretRef::parse(&raw).and_then(|r| resolver.resolve(&r)) {
                     Ok(s) => Some(s),
                     Err(e) => {
                         c.error(&[Seg::Key("slack".into())], format!("{name}: {e}"), None);
@@ -698,7 +834,7 @@ fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Optio
             });
         }
     };
-    let mut resolve = |key: &str, r: &SecretRef| match r.resolve(dir) {
+    let mut resolve = |key: &str, r: &SecretRef| match resolver.resolve(r) {
         Ok(s) => {
             if r.is_literal() {
                 c.warn(
@@ -738,6 +874,134 @@ fn slack_config(raw: Option<RawSlack>, dir: &Path, c: &mut Checker<'_>) -> Optio
         app_token,
         api_url: api_url.trim_end_matches('/').to_string(),
     })
+}
+
+/// The `vault:` section, or Vault's conventional variables (`VAULT_ADDR`,
+/// `VAULT_TOKEN`, or `VAULT_ROLE_ID` + `VAULT_SECRET_ID` for AppRole). The
+/// credentials themselves come from env:// or file://, never from Vault.
+fn vault_settings(raw: Option<RawVault>, dir: &Path, c: &mut Checker<'_>) -> Option<VaultSettings> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let raw = raw.unwrap_or_default();
+    let address = raw.address.clone().or_else(|| env("VAULT_ADDR"))?;
+    let at = |k: &str| [key("vault"), key(k)];
+    let mut cred = |k: &str, r: Option<SecretRef>, var: &str| -> Option<Secret> {
+        let r = match r {
+            Some(r) => r,
+            None => SecretRef::Env(env(var).map(|_| var.to_string())?),
+        };
+        if matches!(r, SecretRef::Vault { .. }) {
+            c.error(&at(k), "Vault's own credentials cannot come from Vault".into(), Some("use env://… or file://…"));
+            return None;
+        }
+        match r.resolve(dir) {
+            Ok(s) => {
+                crate::redact::register(s.expose());
+                Some(s)
+            }
+            Err(e) => {
+                c.error(&at(k), e.to_string(), None);
+                None
+            }
+        }
+    };
+    let token = cred("token", raw.token, "VAULT_TOKEN");
+    let role_id = cred("role_id", raw.role_id, "VAULT_ROLE_ID");
+    let secret_id = cred("secret_id", raw.secret_id, "VAULT_SECRET_ID");
+    let auth = match (token, role_id, secret_id) {
+        (_, Some(role_id), Some(secret_id)) => {
+            VaultAuth::AppRole { mount: raw.approle_mount.unwrap_or_else(|| "approle".into()), role_id, secret_id }
+        }
+        (Some(token), _, _) => VaultAuth::Token(token),
+        _ => {
+            c.error(
+                &[key("vault")],
+                format!("Vault at {address} is configured without a way to sign in"),
+                Some("set vault.token (or VAULT_TOKEN), or vault.role_id and vault.secret_id (or VAULT_ROLE_ID and VAULT_SECRET_ID)"),
+            );
+            return None;
+        }
+    };
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        c.error(&at("address"), format!("'{address}' is not an http(s) URL"), None);
+        return None;
+    }
+    Some(VaultSettings { address: address.trim_end_matches('/').to_string(), auth, namespace: raw.namespace })
+}
+
+fn approvals_config(raw: RawApprovals, c: &mut Checker<'_>) -> Approvals {
+    for (i, t) in raw.tools.iter().enumerate() {
+        if !crate::tools::TOOLS.iter().any(|tool| tool.name == t) {
+            let known: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.name).collect();
+            c.error(
+                &[key("approvals"), key("tools"), Seg::Index(i)],
+                format!("'{}' is not a tool", pincer_commands::names::shown(t)),
+                Some(&format!("tools: {}", known.join(", "))),
+            );
+        }
+    }
+    let approvers = raw.approvers.unwrap_or_else(|| vec![Approver::Owner, Approver::Admins]);
+    if approvers.is_empty() {
+        c.error(
+            &[key("approvals"), key("approvers")],
+            "nobody could approve anything".into(),
+            Some("list at least one of asker, owner, admins"),
+        );
+    }
+    Approvals {
+        tools: raw.tools,
+        approvers,
+        expire: Duration::from_secs(60 * raw.expire_minutes.unwrap_or(10).clamp(1, 24 * 60)),
+    }
+}
+
+fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> AuditConfig {
+    let signing_key = match raw.signing_key.as_ref().map(|r| (r.is_literal(), resolver.resolve(r))) {
+        None => None,
+        Some((literal, Ok(s))) => {
+            if literal {
+                c.warn(
+                    &[key("audit"), key("signing_key")],
+                    "the checkpoint signing key is written in plain text".into(),
+                    Some("use env://PINCER_AUDIT_KEY or file:///run/secrets/audit_key"),
+                );
+            }
+            Some(s)
+        }
+        Some((_, Err(e))) => {
+            c.error(&[key("audit"), key("signing_key")], e.to_string(), None);
+            None
+        }
+    };
+    let sink = match raw.sink {
+        None => None,
+        Some(RawSink { file: Some(f), http: None, token: None }) => Some(AuditSink::File(resolver_dir(resolver, &f))),
+        Some(RawSink { file: None, http: Some(url), token }) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                c.error(&[key("audit"), key("sink"), key("http")], format!("'{url}' is not an http(s) URL"), None);
+            }
+            let token = token.and_then(|r| match resolver.resolve(&r) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    c.error(&[key("audit"), key("sink"), key("token")], e.to_string(), None);
+                    None
+                }
+            });
+            Some(AuditSink::Http { url, token })
+        }
+        Some(_) => {
+            c.error(
+                &[key("audit"), key("sink")],
+                "a sink is either file: PATH or http: URL (with an optional token)".into(),
+                Some("sink: {file: /var/log/pincer/audit.jsonl} or sink: {http: http://vector:8080/}"),
+            );
+            None
+        }
+    };
+    AuditConfig { retention_days: raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS), signing_key, sink }
+}
+
+fn resolver_dir(resolver: &Resolver, p: &Path) -> PathBuf {
+    resolver.base().join(p)
 }
 
 #[cfg(test)]

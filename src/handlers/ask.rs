@@ -89,6 +89,7 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
         replies: Vec::new(),
         metadata,
         ok: true,
+        replaces: None,
         ask: Some(AskJob {
             agent: agent.name.clone(),
             user_email: ctx.user.email.to_string(),
@@ -111,17 +112,22 @@ pub struct AnswerJob {
     pub event: ChannelEvent,
     /// The "working on it…" outbox row the answer replaces, if any.
     pub progress_id: Option<i64>,
+    /// A tool-loop run paused for an approval: where to go on from.
+    #[serde(default)]
+    pub run: Option<crate::agent::RunState>,
 }
 
 /// What the provider made of an ask.
 enum Produced {
     Answer(crate::llm::Answer),
+    /// Waiting for a person's approval; the job is saved and unlocked.
+    Paused,
     Failed(crate::llm::ProviderError),
     NoAgent,
 }
 
 /// Search and provider: nothing is written.
-async fn produce(app: &App, job: &AskJob, queued: Option<(i64, &str)>) -> Result<Produced, StoreError> {
+async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_>>) -> Result<Produced, StoreError> {
     let started = Instant::now();
     let Some(agent) = app.config.agents.get(&job.agent) else { return Ok(Produced::NoAgent) };
     let (passages, history) = {
@@ -144,7 +150,8 @@ async fn produce(app: &App, job: &AskJob, queued: Option<(i64, &str)>) -> Result
     };
     let result = if crate::agent::uses_tools(app, agent) {
         match crate::agent::run(app, agent, job, prompt, queued).await {
-            Ok(answer) => Ok(answer),
+            Ok(crate::agent::Finished::Answer(answer)) => Ok(answer),
+            Ok(crate::agent::Finished::Paused) => return Ok(Produced::Paused),
             Err(crate::agent::RunError::Store(e)) => return Err(e),
             Err(crate::agent::RunError::Provider(error)) => match agent.fallback.as_deref() {
                 Some(fb) => app.providers.answer(Some(fb), None, prompt).await.map_err(|_| error),
@@ -257,6 +264,8 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
             Ok(Reply::error(messages::provider_unavailable()))
         }
         Produced::NoAgent => Ok(Reply::error(format!("The agent {} is no longer configured.", job.agent))),
+        // Only queued runs pause, and they return before recording.
+        Produced::Paused => Ok(Reply::info(messages::waiting_for_approval())),
     }
 }
 
@@ -346,11 +355,13 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
         app.wake.outbox.notify_one();
         return Ok(());
     }
-    let produced = if job.progress_id.is_some() {
-        bounded(produce(app, &job.ask, Some((job_id, worker)))).await?
+    let produced = if job.progress_id.is_some() || job.run.is_some() {
+        let queued = crate::agent::Queued { job_id, worker, job: &job };
+        bounded(produce(app, &job.ask, Some(queued))).await?
     } else {
-        let ask = job.ask.clone();
-        let work = bounded(produce(app, &ask, Some((job_id, worker))));
+        let snapshot = job.clone();
+        let queued = crate::agent::Queued { job_id, worker, job: &snapshot };
+        let work = bounded(produce(app, &snapshot.ask, Some(queued)));
         tokio::pin!(work);
         tokio::select! {
             done = &mut work => done?,
@@ -360,6 +371,9 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
             }
         }
     };
+    if let Produced::Paused = produced {
+        return Ok(());
+    }
     if let Produced::Answer(answer) = produced {
         // The common case: one statement, no transaction round trips.
         let used = usage_of(app, &job.ask, &answer);

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod ask;
 pub mod help;
+pub mod link;
 pub mod workspace;
 
 use pincer_adapters::{ChannelEvent, Reply};
@@ -44,12 +45,15 @@ pub struct Outcome {
     pub ok: bool,
     /// For `/ask`: the answer to produce after commit.
     pub ask: Option<ask::AskJob>,
+    /// The delivered message the replies replace in place (a decided
+    /// approval request loses its buttons), if any.
+    pub replaces: Option<i64>,
 }
 
 impl Outcome {
     /// Success, with a reply and audit details.
     pub fn done(reply: impl Into<String>, metadata: Value) -> Self {
-        Self { replies: vec![Reply::info(reply)], metadata, ok: true, ask: None }
+        Self { replies: vec![Reply::info(reply)], metadata, ok: true, ask: None, replaces: None }
     }
 
     /// A refusal the person can act on.
@@ -62,7 +66,7 @@ impl Outcome {
             }
             other => other,
         };
-        Self { replies: vec![Reply::error(reply)], metadata, ok: false, ask: None }
+        Self { replies: vec![Reply::error(reply)], metadata, ok: false, ask: None, replaces: None }
     }
 }
 
@@ -73,5 +77,12 @@ pub async fn execute(ctx: &Ctx<'_>, conn: &mut PgConnection, command: &Command) 
         Command::Ask { question } => ask::accept(ctx, conn, question).await,
         Command::Workspace(w) => workspace::run(ctx, conn, w).await,
         Command::Admin(a) => admin::run(ctx, conn, a).await,
+        Command::Link { code: None } => link::issue(ctx, conn).await,
+        Command::Link { code: Some(code) } => {
+            let (entry, mut outcome) = link::redeem(conn, ctx.event, code, Some(ctx.user)).await?;
+            // The router writes the command's own row; keep the link's details in it.
+            outcome.metadata = json!({"link": entry.action, "details": entry.metadata, "ok": outcome.ok});
+            Ok(outcome)
+        }
     }
 }

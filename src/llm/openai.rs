@@ -90,7 +90,7 @@ pub struct ToolSpec {
 }
 
 /// A tool call the model asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCall {
     /// The call's id (echoed back with its result).
     pub id: String,

@@ -8,6 +8,12 @@
 //! row, no action. [`verify`] walks the chain and names the first row that
 //! was altered, deleted or moved; comparing with the head also catches rows
 //! cut off the end.
+//!
+//! Retention ([`retain`]) removes rows from the start of the chain, and only
+//! after verifying them, behind a checkpoint: the last removed row's seq and
+//! hash, signed with HMAC-SHA256 under `audit.signing_key`. Verification then
+//! starts from the checkpoint, whose signature it checks first, so nobody
+//! without the key can cut rows off the start and pass.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -131,6 +137,21 @@ const APPEND: &str = "WITH rows AS (
      UPDATE audit_head SET seq = $8, row_hash = $9 WHERE id = 1";
 const HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1";
 const PAGE: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+const CHECKPOINT: &str = "SELECT seq, row_hash, ts, signature FROM audit_checkpoint WHERE id = 1";
+const ROW_AT: &str = "SELECT seq, row_hash, ts FROM audit_log WHERE seq = $1";
+const LAST_BEFORE: &str = "SELECT max(seq) FROM audit_log WHERE ts < $1 AND seq <= $2";
+const RETENTION_ON: &str = "SELECT set_config('pincer.audit_retention', 'on', true)";
+const RETENTION_LOCK: &str = "SELECT pg_advisory_xact_lock(7231001)";
+const DELETE_UPTO: &str = "DELETE FROM audit_log WHERE seq <= $1";
+const SAVE_CHECKPOINT: &str =
+    "INSERT INTO audit_checkpoint (id, seq, row_hash, ts, signature) VALUES (1, $1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, ts = EXCLUDED.ts,
+         signature = EXCLUDED.signature, created_at = now()";
+const FIRST_SINCE: &str = "SELECT min(seq) FROM audit_log WHERE ts >= $1";
+const CURSOR: &str = "SELECT seq FROM audit_cursor WHERE sink = $1";
+const SET_CURSOR: &str = "INSERT INTO audit_cursor (sink, seq) VALUES ($1, $2)
+     ON CONFLICT (sink) DO UPDATE SET seq = greatest(audit_cursor.seq, EXCLUDED.seq), updated_at = now()";
+const MIN_CURSOR: &str = "SELECT min(seq) FROM audit_cursor";
 const TAIL: &str =
     "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
 
@@ -140,7 +161,140 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("audit.head", HEAD),
     ("audit.page", PAGE),
     ("audit.tail", TAIL),
+    ("audit.checkpoint", CHECKPOINT),
+    ("audit.row_at", ROW_AT),
+    ("audit.last_before", LAST_BEFORE),
+    ("audit.retention_on", RETENTION_ON),
+    ("audit.retention_lock", RETENTION_LOCK),
+    ("audit.delete_upto", DELETE_UPTO),
+    ("audit.save_checkpoint", SAVE_CHECKPOINT),
+    ("audit.first_since", FIRST_SINCE),
+    ("audit.cursor", CURSOR),
+    ("audit.set_cursor", SET_CURSOR),
+    ("audit.min_cursor", MIN_CURSOR),
 ];
+
+/// Where verification starts after retention removed the rows before it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Checkpoint {
+    /// The last removed row's seq.
+    pub seq: i64,
+    /// Its hash: the next row's `prev_hash`.
+    pub row_hash: String,
+    /// Its time.
+    pub ts: DateTime<Utc>,
+    /// HMAC-SHA256 over the three, hex.
+    pub signature: String,
+}
+
+/// The signature of a checkpoint under `key`.
+pub fn sign_checkpoint(key: &[u8], seq: i64, row_hash: &str, ts: &DateTime<Utc>) -> String {
+    use hmac::{Hmac, Mac};
+    let mut text = String::new();
+    canonical(
+        &Value::Array(vec![
+            Value::from("pincer-audit-checkpoint"),
+            Value::from(seq),
+            Value::from(row_hash),
+            Value::from(ts.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        ]),
+        &mut text,
+    );
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return String::new() };
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The checkpoint, if retention has run.
+pub async fn checkpoint(conn: &mut PgConnection) -> Result<Option<Checkpoint>, StoreError> {
+    Ok(sqlx::query_as(CHECKPOINT).fetch_optional(conn).await?)
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retention {
+    /// Rows up to this seq were removed behind a new checkpoint.
+    Removed { up_to: i64, rows: u64 },
+    /// Nothing was old enough (or shipped yet).
+    Nothing,
+    /// The chain is broken; nothing was removed.
+    Broken(ChainBreak),
+}
+
+/// Removes rows older than `days` — never one a sink has not shipped
+/// (`shipped`) — after verifying the chain, behind a signed checkpoint, and
+/// audits that it did.
+pub async fn retain(
+    conn: &mut PgConnection,
+    days: u32,
+    key: &[u8],
+    shipped: Option<i64>,
+) -> Result<Retention, StoreError> {
+    let report = verify(&mut *conn, Some(key)).await?;
+    if let Some(b) = report.broken {
+        return Ok(Retention::Broken(b));
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(RETENTION_LOCK).execute(&mut *tx).await?;
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+    let Some(last): Option<i64> = sqlx::query_scalar(LAST_BEFORE)
+        .bind(cutoff)
+        .bind(shipped.unwrap_or(i64::MAX).min(report.last_seq))
+        .fetch_one(&mut *tx)
+        .await?
+    else {
+        return Ok(Retention::Nothing);
+    };
+    let (seq, hash, ts): (i64, String, DateTime<Utc>) = sqlx::query_as(ROW_AT).bind(last).fetch_one(&mut *tx).await?;
+    sqlx::query(RETENTION_ON).execute(&mut *tx).await?;
+    let rows = sqlx::query(DELETE_UPTO).bind(last).execute(&mut *tx).await?.rows_affected();
+    let signature = sign_checkpoint(key, seq, &hash, &ts);
+    sqlx::query(SAVE_CHECKPOINT).bind(seq).bind(&hash).bind(ts).bind(&signature).execute(&mut *tx).await?;
+    let meta = serde_json::json!({"up_to_seq": seq, "rows": rows, "retention_days": days, "checkpoint_ts": ts});
+    append(&mut tx, vec![AuditEntry::new(None, "audit.retention", meta)]).await?;
+    tx.commit().await?;
+    Ok(Retention::Removed { up_to: seq, rows })
+}
+
+/// The first seq at or after `since`, minus one (for [`page`]), or the
+/// head if nothing is that new.
+pub async fn seq_before(conn: &mut PgConnection, since: DateTime<Utc>) -> Result<i64, StoreError> {
+    let first: Option<i64> = sqlx::query_scalar(FIRST_SINCE).bind(since).fetch_one(&mut *conn).await?;
+    match first {
+        Some(s) => Ok(s - 1),
+        None => Ok(sqlx::query_as::<_, (i64, String)>(HEAD).fetch_one(conn).await?.0),
+    }
+}
+
+/// One row as a JSON line (no newline): what export and the sinks write.
+pub fn json_line(r: &AuditRow) -> String {
+    serde_json::json!({
+        "seq": r.seq,
+        "ts": r.ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "user_email": r.user_email,
+        "action": r.action,
+        "metadata": r.metadata,
+        "prev_hash": r.prev_hash,
+        "row_hash": r.row_hash,
+    })
+    .to_string()
+}
+
+/// How far a sink has shipped (0 if never).
+pub async fn cursor(conn: &mut PgConnection, sink: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(CURSOR).bind(sink).fetch_optional(conn).await?.unwrap_or(0))
+}
+
+/// Records that a sink has shipped up to `seq` (never moves back).
+pub async fn set_cursor(conn: &mut PgConnection, sink: &str, seq: i64) -> Result<(), StoreError> {
+    sqlx::query(SET_CURSOR).bind(sink).bind(seq).execute(conn).await?;
+    Ok(())
+}
+
+/// The least any sink has shipped, if any sink has shipped.
+pub async fn min_cursor(conn: &mut PgConnection) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(MIN_CURSOR).fetch_one(conn).await?)
+}
 
 /// Appends entries to the chain inside the caller's transaction. Returns the
 /// last seq written.
@@ -163,7 +317,8 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result
         seq += 1;
         let now = Utc::now();
         let ts = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-        let metadata = sanitize(entry.metadata);
+        // Secret values never reach the log, whatever a caller put in.
+        let metadata = sanitize(crate::redact::scrub_json(entry.metadata));
         let action = entry.action.replace('\0', "");
         let email = entry.user_email.map(|e| e.replace('\0', ""));
         let hash = row_hash(&prev, seq, &ts, email.as_deref(), &action, &metadata);
@@ -222,13 +377,28 @@ pub struct VerifyReport {
 
 /// Walks the chain in seq order, a page at a time, up to the head as it
 /// was when the walk began (rows appended meanwhile are not checked, and
-/// are not mistaken for tampering).
-pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> {
+/// are not mistaken for tampering). After retention it starts from the
+/// checkpoint, whose signature must hold under `key`.
+pub async fn verify(conn: &mut PgConnection, key: Option<&[u8]>) -> Result<VerifyReport, StoreError> {
     let (head_seq, head_hash): (i64, String) = sqlx::query_as(HEAD).fetch_one(&mut *conn).await?;
     let mut expected = 1i64;
     let mut prev = GENESIS.to_string();
     let mut rows = 0u64;
     let broken = |seq, reason: String| Some(ChainBreak { seq, reason });
+    if let Some(cp) = checkpoint(&mut *conn).await? {
+        let bad = match key {
+            None => Some("a retention checkpoint exists, and audit.signing_key is not set to check its signature"),
+            Some(k) if !constant_eq(&sign_checkpoint(k, cp.seq, &cp.row_hash, &cp.ts), &cp.signature) => {
+                Some("the retention checkpoint's signature does not match: it was forged or altered")
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = bad {
+            return Ok(VerifyReport { rows: 0, last_seq: cp.seq, broken: broken(cp.seq, reason.to_string()) });
+        }
+        expected = cp.seq + 1;
+        prev = cp.row_hash;
+    }
     'walk: while expected <= head_seq {
         let batch = page(conn, expected - 1, 1000).await?;
         if batch.is_empty() {
@@ -279,6 +449,10 @@ pub async fn verify(conn: &mut PgConnection) -> Result<VerifyReport, StoreError>
         None
     };
     Ok(VerifyReport { rows, last_seq: last, broken: bad })
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -67,6 +67,12 @@ const DEFER: &str = "UPDATE jobs SET locked_by = NULL, locked_until = NULL, atte
      WHERE id = $1 AND locked_by = $2";
 const MARK_SIDE_EFFECTS: &str = "UPDATE jobs SET side_effects_at = now() WHERE id = $1 AND locked_by = $2";
 const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked_by = $2";
+// A run waiting for a person: unlocked, its state saved, not due before
+// `run_after` (the approval's expiry; a decision brings it forward).
+// The progress placeholder may have been posted while the run went on: the
+// stored `progress_id` wins.
+const PAUSE: &str = "UPDATE jobs SET payload = jsonb_set($3::jsonb, '{progress_id}', COALESCE(payload->'progress_id', 'null'::jsonb)), locked_by = NULL, locked_until = NULL, attempts = 0, run_after = $4
+     WHERE id = $1 AND locked_by = $2";
 const CLAIM: &str =
     "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
      WHERE id IN (
@@ -89,6 +95,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
     ("jobs.enqueue_event_claimed", ENQUEUE_EVENT_CLAIMED),
     ("jobs.set_payload", SET_PAYLOAD),
+    ("jobs.pause", PAUSE),
     ("jobs.mark_side_effects", MARK_SIDE_EFFECTS),
     ("jobs.earlier_in_thread", EARLIER_IN_THREAD),
     ("jobs.defer", DEFER),
@@ -150,6 +157,18 @@ pub async fn enqueue_claimed(
 /// Rewrites a held job's payload (to remember progress across a crash).
 pub async fn set_payload(conn: &mut PgConnection, id: i64, worker: &str, payload: &Value) -> Result<bool, StoreError> {
     Ok(sqlx::query(SET_PAYLOAD).bind(id).bind(worker).bind(payload).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Pauses a run held by `worker` until `until` (or until a decision wakes it),
+/// saving its state. `false` if the lease was lost.
+pub async fn pause(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    payload: &Value,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(PAUSE).bind(id).bind(worker).bind(payload).bind(until).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease`.

@@ -13,6 +13,7 @@
 //! [`StoreError::Database`].
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod conversations;
 pub mod events;
@@ -135,6 +136,7 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
 pub fn all_queries() -> Vec<(&'static str, &'static str)> {
     [
         agents::QUERIES,
+        approvals::QUERIES,
         audit::QUERIES,
         conversations::QUERIES,
         events::QUERIES,

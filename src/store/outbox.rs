@@ -158,6 +158,22 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.feedback", FEEDBACK),
 ];
 
+/// The reply as it may leave: with every registered secret redacted
+/// ([`crate::redact`]) from its text and buttons.
+fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapters::Reply> {
+    use std::borrow::Cow;
+    let dirty = |t: &str| matches!(crate::redact::scrub(t), Cow::Owned(_));
+    if !crate::redact::active() || !(dirty(&reply.text) || reply.buttons.iter().any(|b| dirty(&b.label))) {
+        return Cow::Borrowed(reply);
+    }
+    let mut clean = reply.clone();
+    clean.text = crate::redact::scrub(&clean.text).into_owned();
+    for b in &mut clean.buttons {
+        b.label = crate::redact::scrub(&b.label).into_owned();
+    }
+    Cow::Owned(clean)
+}
+
 /// Stores a reply. Returns its id.
 pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(INSERT)
@@ -167,7 +183,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64,
         .bind(o.thread)
         .bind(o.response_url)
         .bind(o.recipient)
-        .bind(sqlx::types::Json(o.reply))
+        .bind(sqlx::types::Json(scrubbed(o.reply)))
         .bind(o.is_progress)
         .bind(o.progress_of)
         .bind(o.delay.as_secs_f64())
@@ -200,7 +216,7 @@ pub async fn finish_answer(
         .bind(o.thread)
         .bind(o.response_url)
         .bind(o.recipient)
-        .bind(sqlx::types::Json(o.reply))
+        .bind(sqlx::types::Json(scrubbed(o.reply)))
         .bind(o.progress_of)
         .bind(used.user_email)
         .bind(used.agent)

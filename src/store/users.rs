@@ -61,6 +61,16 @@ const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE email = $1 AND removed_
 const REMOVE: &str =
     "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";
 const UNLINK_ALL: &str = "DELETE FROM identities WHERE user_id = $1";
+// One live code per person: a new one replaces the old.
+const ISSUE_CODE: &str = "WITH gone AS (DELETE FROM link_codes WHERE user_id = $1)
+     INSERT INTO link_codes (code_hash, user_id, expires_at) VALUES ($2, $1, now() + make_interval(secs => $3))";
+const TAKE_CODE: &str = "DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > now() RETURNING user_id";
+const BY_ID: &str = "SELECT id, email, role, active_workspace FROM users WHERE id = $1 AND removed_at IS NULL";
+const IDENTITIES: &str = "SELECT u.email, i.platform, i.tenant, i.platform_user_id, i.linked_at
+     FROM identities i JOIN users u ON u.id = i.user_id
+     WHERE ($1::text IS NULL OR u.email = $1) AND u.removed_at IS NULL ORDER BY u.email, i.platform, i.linked_at";
+const UNLINK_PLATFORM: &str =
+    "DELETE FROM identities i USING users u WHERE u.id = i.user_id AND u.email = $1 AND i.platform = $2";
 const LIST: &str = "SELECT id, email, role, active_workspace FROM users WHERE removed_at IS NULL ORDER BY email";
 const SET_WORKSPACE: &str = "UPDATE users SET active_workspace = $2 WHERE id = $1";
 
@@ -76,6 +86,11 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("users.remove", REMOVE),
     ("users.unlink_all", UNLINK_ALL),
     ("users.list", LIST),
+    ("users.issue_code", ISSUE_CODE),
+    ("users.take_code", TAKE_CODE),
+    ("users.by_id", BY_ID),
+    ("users.identities", IDENTITIES),
+    ("users.unlink_platform", UNLINK_PLATFORM),
     ("users.set_workspace", SET_WORKSPACE),
 ];
 
@@ -171,4 +186,51 @@ pub async fn set_workspace(
 ) -> Result<(), StoreError> {
     sqlx::query(SET_WORKSPACE).bind(user_id).bind(workspace.map(|w| w.as_str())).execute(conn).await?;
     Ok(())
+}
+
+/// Stores a one-time link code (its hash) for a person, replacing any
+/// earlier one.
+pub async fn issue_code(
+    conn: &mut PgConnection,
+    user_id: i64,
+    code_hash: &str,
+    ttl: std::time::Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(ISSUE_CODE).bind(user_id).bind(code_hash).bind(ttl.as_secs_f64()).execute(conn).await?;
+    Ok(())
+}
+
+/// Uses a link code: the person it was issued to, if it is live. A code
+/// works once.
+pub async fn take_code(conn: &mut PgConnection, code_hash: &str) -> Result<Option<User>, StoreError> {
+    let Some(id): Option<i64> = sqlx::query_scalar(TAKE_CODE).bind(code_hash).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let row: Option<UserRow> = sqlx::query_as(BY_ID).bind(id).fetch_optional(conn).await?;
+    row.map(User::try_from).transpose()
+}
+
+/// One linked platform account.
+#[derive(Debug, Clone, FromRow)]
+pub struct Identity {
+    /// Whose.
+    pub email: String,
+    /// The platform.
+    pub platform: String,
+    /// The workspace there.
+    pub tenant: String,
+    /// The account's id there.
+    pub platform_user_id: String,
+    /// When it was linked.
+    pub linked_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Linked accounts, of one person or everyone.
+pub async fn identities(conn: &mut PgConnection, email: Option<&Email>) -> Result<Vec<Identity>, StoreError> {
+    Ok(sqlx::query_as(IDENTITIES).bind(email.map(|e| e.as_str())).fetch_all(conn).await?)
+}
+
+/// Unlinks a person's accounts on one platform. Returns how many.
+pub async fn unlink_platform(conn: &mut PgConnection, email: &Email, platform: &str) -> Result<u64, StoreError> {
+    Ok(sqlx::query(UNLINK_PLATFORM).bind(email.as_str()).bind(platform).execute(conn).await?.rows_affected())
 }

@@ -20,6 +20,7 @@ pub const SEARCH: Tool = Tool {
     description: "Search the team's memory that this conversation may read. Returns the best matching passages with their sources.",
     family: "memory",
     writes: false,
+    approval: false,
 };
 
 /// `memory_write`.
@@ -28,6 +29,8 @@ pub const WRITE: Tool = Tool {
     description: "Remember a short note for later questions, in the asker's workspace (or the agent's shared memory).",
     family: "memory",
     writes: true,
+    // A note in memory the run may already write, undone with `/admin memory forget`.
+    approval: false,
 };
 
 /// The longest note `memory_write` stores.

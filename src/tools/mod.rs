@@ -34,6 +34,10 @@ pub struct Tool {
     pub family: &'static str,
     /// Whether it needs the family's `:write` grant.
     pub writes: bool,
+    /// Whether every call waits for a person's approval, whatever the
+    /// config says (shell, GitHub and PagerDuty writes, browser submits
+    /// when they land). `approvals.tools` in the config adds others.
+    pub approval: bool,
 }
 
 /// Every tool Pincer has.

@@ -19,6 +19,7 @@ pub const FETCH: Tool = Tool {
     description: "Fetch a public web page (http or https) and return its text.",
     family: "web",
     writes: false,
+    approval: false,
 };
 
 /// The most bytes read from a page.

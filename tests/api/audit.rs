@@ -20,7 +20,7 @@ async fn with_history() -> TestApp {
 }
 
 async fn verify(t: &TestApp) -> audit::VerifyReport {
-    audit::verify(&mut *t.conn().await).await.unwrap()
+    audit::verify(&mut *t.conn().await, None).await.unwrap()
 }
 
 /// Runs SQL as someone who bypasses the append-only triggers (a superuser).

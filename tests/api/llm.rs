@@ -12,7 +12,7 @@ use pincer_adapters::ReplyKind;
 use crate::helpers::{TestApp, config_from};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Script {
+pub enum Script {
     Answer,
     ServerError,
     Hang,
@@ -22,20 +22,27 @@ enum Script {
 }
 
 /// What the mock received: the Authorization header and the body.
-type Received = Arc<Mutex<Vec<(Option<String>, String)>>>;
+pub type Received = Arc<Mutex<Vec<(Option<String>, String)>>>;
 
 #[derive(Clone)]
-struct Mock {
+pub struct Mock {
     /// Bodies answered in order before the script applies.
-    queue: Arc<Mutex<std::collections::VecDeque<String>>>,
-    script: Arc<Mutex<Script>>,
-    bodies: Received,
+    pub queue: Arc<Mutex<std::collections::VecDeque<String>>>,
+    pub script: Arc<Mutex<Script>>,
+    pub bodies: Received,
+    /// How long each completion waits before answering.
+    pub delay: Arc<Mutex<Duration>>,
 }
 
 async fn completions(State(m): State<Mock>, headers: HeaderMap, body: String) -> impl IntoResponse {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     m.bodies.lock().unwrap().push((auth, body));
-    if let Some(body) = m.queue.lock().unwrap().pop_front() {
+    let delay = *m.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let queued = m.queue.lock().unwrap().pop_front();
+    if let Some(body) = queued {
         return (StatusCode::OK, body).into_response();
     }
     let script = *m.script.lock().unwrap();
@@ -77,11 +84,12 @@ async fn messages(State(m): State<Mock>, headers: HeaderMap, body: String) -> im
     (StatusCode::OK, r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Anthropic says: a lock."}],"stop_reason":"end_turn","usage":{"input_tokens":90,"output_tokens":6}}"#.to_string())
 }
 
-async fn start_mock() -> (Mock, String) {
+pub async fn start_mock() -> (Mock, String) {
     let mock = Mock {
         queue: Arc::new(Mutex::new(std::collections::VecDeque::new())),
         script: Arc::new(Mutex::new(Script::Answer)),
         bodies: Arc::new(Mutex::new(Vec::new())),
+        delay: Arc::new(Mutex::new(Duration::ZERO)),
     };
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(completions))
@@ -237,14 +245,14 @@ async fn usage_is_priced_per_person_and_agent_and_budgets_stop_asks_with_a_sente
     t.cleanup().await;
 }
 
-fn tool_call(name: &str, args: serde_json::Value) -> String {
+pub fn tool_call(name: &str, args: serde_json::Value) -> String {
     serde_json::json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
         {"id": format!("call-{name}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}
     ]}}], "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
     .to_string()
 }
 
-fn final_answer(text: &str) -> String {
+pub fn final_answer(text: &str) -> String {
     serde_json::json!({"choices": [{"message": {"role": "assistant", "content": text}}], "usage": {"prompt_tokens": 150, "completion_tokens": 12}}).to_string()
 }
 

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod deploy;
+mod governance;
 mod helpers;
 mod llm;
 mod router;

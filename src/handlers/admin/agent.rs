@@ -1,12 +1,14 @@
 //! `/admin agent list|disable|enable`. Disabling is break-glass: it is
-//! stored in Postgres, so every replica refuses the agent's next run.
+//! stored in Postgres, so every replica refuses the agent's next run, its
+//! running runs stop at their next tool boundary, and its pending approval
+//! requests are voided.
 
 use pincer_commands::AgentName;
 use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::handlers::{Ctx, Outcome};
-use crate::store::{StoreError, agents};
+use crate::store::{StoreError, agents, approvals, jobs};
 
 fn unknown(ctx: &Ctx<'_>, name: &AgentName) -> Outcome {
     let known = ctx.app.config.agents.keys().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
@@ -57,16 +59,21 @@ pub async fn disable(
     if !ctx.app.config.agents.contains_key(name) {
         return Ok(unknown(ctx, name));
     }
-    let meta = json!({"agent": name, "reason": reason});
     if agents::disable(conn, name, ctx.user.email.as_str(), reason).await? {
+        let voided = approvals::void_for_agent(conn, name.as_str(), ctx.user.email.as_str()).await?;
+        if voided > 0 {
+            jobs::notify(conn).await?;
+        }
+        let meta = json!({"agent": name, "reason": reason, "approvals_voided": voided});
         Ok(Outcome::done(
             format!(
-                "Disabled {name}: every Pincer process refuses its new runs from now on. /admin agent enable {name} reverses it."
+                "Disabled {name}: every Pincer process refuses its new runs from now on, and running ones stop at their next step{}. /admin agent enable {name} reverses it.",
+                if voided > 0 { format!("; {voided} pending approval request(s) were voided") } else { String::new() }
             ),
             meta,
         ))
     } else {
-        Ok(Outcome::refused(format!("{name} is already disabled."), meta))
+        Ok(Outcome::refused(format!("{name} is already disabled."), json!({"agent": name, "reason": reason})))
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::handlers::Outcome;
+use crate::handlers::{Ctx, Outcome};
 use crate::store::{StoreError, audit};
 
 /// How much of a row's metadata `tail` shows.
@@ -32,12 +32,19 @@ pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError
     Ok(Outcome::done(text, json!({"n": n})))
 }
 
-/// Checks the hash chain.
-pub async fn verify(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
-    let report = audit::verify(conn).await?;
+/// Checks the hash chain (from the retention checkpoint, if there is one).
+pub async fn verify(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, StoreError> {
+    let key = ctx.app.config.audit.signing_key.as_ref().map(|k| k.expose().as_bytes());
+    let report = audit::verify(conn, key).await?;
+    let first = report.last_seq + 1 - report.rows as i64;
     Ok(match report.broken {
         None => Outcome::done(
-            format!("Audit chain intact: {} rows verified (seq 1 to {}).", report.rows, report.last_seq),
+            format!(
+                "Audit chain intact: {} rows verified (seq {first} to {}{}).",
+                report.rows,
+                report.last_seq,
+                if first > 1 { ", from the signed retention checkpoint" } else { "" }
+            ),
             json!({"rows": report.rows, "intact": true}),
         ),
         Some(b) => Outcome::refused(

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod audit;
+pub mod doctor;
+pub mod identity;
 pub mod memory;
 pub mod outbox;
 pub mod usage;
@@ -31,13 +33,16 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> 
         A::WorkspaceList { owner } => workspace::list(conn, owner.as_ref()).await,
         A::WorkspaceDelete { name } => workspace::delete(conn, name).await,
         A::AuditTail { n } => audit::tail(conn, *n).await,
-        A::AuditVerify => audit::verify(conn).await,
+        A::AuditVerify => audit::verify(ctx, conn).await,
         A::MemoryList { scope, n } => memory::list(conn, scope, *n).await,
         A::MemorySearch { scope, query } => memory::search(conn, scope, query).await,
         A::MemoryForget { id } => memory::forget(conn, *id).await,
         A::Usage { days } => usage::show(conn, *days).await,
         A::OutboxList { n } => outbox::list(conn, *n).await,
         A::OutboxRetry { id } => outbox::retry(ctx, conn, *id).await,
+        A::IdentityList { email } => identity::list(conn, email.as_ref()).await,
+        A::IdentityUnlink { email, platform } => identity::unlink(conn, email, platform).await,
+        A::Doctor => doctor::run(ctx, conn).await,
     }
 }
 

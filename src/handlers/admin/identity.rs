@@ -1,0 +1,42 @@
+//! `/admin identity list|unlink`: the chat accounts linked to people.
+
+use pincer_commands::Email;
+use serde_json::json;
+use sqlx::PgConnection;
+
+use crate::handlers::Outcome;
+use crate::store::{StoreError, users};
+
+/// Lists linked accounts, of one person or everyone.
+pub async fn list(conn: &mut PgConnection, email: Option<&Email>) -> Result<Outcome, StoreError> {
+    let rows = users::identities(conn, email).await?;
+    if rows.is_empty() {
+        return Ok(Outcome::done("No linked accounts.", json!({"count": 0})));
+    }
+    let mut text = format!("{} linked account(s):", rows.len());
+    for r in &rows {
+        text.push_str(&format!(
+            "\n• {} — {} {} user {} (since {})",
+            r.email,
+            r.platform,
+            r.tenant,
+            r.platform_user_id,
+            r.linked_at.format("%Y-%m-%d")
+        ));
+    }
+    Ok(Outcome::done(text, json!({"count": rows.len()})))
+}
+
+/// Unlinks a person's accounts on one platform.
+pub async fn unlink(conn: &mut PgConnection, email: &Email, platform: &str) -> Result<Outcome, StoreError> {
+    let meta = json!({"email": email, "platform": platform});
+    match users::unlink_platform(conn, email, platform).await? {
+        0 => Ok(Outcome::refused(format!("{email} has no linked {platform} account."), meta)),
+        n => Ok(Outcome::done(
+            format!(
+                "Unlinked {n} {platform} account(s) from {email}. They will need to link again to use Pincer there."
+            ),
+            json!({"email": email, "platform": platform, "unlinked": n}),
+        )),
+    }
+}
