@@ -142,7 +142,8 @@ pub async fn retain_once(app: &App) -> Result<Option<audit::Retention>, StoreErr
         Some(sink) => Some(audit::cursor(&mut conn, &sink.name()).await?),
         None => None,
     };
-    Ok(Some(audit::retain(&mut conn, days, key.expose().as_bytes(), shipped).await?))
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    Ok(Some(audit::retain(&mut conn, cutoff, key.expose().as_bytes(), shipped).await?))
 }
 
 /// Ships and retains until `shutdown` flips to true, while this process

@@ -401,36 +401,29 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
         return Ok(ExitCode::FAILURE);
     }
     if verb == "retain" {
-        let Some(key) = app.config.audit.signing_key.as_ref() else {
+        let days = app.config.audit.retention_days;
+        if app.config.audit.signing_key.is_none() {
             eprintln!(
                 "Retention needs audit.signing_key in the config (e.g. env://PINCER_AUDIT_KEY) to sign its checkpoint."
             );
             return Ok(ExitCode::FAILURE);
-        };
-        let days = app.config.audit.retention_days;
-        if days == 0 {
-            println!("Retention is off (audit.retention_days: 0); nothing removed.");
-            return Ok(ExitCode::SUCCESS);
         }
-        let shipped = match &app.config.audit.sink {
-            Some(sink) => Some(audit::cursor(&mut conn, &sink.name()).await?),
-            None => None,
-        };
-        return Ok(match audit::retain(&mut conn, days, key.expose().as_bytes(), shipped).await? {
-            audit::Retention::Removed { up_to, rows } => {
+        return Ok(match crate::audit_ship::retain_once(app).await? {
+            None => {
+                println!("Retention is off (audit.retention_days: 0); nothing removed.");
+                ExitCode::SUCCESS
+            }
+            Some(audit::Retention::Removed { up_to, rows }) => {
                 println!(
                     "Removed {rows} audit rows older than {days} days (up to seq {up_to}) behind a signed checkpoint."
                 );
                 ExitCode::SUCCESS
             }
-            audit::Retention::Nothing => {
-                println!(
-                    "No audit rows are older than {days} days{}.",
-                    if shipped.is_some() { " and shipped" } else { "" }
-                );
+            Some(audit::Retention::Nothing) => {
+                println!("No audit rows are older than {days} days (and shipped, when a sink is configured).");
                 ExitCode::SUCCESS
             }
-            audit::Retention::Broken(b) => {
+            Some(audit::Retention::Broken(b)) => {
                 eprintln!("The audit chain is broken at seq {} ({}); nothing was removed.", b.seq, b.reason);
                 ExitCode::FAILURE
             }

@@ -221,27 +221,28 @@ pub enum Retention {
     Broken(ChainBreak),
 }
 
-/// Removes rows older than `days` — never one a sink has not shipped
-/// (`shipped`) — after verifying the chain, behind a signed checkpoint, and
-/// audits that it did.
+/// Removes rows written before `cutoff` — never one a sink has not
+/// shipped (`shipped`) — after verifying the chain, behind a signed
+/// checkpoint, and audits that it did.
 pub async fn retain(
     conn: &mut PgConnection,
-    days: u32,
+    cutoff: DateTime<Utc>,
     key: &[u8],
     shipped: Option<i64>,
 ) -> Result<Retention, StoreError> {
+    let limit = shipped.unwrap_or(i64::MAX);
+    let old: Option<i64> = sqlx::query_scalar(LAST_BEFORE).bind(cutoff).bind(limit).fetch_one(&mut *conn).await?;
+    if old.is_none() {
+        return Ok(Retention::Nothing);
+    }
     let report = verify(&mut *conn, Some(key)).await?;
     if let Some(b) = report.broken {
         return Ok(Retention::Broken(b));
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query(RETENTION_LOCK).execute(&mut *tx).await?;
-    let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
-    let Some(last): Option<i64> = sqlx::query_scalar(LAST_BEFORE)
-        .bind(cutoff)
-        .bind(shipped.unwrap_or(i64::MAX).min(report.last_seq))
-        .fetch_one(&mut *tx)
-        .await?
+    let Some(last): Option<i64> =
+        sqlx::query_scalar(LAST_BEFORE).bind(cutoff).bind(limit.min(report.last_seq)).fetch_one(&mut *tx).await?
     else {
         return Ok(Retention::Nothing);
     };
@@ -250,7 +251,7 @@ pub async fn retain(
     let rows = sqlx::query(DELETE_UPTO).bind(last).execute(&mut *tx).await?.rows_affected();
     let signature = sign_checkpoint(key, seq, &hash, &ts);
     sqlx::query(SAVE_CHECKPOINT).bind(seq).bind(&hash).bind(ts).bind(&signature).execute(&mut *tx).await?;
-    let meta = serde_json::json!({"up_to_seq": seq, "rows": rows, "retention_days": days, "checkpoint_ts": ts});
+    let meta = serde_json::json!({"up_to_seq": seq, "rows": rows, "cutoff": cutoff, "checkpoint_ts": ts});
     append(&mut tx, vec![AuditEntry::new(None, "audit.retention", meta)]).await?;
     tx.commit().await?;
     Ok(Retention::Removed { up_to: seq, rows })

@@ -3,6 +3,7 @@
 //! voiding), identity linking with one-time codes, audit shipping and
 //! retention, secret redaction, and `admin doctor`.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -72,11 +73,8 @@ async fn notes(t: &TestApp) -> i64 {
 }
 
 async fn answer_containing(mock: &MockSlack, text: &str) {
-    mock.wait_for(15, text, |c| {
-        c.iter()
-            .any(|c| c.method.starts_with("chat.") && c.body.to_string().contains(text))
-    })
-    .await;
+    mock.wait_for(15, text, |c| c.iter().any(|c| c.method.starts_with("chat.") && c.body.to_string().contains(text)))
+        .await;
 }
 
 #[tokio::test]
@@ -244,5 +242,237 @@ async fn break_glass_reaches_another_process_within_a_second_and_stops_a_run_at_
     b.stop().await;
     let t = a.stop().await;
     assert_eq!(notes(&t).await, 0, "the tool after the boundary never ran");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_one_time_code_links_an_account_on_another_platform_once_and_admins_can_unlink_it() {
+    let t = TestApp::spawn().await;
+    let issued = t.say1("alice@acme.com", "console:#oncall", "/link").await;
+    let code = issued.split_whitespace().find(|w| w.len() == 11 && w.as_bytes()[5] == b'-').unwrap().to_string();
+    // A Telegram account Pincer does not know (Telegram gives no e-mail).
+    let tg = |puid: &str, text: &str| {
+        t.event("telegram:+15550100", puid, None, "bot1", text, &uuid::Uuid::new_v4().to_string())
+    };
+    let before = t.router.handle(tg("tg-42", "/admin whoami")).await;
+    assert!(before[0].text.contains("can't tell who you are"), "{before:?}");
+    let linked = t.router.handle(tg("tg-42", &format!("/link {}", code.to_lowercase()))).await;
+    assert!(linked[0].text.starts_with("Linked: on telegram you are now alice@acme.com"), "{linked:?}");
+    let whoami = t.router.handle(tg("tg-42", "/admin whoami")).await;
+    assert!(whoami[0].text.contains("alice@acme.com"), "{whoami:?}");
+    // The code worked once.
+    let again = t.router.handle(tg("tg-77", &format!("/link {code}"))).await;
+    assert!(again[0].text.contains("not valid"), "{again:?}");
+    // Admins see and remove links; a member cannot.
+    assert!(t.refused("bob@acme.com", "console:#oncall", "/admin identity list").await.contains("admin"));
+    let list = t.say1("dan@acme.com", "console:#oncall", "/admin identity list alice@acme.com").await;
+    assert!(list.contains("telegram bot1 user tg-42"), "{list}");
+    let gone = t.say1("dan@acme.com", "console:#oncall", "/admin identity unlink alice@acme.com telegram").await;
+    assert!(gone.starts_with("Unlinked 1 telegram account(s)"), "{gone}");
+    let after = t.router.handle(tg("tg-42", "/admin whoami")).await;
+    assert!(after[0].text.contains("can't tell who you are"), "{after:?}");
+    let actions = t.audit_actions().await;
+    for a in ["link", "identity.link", "identity.link.refused", "admin.identity.unlink"] {
+        assert!(actions.contains(&a.to_string()), "{a} in {actions:?}");
+    }
+    t.cleanup().await;
+}
+
+/// A config with an audit file sink and a signing key, in `dir`.
+fn audit_yaml(dir: &std::path::Path, sink: &str) -> String {
+    std::fs::write(dir.join("audit_key"), "checkpoint-signing-key-1\n").unwrap();
+    let base = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap();
+    format!(
+        "{base}\naudit:\n  retention_days: 90\n  signing_key: file://{}\n  sink: {sink}\n",
+        dir.join("audit_key").display()
+    )
+}
+
+async fn traffic(t: &TestApp, n: usize) {
+    for i in 0..n {
+        t.say("dan@acme.com", "console:#oncall", &format!("/admin audit tail {}", i % 5 + 1)).await;
+    }
+}
+
+fn seqs_in(path: &std::path::Path) -> Vec<i64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap())
+        .collect()
+}
+
+async fn head(t: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT seq FROM audit_head").fetch_one(&t.app.store.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_file_sink_ships_every_row_once_across_a_crash_and_retention_leaves_a_verifiable_chain() {
+    use pincer::store::audit;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("audit.jsonl");
+    let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
+    let sink = config.audit.sink.clone().unwrap();
+    let t = TestApp::with_config(config).await;
+    let http = reqwest::Client::new();
+    traffic(&t, 5).await;
+    let shipped = pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
+    assert_eq!(shipped as i64, head(&t).await);
+
+    // A crash after writing two more rows (and half of a third) but before
+    // recording the cursor: the restart neither repeats nor skips.
+    traffic(&t, 4).await;
+    let cursor = audit::cursor(&mut *t.conn().await, &sink.name()).await.unwrap();
+    let next = audit::page(&mut *t.conn().await, cursor, 3).await.unwrap();
+    let mut written = String::new();
+    for r in &next[..2] {
+        written.push_str(&audit::json_line(r));
+        written.push('\n');
+    }
+    written.push_str(&audit::json_line(&next[2])[..40]);
+    std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(written.as_bytes()).unwrap();
+    pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
+    let h = head(&t).await;
+    assert_eq!(seqs_in(&file), (1..=h).collect::<Vec<_>>(), "every row exactly once, in order");
+
+    // Retention: everything shipped and older than the cutoff goes, behind a signed checkpoint.
+    let key = b"checkpoint-signing-key-1";
+    let cut = chrono::Utc::now();
+    let r = audit::retain(&mut *t.conn().await, cut, key, Some(h - 3)).await.unwrap();
+    assert_eq!(r, audit::Retention::Removed { up_to: h - 3, rows: (h - 3) as u64 }, "never past what was shipped");
+    let report = audit::verify(&mut *t.conn().await, Some(key)).await.unwrap();
+    assert_eq!(report.broken, None, "{report:?}");
+    assert_eq!(report.last_seq, h + 1, "the retention row itself is chained");
+    let verified = t.say1("dan@acme.com", "console:#oncall", "/admin audit verify").await;
+    assert!(verified.contains("from the signed retention checkpoint"), "{verified}");
+    // Without the key, or with another, the checkpoint proves nothing.
+    assert!(audit::verify(&mut *t.conn().await, None).await.unwrap().broken.unwrap().reason.contains("signing_key"));
+    let forged = audit::verify(&mut *t.conn().await, Some(b"another key")).await.unwrap().broken.unwrap();
+    assert!(forged.reason.contains("forged"), "{forged:?}");
+    // Rows after the checkpoint are still guarded.
+    let mut c = t.conn().await;
+    sqlx::query("SET session_replication_role = replica").execute(&mut *c).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM audit_log WHERE seq = {}", h - 1)))
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    sqlx::query("SET session_replication_role = origin").execute(&mut *c).await.unwrap();
+    drop(c);
+    assert_eq!(audit::verify(&mut *t.conn().await, Some(key)).await.unwrap().broken.unwrap().seq, h - 1);
+    // And plain deletes stay refused outside retention.
+    assert!(sqlx::query("DELETE FROM audit_log").execute(&t.app.store.pool).await.is_err());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_http_sink_retries_until_taken_and_sends_each_row_once() {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let fail_first = Arc::new(Mutex::new(true));
+    let (g, f) = (got.clone(), fail_first.clone());
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, f) = (g.clone(), f.clone());
+            async move {
+                assert_eq!(headers["authorization"], "Bearer sink-token-123");
+                assert_eq!(headers["content-type"], "application/x-ndjson");
+                if std::mem::replace(&mut *f.lock().unwrap(), false) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                g.lock().unwrap().extend(body.lines().map(str::to_string));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("sink_token"), "sink-token-123").unwrap();
+    let sink = format!("{{http: {url}, token: file://{}}}", out.path().join("sink_token").display());
+    let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &sink));
+    let sink = config.audit.sink.clone().unwrap();
+    let t = TestApp::with_config(config).await;
+    traffic(&t, 3).await;
+    let http = reqwest::Client::new();
+    assert!(pincer::audit_ship::ship_once(&t.app, &sink, &http).await.is_err(), "a 503 is an error, the cursor stays");
+    pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
+    traffic(&t, 2).await;
+    pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
+    let seqs: Vec<i64> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=head(&t).await).collect::<Vec<_>>());
+    let line: serde_json::Value = serde_json::from_str(&got.lock().unwrap()[0]).unwrap();
+    for k in ["seq", "ts", "user_email", "action", "metadata", "prev_hash", "row_hash"] {
+        assert!(line.get(k).is_some(), "{k} in {line}");
+    }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn audit_export_writes_json_lines_from_a_point_and_is_itself_audited() {
+    let t = TestApp::spawn().await;
+    traffic(&t, 4).await;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("export.jsonl");
+    let db = crate::helpers::db_url(&t.db);
+    let env = [("DATABASE_URL", db.as_str())];
+    let args = ["--config", "examples/pincer.yaml", "admin", "audit", "export", "--after-seq", "2", "--out"];
+    let (code, _, err) = crate::helpers::pincer(&[&args[..], &[file.to_str().unwrap()]].concat(), &env, None);
+    assert_eq!(code, 0, "{err}");
+    let h = head(&t).await;
+    assert_eq!(seqs_in(&file), (3..h).collect::<Vec<_>>(), "rows after seq 2, up to the export's own row");
+    assert!(t.audit_actions().await.contains(&"admin.audit.export".to_string()));
+    let (code, _, err) = crate::helpers::pincer(
+        &["--config", "examples/pincer.yaml", "admin", "--as", "bob@acme.com", "audit", "export"],
+        &env,
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("Only an admin"), "{err}");
+    let (code, stdout, _) = crate::helpers::pincer(
+        &["--config", "examples/pincer.yaml", "admin", "audit", "export", "--since", "1d"],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.lines().count() as i64 >= h, "{stdout}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn doctor_reports_each_checklist_line_and_exercises_break_glass() {
+    let t = TestApp::spawn().await;
+    let report = t.refused("dan@acme.com", "console:#oncall", "/admin doctor").await;
+    for line in [
+        "PASS RBAC on",
+        "PASS no plaintext secrets in config",
+        "FAIL audit shipped off-box",
+        "FAIL audit retention set",
+        "PASS every agent has an owner and a prompt file",
+        "PASS break-glass works",
+    ] {
+        assert!(report.contains(line), "{line} in {report}");
+    }
+    let probe: i64 = sqlx::query_scalar("SELECT count(*) FROM agents WHERE name = 'pincer-doctor-probe'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(probe, 0, "the probe leaves nothing behind");
+    t.cleanup().await;
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("audit.jsonl");
+    let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
+    let sink = config.audit.sink.clone().unwrap();
+    let t = TestApp::with_config(config).await;
+    pincer::audit_ship::ship_once(&t.app, &sink, &reqwest::Client::new()).await.unwrap();
+    let report = t.say1("dan@acme.com", "console:#oncall", "/admin doctor").await;
+    assert!(report.ends_with("All checks pass."), "{report}");
     t.cleanup().await;
 }
