@@ -165,7 +165,7 @@ impl App {
         let providers = Providers::from_config(&config)?;
         let slack = match &config.slack {
             Some(sc) => Some(Slack {
-                api: SlackApi::new(&sc.api_url, sc.bot_token.expose())?,
+                api: SlackApi::new(&sc.api_url, &sc.bot_token.expose())?,
                 config: sc.clone(),
                 bot: RwLock::new(BotIdentity::default()),
             }),
@@ -181,6 +181,55 @@ impl App {
             handoff: Handoff::default(),
         }))
     }
+}
+
+/// Re-reads the config file — every secret reference resolved afresh,
+/// Vault included — and rotates the running process's secrets in place:
+/// provider keys, the Slack signing secret, the audit sink's token. Returns
+/// what changed. An invalid config (or an unreachable Vault) changes
+/// nothing: the errors come back and the old values stay.
+///
+/// Slack's bot and app tokens and the audit signing key are not rotated
+/// live (the Slack client and old checkpoints hold them): a change is
+/// reported as needing a restart.
+pub fn reload_secrets(app: &App) -> Result<Vec<String>, crate::config::ConfigErrors> {
+    let new = Config::load(&app.config.path)?;
+    let mut changed = Vec::new();
+    let rotate = |changed: &mut Vec<String>,
+                  what: String,
+                  old: Option<&crate::secret::Secret>,
+                  new: Option<&crate::secret::Secret>| {
+        if let (Some(o), Some(n)) = (old, new)
+            && o.rotate(n)
+        {
+            changed.push(what);
+        }
+    };
+    for (name, p) in &app.config.providers {
+        rotate(
+            &mut changed,
+            format!("providers.{name}.api_key"),
+            p.api_key.as_ref(),
+            new.providers.get(name).and_then(|n| n.api_key.as_ref()),
+        );
+    }
+    if let (Some(old), Some(new)) = (&app.config.slack, &new.slack) {
+        rotate(&mut changed, "slack.signing_secret".into(), old.signing_secret.as_ref(), new.signing_secret.as_ref());
+        if old.bot_token != new.bot_token || old.app_token != new.app_token {
+            changed.push("slack tokens (restart to use them)".into());
+        }
+    }
+    if let (
+        Some(crate::config::AuditSink::Http { token: old, .. }),
+        Some(crate::config::AuditSink::Http { token: new, .. }),
+    ) = (&app.config.audit.sink, &new.audit.sink)
+    {
+        rotate(&mut changed, "audit.sink.token".into(), old.as_ref(), new.as_ref());
+    }
+    if app.config.audit.signing_key != new.audit.signing_key {
+        changed.push("audit.signing_key (restart to use it)".into());
+    }
+    Ok(changed)
 }
 
 /// Adds the config's people (if missing) and writes agent snapshots.

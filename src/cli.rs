@@ -279,9 +279,26 @@ async fn serve(config: Config, url: &str, listen: Option<SocketAddr>, role: Serv
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(app.clone()));
     crate::service::run(app, listener, role, stop_rx).await?;
     tracing::info!("pincer stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kill -HUP`: re-resolve every secret (a fresh Vault read) and rotate them
+/// in place.
+#[cfg(unix)]
+async fn reload_on_hangup(app: Arc<App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let reloading = app.clone();
+        match tokio::task::spawn_blocking(move || crate::app::reload_secrets(&reloading)).await {
+            Ok(Ok(changed)) => tracing::info!(?changed, "secrets reloaded"),
+            Ok(Err(errors)) => tracing::error!(%errors, "reload refused; the running secrets stay"),
+            Err(error) => tracing::error!(%error, "reload failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

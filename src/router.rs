@@ -101,7 +101,16 @@ impl Router {
     /// Never fails: an unexpected error becomes a sentence for the person.
     pub async fn handle(&self, ev: ChannelEvent) -> Vec<Reply> {
         match self.run(&ev, Mode::Inline).await {
-            Ok(Routed::Inline(replies)) => replies,
+            Ok(Routed::Inline(mut replies)) => {
+                // Chat output never carries a secret (queued replies are
+                // scrubbed on their way into the outbox).
+                for r in &mut replies {
+                    if let std::borrow::Cow::Owned(clean) = crate::redact::scrub(&r.text) {
+                        r.text = clean;
+                    }
+                }
+                replies
+            }
             Ok(Routed::Queued(_)) => Vec::new(),
             Err(_) => vec![Reply::error(messages::internal_error(&ev.id))],
         }

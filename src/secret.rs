@@ -20,20 +20,42 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 /// A credential. Read it with [`Secret::expose`], only where it is sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// Clones share one cell, so [`Secret::rotate`] (a reload that re-read
+/// Vault) reaches every holder at once.
+#[derive(Clone)]
+pub struct Secret(std::sync::Arc<std::sync::RwLock<String>>);
 
 impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(std::sync::Arc::new(std::sync::RwLock::new(value.into())))
     }
 
     /// The value itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
+    pub fn expose(&self) -> String {
+        self.0.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the value for every holder (secret rotation on reload).
+    /// Returns whether it changed.
+    pub fn rotate(&self, to: &Secret) -> bool {
+        let new = to.expose();
+        let Ok(mut v) = self.0.write() else { return false };
+        if *v == new {
+            return false;
+        }
+        *v = new;
+        true
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,7 +236,7 @@ impl Resolver {
             }
             other => other.resolve(&self.base)?,
         };
-        crate::redact::register(secret.expose());
+        crate::redact::register(&secret.expose());
         Ok(secret)
     }
 }
@@ -249,9 +271,9 @@ fn read_kv2(vault: &VaultSettings, mount: &str, path: &str) -> VaultData {
                 other => format!("cannot read Vault at {}: {other}", vault.address),
             };
             match &vault.auth {
-                VaultAuth::Token(t) => client.set_token(t.expose()),
+                VaultAuth::Token(t) => client.set_token(&t.expose()),
                 VaultAuth::AppRole { mount: m, role_id, secret_id } => {
-                    let info = vaultrs::auth::approle::login(&client, m, role_id.expose(), secret_id.expose())
+                    let info = vaultrs::auth::approle::login(&client, m, &role_id.expose(), &secret_id.expose())
                         .await
                         .map_err(|e| format!("AppRole login failed: {}", unreachable(e)))?;
                     crate::redact::register(&info.client_token);
@@ -288,7 +310,7 @@ pub fn resolve_value(raw: &str, base: &Path) -> Result<Secret, SecretError> {
     let reference = SecretRef::parse(raw)?;
     let secret = reference.resolve(base)?;
     if !reference.is_literal() {
-        crate::redact::register(secret.expose());
+        crate::redact::register(&secret.expose());
     }
     Ok(secret)
 }

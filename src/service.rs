@@ -118,7 +118,7 @@ pub async fn run(
             let consumer = tokio::spawn(store_socket_events(app.clone(), rx));
             socket = Some((
                 consumer,
-                SocketMode::start(slack.api.client(), token.expose(), me, tx)
+                SocketMode::start(slack.api.client(), &token.expose(), me, tx)
                     .await
                     .map_err(|e| anyhow::anyhow!("Slack Socket Mode: {e}"))?,
             ));

@@ -895,7 +895,7 @@ fn vault_settings(raw: Option<RawVault>, dir: &Path, c: &mut Checker<'_>) -> Opt
         }
         match r.resolve(dir) {
             Ok(s) => {
-                crate::redact::register(s.expose());
+                crate::redact::register(&s.expose());
                 Some(s)
             }
             Err(e) => {

@@ -39,7 +39,7 @@ fn verified<'a>(app: &'a App, headers: &HeaderMap, body: &[u8]) -> Result<&'a Sl
         return Err((StatusCode::NOT_FOUND, "Slack HTTP endpoints need a signing secret\n"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match slack::verify(secret.expose(), header(slack::SIGNATURE_HEADER), header(slack::TIMESTAMP_HEADER), body) {
+    match slack::verify(&secret.expose(), header(slack::SIGNATURE_HEADER), header(slack::TIMESTAMP_HEADER), body) {
         Ok(()) => Ok(slack_rt),
         Err(error) => {
             Metrics::inc(&app.metrics.bad_signatures);

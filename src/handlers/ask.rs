@@ -162,7 +162,12 @@ async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_
         app.providers.answer(agent.provider.as_deref(), agent.fallback.as_deref(), prompt).await
     };
     Ok(match result {
-        Ok(answer) => {
+        Ok(mut answer) => {
+            // A model may echo a secret it was never given (or guessed):
+            // it is scrubbed before it is stored or shown.
+            if let std::borrow::Cow::Owned(clean) = crate::redact::scrub(&answer.text) {
+                answer.text = clean;
+            }
             tracing::info!(
                 provider = %answer.provider,
                 passages = passages.len(),

@@ -314,6 +314,7 @@ async fn the_file_sink_ships_every_row_once_across_a_crash_and_retention_leaves_
     let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
     let sink = config.audit.sink.clone().unwrap();
     let t = TestApp::with_config(config).await;
+    pincer::init_crypto();
     let http = reqwest::Client::new();
     traffic(&t, 5).await;
     let shipped = pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
@@ -395,6 +396,7 @@ async fn the_http_sink_retries_until_taken_and_sends_each_row_once() {
     let sink = config.audit.sink.clone().unwrap();
     let t = TestApp::with_config(config).await;
     traffic(&t, 3).await;
+    pincer::init_crypto();
     let http = reqwest::Client::new();
     assert!(pincer::audit_ship::ship_once(&t.app, &sink, &http).await.is_err(), "a 503 is an error, the cursor stays");
     pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
@@ -471,6 +473,7 @@ async fn doctor_reports_each_checklist_line_and_exercises_break_glass() {
     let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
     let sink = config.audit.sink.clone().unwrap();
     let t = TestApp::with_config(config).await;
+    pincer::init_crypto();
     pincer::audit_ship::ship_once(&t.app, &sink, &reqwest::Client::new()).await.unwrap();
     let report = t.say1("dan@acme.com", "console:#oncall", "/admin doctor").await;
     assert!(report.ends_with("All checks pass."), "{report}");

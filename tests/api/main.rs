@@ -12,4 +12,5 @@ mod server;
 mod slack;
 mod slack_mock;
 mod store;
+mod vault;
 mod workspaces;

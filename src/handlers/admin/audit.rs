@@ -34,8 +34,8 @@ pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError
 
 /// Checks the hash chain (from the retention checkpoint, if there is one).
 pub async fn verify(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, StoreError> {
-    let key = ctx.app.config.audit.signing_key.as_ref().map(|k| k.expose().as_bytes());
-    let report = audit::verify(conn, key).await?;
+    let key = ctx.app.config.audit.signing_key.as_ref().map(|k| k.expose());
+    let report = audit::verify(conn, key.as_deref().map(str::as_bytes)).await?;
     let first = report.last_seq + 1 - report.rows as i64;
     Ok(match report.broken {
         None => Outcome::done(
