@@ -100,25 +100,30 @@ pub fn scrub_json(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// A log writer that scrubs each line before it reaches stderr.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ScrubbedStderr;
+/// A writer that scrubs what passes through it (tracing writes one event
+/// per call, so a secret is never split across writes).
+#[derive(Debug)]
+pub struct Scrubbed<W>(pub W);
 
-impl std::io::Write for ScrubbedStderr {
+impl<W: std::io::Write> std::io::Write for Scrubbed<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(scrub(&text).as_bytes())?;
+        self.0.write_all(scrub(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        self.0.flush()
     }
 }
 
+/// The log writer: stderr, scrubbed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrubbedStderr;
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
-    type Writer = ScrubbedStderr;
+    type Writer = Scrubbed<std::io::Stderr>;
     fn make_writer(&'a self) -> Self::Writer {
-        ScrubbedStderr
+        Scrubbed(std::io::stderr())
     }
 }
 
@@ -139,6 +144,15 @@ mod tests {
         assert_eq!(out.matches(MASK).count(), 4, "{out}");
         let json = scrub_json(serde_json::json!({"k": [format!("x{canary}x")], canary: 1}));
         assert_eq!(json, serde_json::json!({"k": ["x[redacted]x"], "[redacted]": 1}));
+    }
+
+    #[test]
+    fn log_lines_are_scrubbed_on_their_way_out() {
+        use std::io::Write;
+        register("log-canary-4e1d");
+        let mut out = Scrubbed(Vec::new());
+        writeln!(out, "WARN provider failed key=log-canary-4e1d").unwrap();
+        assert_eq!(String::from_utf8(out.0).unwrap(), "WARN provider failed key=[redacted]\n");
     }
 
     #[test]
