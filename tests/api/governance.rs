@@ -288,6 +288,17 @@ fn audit_yaml(dir: &std::path::Path, sink: &str) -> String {
     )
 }
 
+/// Pincer with an audit file sink and a signing key: the app, its sink,
+/// the file, and the folders to keep alive.
+async fn with_file_sink() -> (TestApp, pincer::config::AuditSink, std::path::PathBuf, [tempfile::TempDir; 2]) {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("audit.jsonl");
+    let (config, dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
+    let sink = config.audit.sink.clone().unwrap();
+    pincer::init_crypto();
+    (TestApp::with_config(config).await, sink, file, [out, dir])
+}
+
 async fn traffic(t: &TestApp, n: usize) {
     for i in 0..n {
         t.say("dan@acme.com", "console:#oncall", &format!("/admin audit tail {}", i % 5 + 1)).await;
@@ -309,12 +320,7 @@ async fn head(t: &TestApp) -> i64 {
 #[tokio::test]
 async fn the_file_sink_ships_every_row_once_across_a_crash_and_retention_leaves_a_verifiable_chain() {
     use pincer::store::audit;
-    let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("audit.jsonl");
-    let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
-    let sink = config.audit.sink.clone().unwrap();
-    let t = TestApp::with_config(config).await;
-    pincer::init_crypto();
+    let (t, sink, file, _dirs) = with_file_sink().await;
     let http = reqwest::Client::new();
     traffic(&t, 5).await;
     let shipped = pincer::audit_ship::ship_once(&t.app, &sink, &http).await.unwrap();
@@ -468,12 +474,7 @@ async fn doctor_reports_each_checklist_line_and_exercises_break_glass() {
     assert_eq!(probe, 0, "the probe leaves nothing behind");
     t.cleanup().await;
 
-    let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("audit.jsonl");
-    let (config, _dir) = crate::helpers::config_from(&audit_yaml(out.path(), &format!("{{file: {}}}", file.display())));
-    let sink = config.audit.sink.clone().unwrap();
-    let t = TestApp::with_config(config).await;
-    pincer::init_crypto();
+    let (t, sink, file, _dirs) = with_file_sink().await;
     pincer::audit_ship::ship_once(&t.app, &sink, &reqwest::Client::new()).await.unwrap();
     let report = t.say1("dan@acme.com", "console:#oncall", "/admin doctor").await;
     assert!(report.ends_with("All checks pass."), "{report}");
