@@ -474,7 +474,7 @@ async fn doctor_reports_each_checklist_line_and_exercises_break_glass() {
     assert_eq!(probe, 0, "the probe leaves nothing behind");
     t.cleanup().await;
 
-    let (t, sink, file, _dirs) = with_file_sink().await;
+    let (t, sink, _file, _dirs) = with_file_sink().await;
     pincer::audit_ship::ship_once(&t.app, &sink, &reqwest::Client::new()).await.unwrap();
     let report = t.say1("dan@acme.com", "console:#oncall", "/admin doctor").await;
     assert!(report.ends_with("All checks pass."), "{report}");
