@@ -468,6 +468,7 @@ struct Checker<'a> {
     file: &'a Path,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    plaintext: bool,
 }
 
 impl Checker<'_> {
@@ -488,6 +489,11 @@ impl Checker<'_> {
     fn warn(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
         let e = self.at(path, message, hint);
         self.warnings.push(e);
+    }
+    /// A secret written in the file itself: a warning, and `doctor` fails.
+    fn plaintext(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
+        self.plaintext = true;
+        self.warn(path, message, hint);
     }
 }
 
@@ -549,7 +555,7 @@ impl Config {
 
 fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new() };
+    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new(), plaintext: false };
     let vault = vault_settings(raw.vault, &dir, &mut c);
     let uses_vault = vault.is_some();
     let resolver = Resolver::new(&dir, vault);
@@ -597,7 +603,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
             None => None,
             Some((literal, Ok(s))) => {
                 if literal {
-                    c.warn(
+                    c.plaintext(
                         &[key("providers"), key(&name), key("api_key")],
                         "the API key is written in plain text".into(),
                         Some("use env://OPENAI_API_KEY or file:///run/secrets/openai_api_key so the key stays out of the repo"),
@@ -763,7 +769,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
     let slack = slack_config(raw.slack, &resolver, &mut c);
     let approvals = approvals_config(raw.approvals, &mut c);
     let audit = audit_config(raw.audit, &resolver, &mut c);
-    let plaintext_secrets = !c.warnings.is_empty() && c.warnings.iter().any(|w| w.message.contains("plain text"));
+    let plaintext_secrets = c.plaintext;
     let mut egress_allow = Vec::new();
     for (i, n) in raw.egress.allow.iter().enumerate() {
         match crate::tools::web::Network::parse(n) {
@@ -837,7 +843,7 @@ fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>)
     let mut resolve = |key: &str, r: &SecretRef| match resolver.resolve(r) {
         Ok(s) => {
             if r.is_literal() {
-                c.warn(
+                c.plaintext(
                     &[Seg::Key("slack".into()), Seg::Key(key.into())],
                     "the secret is written in plain text".into(),
                     Some("use env://… or file:///run/secrets/… so it stays out of the repo"),
@@ -892,6 +898,13 @@ fn vault_settings(raw: Option<RawVault>, dir: &Path, c: &mut Checker<'_>) -> Opt
         if matches!(r, SecretRef::Vault { .. }) {
             c.error(&at(k), "Vault's own credentials cannot come from Vault".into(), Some("use env://… or file://…"));
             return None;
+        }
+        if r.is_literal() {
+            c.plaintext(
+                &at(k),
+                format!("the Vault {k} is written in plain text"),
+                Some("use env://… or file:///run/secrets/…"),
+            );
         }
         match r.resolve(dir) {
             Ok(s) => {
@@ -959,7 +972,7 @@ fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> Audi
         None => None,
         Some((literal, Ok(s))) => {
             if literal {
-                c.warn(
+                c.plaintext(
                     &[key("audit"), key("signing_key")],
                     "the checkpoint signing key is written in plain text".into(),
                     Some("use env://PINCER_AUDIT_KEY or file:///run/secrets/audit_key"),
@@ -980,7 +993,16 @@ fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> Audi
                 c.error(&[key("audit"), key("sink"), key("http")], format!("'{url}' is not an http(s) URL"), None);
             }
             let token = token.and_then(|r| match resolver.resolve(&r) {
-                Ok(s) => Some(s),
+                Ok(s) => {
+                    if r.is_literal() {
+                        c.plaintext(
+                            &[key("audit"), key("sink"), key("token")],
+                            "the sink token is written in plain text".into(),
+                            Some("use env://… or file:///run/secrets/…"),
+                        );
+                    }
+                    Some(s)
+                }
                 Err(e) => {
                     c.error(&[key("audit"), key("sink"), key("token")], e.to_string(), None);
                     None
@@ -1118,6 +1140,7 @@ agents:
         let cfg = Config::parse(&with("sk-plain"), &dir.path().join("p.yaml")).unwrap();
         assert_eq!(cfg.warnings.len(), 1);
         assert!(cfg.warnings[0].message.contains("plain text"));
+        assert!(cfg.plaintext_secrets, "doctor fails the plaintext line");
         assert_eq!(cfg.agents.values().next().unwrap().provider.as_deref(), Some("default"));
         let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
         assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
