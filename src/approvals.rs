@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use pincer_adapters::{Action, Button, Reply, ReplyKind, Visibility};
+use pincer_adapters::{Action, Button, Platform, Reply, ReplyKind, Visibility};
 use pincer_commands::{CommandSpec, Role};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -163,7 +163,8 @@ pub async fn gate(
         m
     };
     let mut tx = app.store.pool.begin().await.map_err(StoreError::from)?;
-    let Some(q) = queued else {
+    // Only a platform with buttons can carry a request.
+    let Some(q) = queued.filter(|q| !matches!(q.job.event.platform(), Platform::Console | Platform::Cli)) else {
         let entry =
             AuditEntry::new(Some(&ask.user_email), "tool.denied", meta(json!({"reason": "approval_unavailable"})));
         audit::append(&mut tx, vec![entry]).await?;

@@ -336,6 +336,15 @@ async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> a
     };
     anyhow::ensure!(channel.platform == Platform::Console, "pincer chat posts to console: channels only");
     let app = start(config, url, 4).await?;
+    // What happened while this person was away: answers whose terminal died
+    // mid-run, produced now, and replies that were waiting here.
+    let missed = crate::handlers::ask::catch_up(&app, user.as_str(), &channel.channel).await?;
+    if !missed.is_empty() {
+        println!("While you were away, in {}:", channel.channel);
+        for r in missed {
+            println!("{}", r.text);
+        }
+    }
     let router = Router::new(app);
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let session = ConsoleSession { user, channel };

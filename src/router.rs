@@ -276,10 +276,24 @@ impl Router {
         audit::append(&mut tx, decided.trail).await?;
         match mode {
             Mode::Inline => {
+                // An ask is a job here too, held by this process while it
+                // answers, so a process that dies mid-answer loses nothing.
+                let answer = match decided.ask {
+                    Some(ask) => {
+                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None, run: None };
+                        let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let worker = &app.handoff.worker;
+                        let id =
+                            jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)
+                                .await?;
+                        Some((id, job))
+                    }
+                    None => None,
+                };
                 tx.commit().await?;
                 let mut replies = decided.replies;
-                if let Some(job) = decided.ask {
-                    replies.push(handlers::ask::answer(app, job).await?);
+                if let Some((id, job)) = answer {
+                    replies.push(handlers::ask::answer_inline(app, job, id, &app.handoff.worker).await?);
                 }
                 Ok(Routed::Inline(replies))
             }

@@ -102,7 +102,7 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
 
 /// Ends a run that was interrupted after a tool with side effects started:
 /// completes the job, audits it for a human to look at, and tells the asker.
-async fn interrupted(app: &App, job: &Job, answer: AnswerJob, me: &str) -> Result<(), StoreError> {
+pub(crate) async fn interrupted(app: &App, job: &Job, answer: AnswerJob, me: &str) -> Result<(), StoreError> {
     let mut tx = app.store.pool.begin().await?;
     if !jobs::complete(&mut tx, job.id, me).await? {
         tx.rollback().await?;

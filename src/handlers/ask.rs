@@ -274,15 +274,39 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
     }
 }
 
-/// Answers an ask for the console or admin shell: the reply is returned.
-/// A provider failure is a sentence for the asker and an audit row, never
-/// silence.
-pub async fn answer(app: &App, job: AskJob) -> Result<Reply, StoreError> {
-    let produced = produce(app, &job, None).await?;
+/// Answers a terminal ask held as job `job_id` by `worker`, and returns the
+/// reply: the answer (or the failure's sentence) and the job's completion
+/// commit together. If the process dies first, the job's lease runs out and
+/// the answer is produced by whichever process takes it over, into the
+/// outbox, where the person's next `pincer chat` shows it.
+pub async fn answer_inline(app: &App, job: AnswerJob, job_id: i64, worker: &str) -> Result<Reply, StoreError> {
+    let queued = crate::agent::Queued { job_id, worker, job: &job };
+    let produced = bounded(produce(app, &job.ask, Some(queued))).await?;
     let mut tx = app.store.pool.begin().await?;
-    let reply = record(&mut tx, app, &job, produced).await?;
+    if !jobs::complete(&mut tx, job_id, worker).await? {
+        tx.rollback().await?;
+        return Err(StoreError::LeaseLost(job_id));
+    }
+    let reply = record(&mut tx, app, &job.ask, produced).await?;
     tx.commit().await?;
     Ok(reply)
+}
+
+/// What a person missed in a terminal channel: answers to their asks whose
+/// process died (answered now, by this process) and replies that were
+/// waiting there for them.
+pub async fn catch_up(app: &App, email: &str, channel: &str) -> Result<Vec<Reply>, StoreError> {
+    let worker = &app.handoff.worker;
+    for job in jobs::claim_terminal(&app.store.pool, worker, crate::worker::LEASE, email).await? {
+        let answer: AnswerJob =
+            serde_json::from_value(job.payload.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if job.side_effects_at.is_some() {
+            crate::worker::interrupted(app, &job, answer, worker).await?;
+        } else {
+            answer_queued(app, answer, job.id, worker).await?;
+        }
+    }
+    outbox::take_terminal(&app.store.pool, channel, email).await
 }
 
 /// The longest an answer may take, well inside the job's lease, so a hung

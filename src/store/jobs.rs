@@ -80,6 +80,16 @@ const CLAIM: &str =
          WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
      RETURNING id, kind, payload, attempts, side_effects_at";
+// A person's terminal asks whose process died (the lease ran out).
+const CLAIM_TERMINAL: &str =
+    "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
+     WHERE id IN (
+         SELECT id FROM jobs
+         WHERE kind = 'answer' AND payload->'event'->>'channel' LIKE 'console:%'
+           AND payload->'ask'->>'user_email' = $3
+           AND run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+         ORDER BY id FOR UPDATE SKIP LOCKED)
+     RETURNING id, kind, payload, attempts, side_effects_at";
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND locked_by = $2";
 const RELEASE: &str =
     "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_after = now() + make_interval(secs => $3)
@@ -101,6 +111,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.defer", DEFER),
     ("jobs.claim", CLAIM),
     ("jobs.complete", COMPLETE),
+    ("jobs.claim_terminal", CLAIM_TERMINAL),
     ("jobs.release", RELEASE),
     ("jobs.pending", PENDING),
     ("jobs.notify", NOTIFY),
@@ -169,6 +180,11 @@ pub async fn pause(
     until: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, StoreError> {
     Ok(sqlx::query(PAUSE).bind(id).bind(worker).bind(payload).bind(until).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Claims a person's interrupted terminal asks for `worker`.
+pub async fn claim_terminal(pool: &PgPool, worker: &str, lease: Duration, email: &str) -> Result<Vec<Job>, StoreError> {
+    Ok(sqlx::query_as(CLAIM_TERMINAL).bind(worker).bind(lease.as_secs_f64()).bind(email).fetch_all(pool).await?)
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease`.

@@ -107,6 +107,8 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
          SELECT c.id FROM outbox c
          WHERE c.status IN ('pending', 'sending') AND c.not_before <= now()
            AND (c.status = 'pending' OR c.locked_until < now())
+           -- Terminal replies wait for the person's next `pincer chat`.
+           AND c.platform NOT IN ('console', 'cli')
            AND NOT EXISTS (
                SELECT 1 FROM outbox p
                WHERE p.platform = c.platform AND p.tenant = c.tenant AND p.channel = c.channel AND p.id < c.id
@@ -139,6 +141,12 @@ const PRUNE: &str =
 /// The Postgres channel other processes' dispatchers listen on.
 pub const CHANNEL: &str = "pincer_outbox";
 
+// Terminal replies nobody was there to see, shown by the next `pincer chat`
+// in that channel (the person's own private ones, and everyone's public ones).
+const TAKE_TERMINAL: &str = "UPDATE outbox SET status = 'delivered', delivered_at = now()
+     WHERE id IN (SELECT id FROM outbox WHERE platform = 'console' AND channel = $1 AND status = 'pending'
+                    AND (recipient IS NULL OR recipient = $2) ORDER BY id FOR UPDATE SKIP LOCKED)
+     RETURNING id, reply";
 const OPEN: &str = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
@@ -152,6 +160,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.list_dead", LIST_DEAD),
     ("outbox.revive", REVIVE),
     ("outbox.open", OPEN),
+    ("outbox.take_terminal", TAKE_TERMINAL),
     ("outbox.notify", NOTIFY),
     ("outbox.prune", PRUNE),
     ("outbox.find_delivered", FIND_DELIVERED),
@@ -172,6 +181,14 @@ fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapt
         b.label = crate::redact::scrub(&b.label).into_owned();
     }
     Cow::Owned(clean)
+}
+
+/// Takes the terminal replies waiting in `channel` for `person`, oldest first.
+pub async fn take_terminal(pool: &PgPool, channel: &str, person: &str) -> Result<Vec<Reply>, StoreError> {
+    let mut rows: Vec<(i64, sqlx::types::Json<Reply>)> =
+        sqlx::query_as(TAKE_TERMINAL).bind(channel).bind(person).fetch_all(pool).await?;
+    rows.sort_by_key(|(id, _)| *id);
+    Ok(rows.into_iter().map(|(_, r)| r.0).collect())
 }
 
 /// Stores a reply. Returns its id.

@@ -250,3 +250,60 @@ async fn a_newcomers_two_first_messages_at_once_both_get_through() {
     assert_ne!(rb[0].kind, ReplyKind::Error, "{rb:?}");
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_never_sent_to_a_platform() {
+    use pincer::handlers::ask::{AnswerJob, AskJob};
+    use pincer::store::{conversations, jobs, users};
+    let t = TestApp::spawn().await;
+    t.import_examples().await;
+    // The state a `pincer chat` killed mid-answer leaves: the question
+    // stored and its answer job held by a process that is gone.
+    let mut conn = t.conn().await;
+    let bob =
+        users::by_email(&mut conn, &pincer_commands::Email::parse("bob@acme.com").unwrap()).await.unwrap().unwrap();
+    let question = "why did the deploy fail?";
+    let key = conversations::ThreadKey { platform: "console", tenant: "local", channel: "#oncall", thread: "" };
+    let conversation_id =
+        conversations::open_with_message(&mut conn, key, "ops-oncall", bob.id, None, question).await.unwrap();
+    let ask = AskJob {
+        agent: pincer_commands::AgentName::parse("ops-oncall").unwrap(),
+        user_email: "bob@acme.com".into(),
+        user_id: bob.id,
+        question: question.into(),
+        scopes: vec![
+            pincer_commands::ScopeName::parse("incidents").unwrap(),
+            pincer_commands::ScopeName::parse("postmortems").unwrap(),
+        ],
+        workspace: None,
+        conversation_id,
+    };
+    let event = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", question, "k-dead");
+    let job = AnswerJob { ask, event, progress_id: None, run: None };
+    let payload = serde_json::to_value(&job).unwrap();
+    jobs::enqueue_claimed(&mut conn, jobs::JobKind::Answer, &payload, "worker-gone", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    // Platform dispatchers leave terminal replies alone.
+    let waiting = pincer_adapters::Reply::info("for whoever opens #oncall next");
+    let row = pincer::router::outbound(&job.event, &waiting, false, None, std::time::Duration::ZERO);
+    pincer::store::outbox::insert(&mut conn, &row).await.unwrap();
+    drop(conn);
+    let claimed =
+        pincer::store::outbox::claim(&t.app.store.pool, std::time::Duration::from_secs(30), 10).await.unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let missed = pincer::handlers::ask::catch_up(&t.app, "bob@acme.com", "#oncall").await.unwrap();
+    assert_eq!(missed.len(), 2, "{missed:?}");
+    assert_eq!(missed[0].text, "for whoever opens #oncall next");
+    assert!(missed[1].text.starts_with("From memory"), "{missed:?}");
+    assert!(pincer::handlers::ask::catch_up(&t.app, "bob@acme.com", "#oncall").await.unwrap().is_empty(), "shown once");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(left, 0);
+    // And a live terminal ask is a job while it runs, completed with its answer.
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
+    assert!(r[0].text.starts_with("From memory"), "{r:?}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(left, 0);
+    t.cleanup().await;
+}
