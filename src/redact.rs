@@ -75,6 +75,9 @@ pub fn active() -> bool {
 /// `text` with every registered secret replaced by [`MASK`].
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let Ok(patterns) = PATTERNS.read() else { return Cow::Borrowed(text) };
+    if !dirty(text, &patterns) {
+        return Cow::Borrowed(text);
+    }
     let mut out = Cow::Borrowed(text);
     for p in patterns.iter() {
         if out.contains(p.as_str()) {
@@ -84,17 +87,41 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     out
 }
 
-/// A JSON value with every string (and key) scrubbed.
-pub fn scrub_json(v: serde_json::Value) -> serde_json::Value {
+/// Whether `text` holds any registered secret.
+fn dirty(text: &str, patterns: &[String]) -> bool {
+    patterns.iter().any(|p| text.contains(p.as_str()))
+}
+
+fn json_dirty(v: &serde_json::Value, patterns: &[String]) -> bool {
     use serde_json::Value;
-    if !active() {
+    match v {
+        Value::String(s) => dirty(s, patterns),
+        Value::Array(items) => items.iter().any(|i| json_dirty(i, patterns)),
+        Value::Object(map) => map.iter().any(|(k, v)| dirty(k, patterns) || json_dirty(v, patterns)),
+        _ => false,
+    }
+}
+
+/// A JSON value with every string (and key) scrubbed. A clean value (the
+/// usual case) is returned as it is, without being rebuilt.
+pub fn scrub_json(v: serde_json::Value) -> serde_json::Value {
+    let clean = match PATTERNS.read() {
+        Ok(p) => p.is_empty() || !json_dirty(&v, &p),
+        Err(_) => true,
+    };
+    if clean {
         return v;
     }
+    scrub_value(v)
+}
+
+fn scrub_value(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
     match v {
         Value::String(s) => Value::String(scrub(&s).into_owned()),
-        Value::Array(items) => Value::Array(items.into_iter().map(scrub_json).collect()),
+        Value::Array(items) => Value::Array(items.into_iter().map(scrub_value).collect()),
         Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (scrub(&k).into_owned(), scrub_json(v))).collect())
+            Value::Object(map.into_iter().map(|(k, v)| (scrub(&k).into_owned(), scrub_value(v))).collect())
         }
         other => other,
     }
