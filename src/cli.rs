@@ -537,6 +537,7 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
     }
     let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     let mut code = ExitCode::SUCCESS;
+    let embed_after = app.config.embeddings.is_some();
     for f in files {
         match crate::memory::import_file(&app.store, &scope, f, &actor).await {
             Ok(r) => println!(
@@ -549,6 +550,14 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
                 eprintln!("error: {e}");
                 code = ExitCode::FAILURE;
             }
+        }
+    }
+    if embed_after {
+        match crate::memory::embed_pending(&app).await {
+            Ok(n) => println!("Embedded {n} passages."),
+            Err(e) => eprintln!(
+                "warning: embedding failed ({e:#}); the passages are searchable by full text, and a running daemon embeds them later"
+            ),
         }
     }
     Ok(code)

@@ -4,6 +4,11 @@
 //!
 //! Re-importing a file replaces what came from it before, so notes can be
 //! edited and imported again without leaving stale passages behind.
+//!
+//! With `embeddings:` configured, passages get embeddings after they are
+//! stored ([`embed_pending`]): right after an import, and from the daemon
+//! for everything else (notes the `memory_write` tool saves, imports by
+//! other processes, passages stored while the provider was down).
 
 use std::path::Path;
 
@@ -11,6 +16,71 @@ use pincer_commands::ScopeName;
 
 use crate::store::memory::{NewItem, replace_source};
 use crate::store::{Store, StoreError, audit};
+
+/// Passages per embeddings call.
+const EMBED_BATCH: i64 = 64;
+/// How often the daemon looks for passages without an embedding.
+pub const EMBED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Embeds every passage that has no embedding yet, a batch at a time.
+/// Returns how many were embedded (0 when embeddings are not configured).
+pub async fn embed_pending(app: &crate::app::App) -> anyhow::Result<usize> {
+    let Some(cfg) = &app.config.embeddings else { return Ok(0) };
+    let Some(provider) = app.providers.remote(Some(&cfg.provider)) else { return Ok(0) };
+    let mut done = 0;
+    loop {
+        let mut conn = app.store.pool.acquire().await?;
+        let rows = crate::store::memory::unembedded(&mut conn, EMBED_BATCH).await?;
+        let Some(_) = rows.first() else { break };
+        let inputs: Vec<&str> = rows.iter().map(|(_, _, body)| body.as_str()).collect();
+        let vectors = crate::llm::with_retries(provider.max_retries, || {
+            crate::llm::openai::embed(provider, app.providers.http(), &cfg.model, &inputs)
+        })
+        .await?;
+        for ((scope, id, _), vector) in rows.iter().zip(&vectors) {
+            crate::store::memory::set_embedding(&mut conn, scope, *id, vector).await?;
+        }
+        done += rows.len();
+        if (rows.len() as i64) < EMBED_BATCH {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Embeds new passages every [`EMBED_EVERY`] while this process holds the
+/// `embeddings` lease, until `shutdown` flips to true.
+pub async fn embed_loop(app: std::sync::Arc<crate::app::App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if app.config.embeddings.is_none() {
+        return;
+    }
+    let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
+    let mut failures = 0;
+    loop {
+        let mut wait = EMBED_EVERY;
+        match crate::store::leases::acquire(&app.store.pool, "embeddings", &holder, EMBED_EVERY * 6).await {
+            Ok(true) => match embed_pending(&app).await {
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        tracing::info!(passages = n, "embedded new memory passages");
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    wait = crate::backoff::backoff(failures, EMBED_EVERY, std::time::Duration::from_secs(300));
+                    tracing::warn!(%error, "embedding memory failed; full-text ranking still works");
+                }
+            },
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not take the embeddings lease"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
 
 /// A passage grows to about this many characters before a new one starts.
 const TARGET_CHARS: usize = 900;

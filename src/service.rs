@@ -133,6 +133,7 @@ pub async fn run(
     if role.housekeeps() {
         tasks.push(tokio::spawn(daemon::run(app.clone(), Duration::from_secs(600), shutdown.clone())));
         tasks.push(tokio::spawn(crate::audit_ship::run(app.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(crate::memory::embed_loop(app.clone(), shutdown.clone())));
     }
     let server = Server::build(app.clone(), listener, role.platforms());
     tracing::info!(addr = %server.local_addr()?, ?role, "pincer serving");

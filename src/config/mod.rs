@@ -54,6 +54,29 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     vault: Option<RawVault>,
+    #[serde(default)]
+    embeddings: Option<RawEmbeddings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmbeddings {
+    provider: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    weight: Option<f32>,
+}
+
+/// Embeddings for hybrid memory ranking (`embeddings:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingsConfig {
+    /// The OpenAI-compatible provider whose `/embeddings` endpoint is used.
+    pub provider: String,
+    /// The embedding model.
+    pub model: String,
+    /// How much the embedding similarity counts against full-text rank (0–1, default 0.5).
+    pub weight: f32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,6 +390,8 @@ pub struct Config {
     pub vault: bool,
     /// Whether any secret is written in plain text in the file.
     pub plaintext_secrets: bool,
+    /// Hybrid memory ranking, if configured.
+    pub embeddings: Option<EmbeddingsConfig>,
     /// Things worth fixing that do not stop Pincer.
     pub warnings: Vec<ConfigError>,
 }
@@ -770,6 +795,32 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
     let approvals = approvals_config(raw.approvals, &mut c);
     let audit = audit_config(raw.audit, &resolver, &mut c);
     let plaintext_secrets = c.plaintext;
+    let embeddings = match raw.embeddings {
+        None => None,
+        Some(e) => match providers.get(&e.provider) {
+            Some(p) if p.kind == ProviderKind::Openai => Some(EmbeddingsConfig {
+                provider: e.provider,
+                model: e.model.unwrap_or_else(|| "text-embedding-3-small".into()),
+                weight: e.weight.unwrap_or(0.5).clamp(0.0, 1.0),
+            }),
+            Some(_) => {
+                c.error(
+                    &[key("embeddings"), key("provider")],
+                    format!("'{}' speaks Anthropic Messages, which has no embeddings endpoint", e.provider),
+                    Some("name an OpenAI-compatible provider (OpenAI, Azure, Ollama, vLLM, LiteLLM, …)"),
+                );
+                None
+            }
+            None => {
+                c.error(
+                    &[key("embeddings"), key("provider")],
+                    format!("'{}' is not a provider declared under providers", e.provider),
+                    None,
+                );
+                None
+            }
+        },
+    };
     let mut egress_allow = Vec::new();
     for (i, n) in raw.egress.allow.iter().enumerate() {
         match crate::tools::web::Network::parse(n) {
@@ -804,6 +855,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
         audit,
         vault: uses_vault,
         plaintext_secrets,
+        embeddings,
         warnings: c.warnings,
     })
 }

@@ -130,9 +130,29 @@ enum Produced {
 async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_>>) -> Result<Produced, StoreError> {
     let started = Instant::now();
     let Some(agent) = app.config.agents.get(&job.agent) else { return Ok(Produced::NoAgent) };
+    // With embeddings configured, the question's embedding re-ranks the
+    // full-text candidates; if the provider fails, full text alone ranks.
+    let question_vector = match &app.config.embeddings {
+        Some(e) => match app.providers.remote(Some(&e.provider)) {
+            Some(p) => match crate::llm::openai::embed(p, app.providers.http(), &e.model, &[&job.question]).await {
+                Ok(mut v) => v.pop().map(|v| (v, e.weight)),
+                Err(error) => {
+                    tracing::warn!(%error, "question embedding failed; ranking by full text");
+                    None
+                }
+            },
+            None => None,
+        },
+        None => None,
+    };
     let (passages, history) = {
         let mut conn = app.store.pool.acquire().await?;
-        let passages = memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?;
+        let passages = match &question_vector {
+            Some((v, weight)) => {
+                memory::search_hybrid(&mut conn, &job.scopes, &job.question, v, *weight, PASSAGES).await?
+            }
+            None => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
+        };
         let recent = if agent.provider.is_some() {
             conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), HISTORY_MESSAGES + 1)
                 .await?

@@ -149,6 +149,40 @@ pub fn parse_turn(provider: &str, body: &[u8]) -> Result<Turn, ProviderError> {
     Ok(Turn::Calls { calls, message, tokens_in: usage("prompt_tokens"), tokens_out: usage("completion_tokens") })
 }
 
+/// Embeds `inputs` with `model` at the provider's `/embeddings` endpoint
+/// (OpenAI's shape: `{"data": [{"index": i, "embedding": [...]}]}`), one
+/// vector per input, in order.
+pub async fn embed(
+    config: &ProviderConfig,
+    http: &reqwest::Client,
+    model: &str,
+    inputs: &[&str],
+) -> Result<Vec<Vec<f32>>, ProviderError> {
+    let url = format!("{}/embeddings", config.base_url);
+    let mut req = http.post(url).timeout(config.timeout).json(&json!({"model": model, "input": inputs}));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
+    }
+    let body = super::send(req).await?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
+    let mut data: Vec<(u64, Vec<f32>)> = v["data"]
+        .as_array()
+        .ok_or_else(|| ProviderError::Malformed("no data in the embeddings response".into()))?
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let vector =
+                d["embedding"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect());
+            (d["index"].as_u64().unwrap_or(i as u64), vector.unwrap_or_default())
+        })
+        .collect();
+    data.sort_by_key(|(i, _)| *i);
+    if data.len() != inputs.len() || data.iter().any(|(_, v)| v.is_empty()) {
+        return Err(ProviderError::Malformed(format!("{} embeddings for {} inputs", data.len(), inputs.len())));
+    }
+    Ok(data.into_iter().map(|(_, v)| v).collect())
+}
+
 /// Sends one turn of a tool loop.
 pub async fn turn(
     config: &ProviderConfig,

@@ -60,6 +60,21 @@ const SEARCH: &str = "SELECT id, scope, source, locator, body, rank FROM (
      ) r
      ORDER BY rank DESC, id DESC
      LIMIT $3";
+// The same candidates, every one, with their embeddings: hybrid ranking
+// fuses full-text rank and embedding similarity in Rust.
+const CANDIDATES_WITH_VECTORS: &str = "SELECT DISTINCT ON (c.id) c.id, c.scope, c.source, c.locator, c.body,
+                ts_rank_cd(c.tsv, NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery) AS rank,
+                c.embedding
+         FROM (
+             (SELECT id, scope, source, locator, body, tsv, embedding FROM memory_items
+              WHERE scope = ANY($1) AND tsv @@ plainto_tsquery('english', $2) LIMIT $3)
+             UNION ALL
+             (SELECT id, scope, source, locator, body, tsv, embedding FROM memory_items
+              WHERE scope = ANY($1)
+                AND tsv @@ NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery LIMIT $3)
+         ) c ORDER BY c.id";
+const UNEMBEDDED: &str = "SELECT scope, id, body FROM memory_items WHERE embedding IS NULL ORDER BY id LIMIT $1";
+const SET_EMBEDDING: &str = "UPDATE memory_items SET embedding = $3 WHERE scope = $1 AND id = $2";
 /// How many candidates of each kind are ranked.
 const CANDIDATES: i64 = 200;
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
@@ -71,6 +86,9 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("memory.delete_source", DELETE_SOURCE),
     ("memory.insert", INSERT),
     ("memory.search", SEARCH),
+    ("memory.candidates_with_vectors", CANDIDATES_WITH_VECTORS),
+    ("memory.unembedded", UNEMBEDDED),
+    ("memory.set_embedding", SET_EMBEDDING),
     ("memory.count", COUNT),
     ("memory.partition", PARTITION),
     ("memory.list", LIST),
@@ -129,6 +147,85 @@ pub async fn search(
         .await?)
 }
 
+#[derive(FromRow)]
+struct Candidate {
+    #[sqlx(flatten)]
+    passage: Passage,
+    embedding: Option<Vec<f32>>,
+}
+
+/// Cosine similarity; 0 for mismatched or empty vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
+
+/// Fuses full-text rank and embedding similarity: each candidate scores
+/// `(1 − weight) · rank / best rank + weight · max(cosine, 0)`; a passage
+/// with no embedding yet scores on its rank alone (its similarity counts as
+/// 0). Returns the best `limit`, with the fused score as their rank.
+pub fn fuse(
+    mut candidates: Vec<(Passage, Option<Vec<f32>>)>,
+    query: &[f32],
+    weight: f32,
+    limit: usize,
+) -> Vec<Passage> {
+    let best = candidates.iter().map(|(p, _)| p.rank).fold(0f32, f32::max);
+    for (p, v) in &mut candidates {
+        let text = if best > 0.0 { p.rank / best } else { 0.0 };
+        let similarity = v.as_deref().map(|v| cosine(v, query).max(0.0)).unwrap_or(0.0);
+        p.rank = (1.0 - weight) * text + weight * similarity;
+    }
+    candidates.sort_by(|(a, _), (b, _)| b.rank.total_cmp(&a.rank).then(b.id.cmp(&a.id)));
+    candidates.into_iter().take(limit).map(|(p, _)| p).collect()
+}
+
+/// Hybrid search: the full-text candidates, re-ranked with the question's
+/// embedding. There is no vector index here (pgvector is not part of this
+/// deployment), so embeddings re-rank what full text finds rather than
+/// recall passages that share no word with the question.
+pub async fn search_hybrid(
+    conn: &mut PgConnection,
+    scopes: &[ScopeName],
+    query: &str,
+    query_vector: &[f32],
+    weight: f32,
+    limit: i64,
+) -> Result<Vec<Passage>, StoreError> {
+    if scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<Candidate> = sqlx::query_as(CANDIDATES_WITH_VECTORS)
+        .persistent(false)
+        .bind(&scopes)
+        .bind(query)
+        .bind(CANDIDATES)
+        .fetch_all(conn)
+        .await?;
+    let candidates = rows.into_iter().map(|c| (c.passage, c.embedding)).collect();
+    Ok(fuse(candidates, query_vector, weight, limit.max(0) as usize))
+}
+
+/// Passages still without an embedding, oldest first: (scope, id, body).
+pub async fn unembedded(conn: &mut PgConnection, limit: i64) -> Result<Vec<(String, i64, String)>, StoreError> {
+    Ok(sqlx::query_as(UNEMBEDDED).bind(limit).fetch_all(conn).await?)
+}
+
+/// Stores one passage's embedding.
+pub async fn set_embedding(conn: &mut PgConnection, scope: &str, id: i64, vector: &[f32]) -> Result<(), StoreError> {
+    sqlx::query(SET_EMBEDDING).bind(scope).bind(id).bind(vector).execute(conn).await?;
+    Ok(())
+}
+
 /// How many passages the scopes hold.
 pub async fn count(conn: &mut PgConnection, scopes: &[&str]) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(COUNT).bind(scopes).fetch_one(conn).await?)
@@ -142,4 +239,29 @@ pub async fn list(conn: &mut PgConnection, scope: &ScopeName, limit: i64) -> Res
 /// Deletes one passage; returns its scope, source and locator if it existed.
 pub async fn forget(conn: &mut PgConnection, id: i64) -> Result<Option<(String, String, String)>, StoreError> {
     Ok(sqlx::query_as(FORGET).bind(id).fetch_optional(conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(id: i64, rank: f32) -> Passage {
+        Passage { id, scope: "s".into(), source: "f".into(), locator: String::new(), body: String::new(), rank }
+    }
+
+    #[test]
+    fn fusion_weighs_text_rank_against_similarity() {
+        assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
+        assert_eq!(cosine(&[1.0], &[1.0, 0.0]), 0.0, "mismatched dimensions count as unrelated");
+        let candidates = vec![
+            (passage(1, 1.0), Some(vec![0.0, 1.0])),
+            (passage(2, 0.4), Some(vec![1.0, 0.0])),
+            (passage(3, 0.9), None),
+        ];
+        let ids = |w| fuse(candidates.clone(), &[1.0, 0.0], w, 3).iter().map(|p| p.id).collect::<Vec<_>>();
+        assert_eq!(ids(0.0), [1, 3, 2], "weight 0 is full text alone");
+        assert_eq!(ids(0.5), [2, 1, 3], "0.5·0.4 + 0.5·1 beats 0.5·1 and 0.5·0.9");
+        assert_eq!(ids(1.0), [2, 3, 1], "weight 1 is similarity alone (ties by newest id)");
+    }
 }

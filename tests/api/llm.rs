@@ -32,6 +32,31 @@ pub struct Mock {
     pub bodies: Received,
     /// How long each completion waits before answering.
     pub delay: Arc<Mutex<Duration>>,
+    /// Texts sent to `/v1/embeddings`.
+    pub embedded: Arc<Mutex<Vec<String>>>,
+}
+
+/// A toy embedding: texts about things getting stuck point one way,
+/// everything else the other.
+fn toy_embedding(text: &str) -> Vec<f32> {
+    let t = text.to_lowercase();
+    if ["freeze", "froze", "lock", "stall", "stuck"].iter().any(|w| t.contains(w)) {
+        vec![1.0, 0.0]
+    } else {
+        vec![0.0, 1.0]
+    }
+}
+
+async fn embeddings(State(m): State<Mock>, body: String) -> impl IntoResponse {
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let inputs: Vec<String> = v["input"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect();
+    let data: Vec<serde_json::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"object": "embedding", "index": i, "embedding": toy_embedding(t)}))
+        .collect();
+    m.embedded.lock().unwrap().extend(inputs);
+    axum::Json(serde_json::json!({"object": "list", "data": data, "model": v["model"]}))
 }
 
 async fn completions(State(m): State<Mock>, headers: HeaderMap, body: String) -> impl IntoResponse {
@@ -90,10 +115,12 @@ pub async fn start_mock() -> (Mock, String) {
         script: Arc::new(Mutex::new(Script::Answer)),
         bodies: Arc::new(Mutex::new(Vec::new())),
         delay: Arc::new(Mutex::new(Duration::ZERO)),
+        embedded: Arc::new(Mutex::new(Vec::new())),
     };
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(completions))
         .route("/v1/messages", post(messages))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -444,5 +471,56 @@ async fn the_tool_loop_speaks_anthropic_tool_use_too() {
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["tool_use_id"], "tu1");
     assert!(last["content"][0]["content"].as_str().unwrap().contains("deploy-locks.md"), "{last}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn embeddings_rerank_full_text_candidates_when_configured() {
+    let (mock, url) = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    std::fs::write(&key, CANARY).unwrap();
+    let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap().replacen(
+        "agents:\n",
+        &format!(
+            "providers:\n  default:\n    kind: openai\n    base_url: {url}\n    model: m\n    api_key: file://{}\n\nembeddings:\n  provider: default\n  model: toy-embed\n\nagents:\n",
+            key.display()
+        ),
+        1,
+    );
+    let (config, _d) = config_from(&yaml);
+    assert_eq!(config.embeddings.as_ref().unwrap().model, "toy-embed");
+    let t = TestApp::with_config(config).await;
+    let notes = tempfile::tempdir().unwrap();
+    let a = notes.path().join("a.txt");
+    let b = notes.path().join("b.txt");
+    std::fs::write(&a, "Deploy froze on a table lock during the migration.").unwrap();
+    std::fs::write(&b, "Deploy dashboard: every deploy, deploy owner and deploy status.").unwrap();
+    let scope = pincer_commands::ScopeName::parse("incidents").unwrap();
+    for f in [&a, &b] {
+        pincer::memory::import_file(&t.app.store, &scope, f, "test").await.unwrap();
+    }
+    assert_eq!(pincer::memory::embed_pending(&t.app).await.unwrap(), 2);
+    assert_eq!(pincer::memory::embed_pending(&t.app).await.unwrap(), 0, "embedded once");
+
+    let scopes = [scope];
+    let mut conn = t.conn().await;
+    let text_only = pincer::store::memory::search(&mut conn, &scopes, "deploy freeze", 5).await.unwrap();
+    assert!(text_only[0].body.starts_with("Deploy dashboard"), "full text alone prefers the word count: {text_only:?}");
+    let hybrid =
+        pincer::store::memory::search_hybrid(&mut conn, &scopes, "deploy freeze", &[1.0, 0.0], 0.5, 5).await.unwrap();
+    assert!(hybrid[0].body.starts_with("Deploy froze"), "the embedding lifts the passage that means it: {hybrid:?}");
+    drop(conn);
+
+    // Through an ask: the question is embedded, and the model sees the fused order.
+    let r = t.say("bob@acme.com", "console:#oncall", "/ask deploy freeze").await;
+    assert_eq!(r[0].kind, ReplyKind::Answer, "{r:?}");
+    assert!(mock.embedded.lock().unwrap().iter().any(|t| t == "deploy freeze"));
+    let (_, body) = mock.bodies.lock().unwrap().last().cloned().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let system = json["messages"][0]["content"].as_str().unwrap().to_string();
+    let first = system.find("Deploy froze").unwrap();
+    let second = system.find("Deploy dashboard").unwrap();
+    assert!(first < second, "{system}");
     t.cleanup().await;
 }
