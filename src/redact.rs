@@ -19,7 +19,7 @@ pub const MASK: &str = "[redacted]";
 /// Values shorter than this are not registered: scrubbing a three-letter
 /// word out of every reply would do more harm than good, and no credential
 /// is that short.
-pub const MIN_LEN: usize = 6;
+pub const MIN_LEN: usize = 8;
 
 static PATTERNS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 

@@ -32,6 +32,9 @@ impl AgentState {
 const UPSERT: &str = "INSERT INTO agents (name, owner_email, policy) VALUES ($1, $2, $3)
      ON CONFLICT (name) DO UPDATE SET owner_email = EXCLUDED.owner_email, policy = EXCLUDED.policy, updated_at = now()
      WHERE agents.owner_email IS DISTINCT FROM EXCLUDED.owner_email OR agents.policy IS DISTINCT FROM EXCLUDED.policy";
+// An agent row with no policy snapshot (the doctor's break-glass probe).
+const ENSURE: &str =
+    "INSERT INTO agents (name, owner_email, policy) VALUES ($1, $2, '{}') ON CONFLICT (name) DO NOTHING";
 const STATE: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents WHERE name = $1";
 const STATES: &str = "SELECT name, disabled_at, disabled_by, disabled_reason FROM agents ORDER BY name";
 const DISABLE: &str =
@@ -50,6 +53,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("agents.answerable", ANSWERABLE),
     ("agents.upsert", UPSERT),
     ("agents.state", STATE),
+    ("agents.ensure", ENSURE),
     ("agents.states", STATES),
     ("agents.disable", DISABLE),
     ("agents.enable", ENABLE),
@@ -88,6 +92,12 @@ pub async fn sync<'a>(
 /// One agent's state; `None` if it was never synced.
 pub async fn state(conn: &mut PgConnection, name: &AgentName) -> Result<Option<AgentState>, StoreError> {
     Ok(sqlx::query_as(STATE).bind(name.as_str()).fetch_optional(conn).await?)
+}
+
+/// Makes sure an agent row exists (without touching one that does).
+pub async fn ensure(conn: &mut PgConnection, name: &AgentName, owner: &str) -> Result<(), StoreError> {
+    sqlx::query(ENSURE).bind(name.as_str()).bind(owner).execute(conn).await?;
+    Ok(())
 }
 
 /// Every stored agent's state.

@@ -151,7 +151,6 @@ const FIRST_SINCE: &str = "SELECT min(seq) FROM audit_log WHERE ts >= $1";
 const CURSOR: &str = "SELECT seq FROM audit_cursor WHERE sink = $1";
 const SET_CURSOR: &str = "INSERT INTO audit_cursor (sink, seq) VALUES ($1, $2)
      ON CONFLICT (sink) DO UPDATE SET seq = greatest(audit_cursor.seq, EXCLUDED.seq), updated_at = now()";
-const MIN_CURSOR: &str = "SELECT min(seq) FROM audit_cursor";
 const TAIL: &str =
     "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
 
@@ -171,7 +170,6 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("audit.first_since", FIRST_SINCE),
     ("audit.cursor", CURSOR),
     ("audit.set_cursor", SET_CURSOR),
-    ("audit.min_cursor", MIN_CURSOR),
 ];
 
 /// Where verification starts after retention removed the rows before it.
@@ -292,9 +290,10 @@ pub async fn set_cursor(conn: &mut PgConnection, sink: &str, seq: i64) -> Result
     Ok(())
 }
 
-/// The least any sink has shipped, if any sink has shipped.
-pub async fn min_cursor(conn: &mut PgConnection) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(MIN_CURSOR).fetch_one(conn).await?)
+/// The seq of the newest row (0 for an empty log).
+pub async fn head_seq(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    let (seq, _): (i64, String) = sqlx::query_as(HEAD).fetch_one(conn).await?;
+    Ok(seq)
 }
 
 /// Appends entries to the chain inside the caller's transaction. Returns the

@@ -51,8 +51,7 @@ pub async fn checks(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Vec<Check>
             "every secret is a reference (env:// or file://)".into()
         },
     );
-    let (head, _): (i64, String) =
-        sqlx::query_as("SELECT seq, row_hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
+    let head = audit::head_seq(conn).await?;
     match &config.audit.sink {
         None => check(
             "audit shipped off-box",
@@ -125,11 +124,7 @@ async fn break_glass_probe(conn: &mut PgConnection, by: &str) -> Result<Result<(
     let name =
         pincer_commands::AgentName::parse("pincer-doctor-probe").map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query("SAVEPOINT doctor_probe").execute(&mut *conn).await?;
-    sqlx::query("INSERT INTO agents (name, owner_email, policy) VALUES ($1, $2, '{}') ON CONFLICT (name) DO NOTHING")
-        .bind(name.as_str())
-        .bind(by)
-        .execute(&mut *conn)
-        .await?;
+    agents::ensure(conn, &name, by).await?;
     let disabled = agents::disable(conn, &name, by, "pincer admin doctor probe").await?
         && agents::state(conn, &name).await?.is_some_and(|s| s.is_disabled());
     let enabled =
