@@ -17,7 +17,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use pincer_adapters::{Action, Button, Platform, Reply, ReplyKind, Visibility};
 use pincer_commands::{CommandSpec, Role};
 use serde_json::json;
@@ -199,6 +198,11 @@ pub async fn gate(
     let gate = match a.state.as_str() {
         "approved" => {
             if approvals::use_once(&mut tx, a.id).await? {
+                // The call is about to run: recorded with the approval's use, so
+                // a crash in between hands the run to a person, not a repeat.
+                if crate::tools::has_side_effects(&call.name) {
+                    jobs::mark_side_effects(&mut *tx, q.job_id, q.worker).await?;
+                }
                 let by = json!({"approval": a.id, "approved_by": a.decided_by});
                 audit::append(&mut tx, vec![AuditEntry::new(Some(&ask.user_email), "approval.used", meta(by))]).await?;
                 Gate::Approved
@@ -208,7 +212,7 @@ pub async fn gate(
                 Gate::Refused("error: that approval was used already; the call was not run again".into())
             }
         }
-        "pending" if a.expires_at > Utc::now() => {
+        "pending" if a.open => {
             // Woken before anyone decided: wait again.
             let mut job = q.job.clone();
             job.run = Some(st.clone());
@@ -343,7 +347,7 @@ pub async fn click(ctx: &Ctx<'_>, conn: &mut PgConnection, action: &Action) -> R
         is_asker: ctx.user.email.as_str() == a.asker_email,
         is_owner: owner == Some(ctx.user.email.as_str()),
     };
-    let standing = match (a.state.as_str(), a.open()) {
+    let standing = match (a.state.as_str(), a.open) {
         (_, true) => Standing::Open,
         ("pending", false) => Standing::Lapsed,
         _ => Standing::Closed,

@@ -29,8 +29,16 @@ use crate::store::{StoreError, audit, leases};
 
 /// Rows per batch.
 const BATCH: i64 = 500;
+/// Batches per pass: a pass stays well inside the lease.
+const MAX_BATCHES: usize = 10;
+/// How long the `audit-sink` lease lasts: longer than a pass can take
+/// (10 batches, each bounded by the HTTP timeout), so two replicas never
+/// ship at once.
+const LEASE: Duration = Duration::from_secs(300);
 /// How often the sink looks for new rows.
 pub const EVERY: Duration = Duration::from_secs(1);
+/// How long one POST to an HTTP sink may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -86,7 +94,7 @@ pub async fn ship_once(app: &App, sink: &AuditSink, http: &reqwest::Client) -> R
         after = after.max(in_file);
     }
     let mut shipped = 0;
-    loop {
+    for _ in 0..MAX_BATCHES {
         let rows = audit::page(&mut conn, after, BATCH).await?;
         let Some(last) = rows.last().map(|r| r.seq) else { break };
         let mut body = String::with_capacity(rows.len() * 256);
@@ -150,12 +158,12 @@ pub async fn retain_once(app: &App) -> Result<Option<audit::Retention>, StoreErr
 /// holds the `audit-sink` lease.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
+    let http = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build().unwrap_or_default();
     let mut last_retention: Option<Instant> = None;
     let mut failures = 0u32;
     loop {
         let mut wait = EVERY;
-        match leases::acquire(&app.store.pool, "audit-sink", &holder, EVERY * 10).await {
+        match leases::acquire(&app.store.pool, "audit-sink", &holder, LEASE).await {
             Ok(true) => {
                 if let Some(sink) = &app.config.audit.sink {
                     match ship_once(&app, sink, &http).await {

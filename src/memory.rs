@@ -33,12 +33,30 @@ pub async fn embed_pending(app: &crate::app::App) -> anyhow::Result<usize> {
         let rows = crate::store::memory::unembedded(&mut conn, EMBED_BATCH).await?;
         let Some(_) = rows.first() else { break };
         let inputs: Vec<&str> = rows.iter().map(|(_, _, body)| body.as_str()).collect();
-        let vectors = crate::llm::with_retries(provider.max_retries, || {
-            crate::llm::openai::embed(provider, app.providers.http(), &cfg.model, &inputs)
-        })
-        .await?;
-        for ((scope, id, _), vector) in rows.iter().zip(&vectors) {
-            crate::store::memory::set_embedding(&mut conn, scope, *id, vector).await?;
+        match embed_texts(app, provider, &cfg.model, inputs).await {
+            Ok(vectors) => {
+                for ((scope, id, _), vector) in rows.iter().zip(&vectors) {
+                    crate::store::memory::set_embedding(&mut conn, scope, *id, vector).await?;
+                }
+            }
+            // The provider is down or busy: try again later.
+            Err(e) if e.retryable() => return Err(e.into()),
+            // The provider refused the batch: one passage may be the cause
+            // (too long, say). Each alone; one it refuses is marked with an
+            // empty embedding (ranked by full text only), not retried forever.
+            Err(_) => {
+                for (scope, id, body) in &rows {
+                    let vector = match embed_texts(app, provider, &cfg.model, vec![body.as_str()]).await {
+                        Ok(mut v) => v.pop().unwrap_or_default(),
+                        Err(e) if e.retryable() => return Err(e.into()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, scope, id, "the provider refused to embed a passage");
+                            Vec::new()
+                        }
+                    };
+                    crate::store::memory::set_embedding(&mut conn, scope, *id, &vector).await?;
+                }
+            }
         }
         done += rows.len();
         if (rows.len() as i64) < EMBED_BATCH {
@@ -46,6 +64,18 @@ pub async fn embed_pending(app: &crate::app::App) -> anyhow::Result<usize> {
         }
     }
     Ok(done)
+}
+
+async fn embed_texts(
+    app: &crate::app::App,
+    provider: &crate::config::ProviderConfig,
+    model: &str,
+    inputs: Vec<&str>,
+) -> Result<Vec<Vec<f32>>, crate::llm::ProviderError> {
+    crate::llm::with_retries(provider.max_retries, || {
+        crate::llm::openai::embed(provider, app.providers.http(), model, &inputs)
+    })
+    .await
 }
 
 /// Embeds new passages every [`EMBED_EVERY`] while this process holds the

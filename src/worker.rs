@@ -71,7 +71,10 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
     match job.kind.as_str() {
         "event" => {
             let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
-            if jobs::earlier_in_thread(&app.store.pool, job.id, &ev).await? {
+            // Asks in a thread are answered in order; a button click is not an
+            // ask (and an Approve click must reach the run that waits for it).
+            let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
+            if is_ask && jobs::earlier_in_thread(&app.store.pool, job.id, &ev).await? {
                 // An earlier ask in this thread is still being answered.
                 jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
                 return Ok(());

@@ -1022,6 +1022,14 @@ fn approvals_config(raw: RawApprovals, c: &mut Checker<'_>) -> Approvals {
 fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> AuditConfig {
     let signing_key = match raw.signing_key.as_ref().map(|r| (r.is_literal(), resolver.resolve(r))) {
         None => None,
+        Some((_, Ok(s))) if s.expose().len() < 32 => {
+            c.error(
+                &[key("audit"), key("signing_key")],
+                format!("the checkpoint signing key is {} bytes long; it needs at least 32", s.expose().len()),
+                Some("generate one with `openssl rand -hex 32`"),
+            );
+            None
+        }
         Some((literal, Ok(s))) => {
             if literal {
                 c.plaintext(

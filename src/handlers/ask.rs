@@ -317,7 +317,8 @@ pub async fn answer_inline(app: &App, job: AnswerJob, job_id: i64, worker: &str)
 /// waiting there for them.
 pub async fn catch_up(app: &App, email: &str, channel: &str) -> Result<Vec<Reply>, StoreError> {
     let worker = &app.handoff.worker;
-    for job in jobs::claim_terminal(&app.store.pool, worker, crate::worker::LEASE, email).await? {
+    // One at a time, each under its own lease while it is answered.
+    while let Some(job) = jobs::claim_terminal(&app.store.pool, worker, crate::worker::LEASE, email).await? {
         let answer: AnswerJob =
             serde_json::from_value(job.payload.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if job.side_effects_at.is_some() {
@@ -415,8 +416,16 @@ pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &
         tokio::select! {
             done = &mut work => done?,
             _ = tokio::time::sleep(PROGRESS_DELAY) => {
-                post_progress(app, &mut job, job_id, worker).await?;
-                work.await?
+                // The run goes on while the placeholder is posted: it may be
+                // inside a transaction holding this job's row.
+                let (posted, done) = tokio::join!(post_progress(app, &mut job, job_id, worker), &mut work);
+                let done = done?;
+                if !matches!(done, Produced::Paused) {
+                    // (A run that paused has released the job; its placeholder
+                    // is not needed.)
+                    posted?;
+                }
+                done
             }
         }
     };

@@ -41,13 +41,9 @@ pub struct Approval {
     pub expires_at: DateTime<Utc>,
     /// When the approved call ran.
     pub used_at: Option<DateTime<Utc>>,
-}
-
-impl Approval {
-    /// Whether it is still waiting and not yet expired.
-    pub fn open(&self) -> bool {
-        self.state == "pending" && self.expires_at > Utc::now()
-    }
+    /// Still waiting and not yet expired, by the database's clock (the one
+    /// `expires_at` was set by).
+    pub open: bool,
 }
 
 /// A new request.
@@ -89,9 +85,11 @@ pub fn args_hash(tool: &str, arguments: &str) -> String {
 const INSERT: &str = "INSERT INTO approvals (token, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11)) RETURNING id, expires_at";
 const SET_MESSAGE: &str = "UPDATE approvals SET outbox_id = $2 WHERE id = $1";
-const BY_TOKEN: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at
+const BY_TOKEN: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at,
+            (state = 'pending' AND expires_at > now()) AS open
      FROM approvals WHERE token = $1 FOR UPDATE";
-const BY_ID: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at
+const BY_ID: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at,
+            (state = 'pending' AND expires_at > now()) AS open
      FROM approvals WHERE id = $1 FOR UPDATE";
 // A decision wakes the paused run at once.
 const DECIDE: &str = "WITH d AS (
@@ -104,7 +102,8 @@ const VOID_FOR_AGENT: &str = "WITH v AS (
          WHERE agent = $1 AND state = 'pending' RETURNING job_id
      )
      UPDATE jobs SET run_after = now() WHERE id IN (SELECT job_id FROM v)";
-const PENDING: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at
+const PENDING: &str = "SELECT id, job_id, agent, asker_email, tool, arguments, args_hash, platform, tenant, channel, outbox_id, state, decided_by, expires_at, used_at,
+            (state = 'pending' AND expires_at > now()) AS open
      FROM approvals WHERE state = 'pending' ORDER BY id LIMIT $1";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[

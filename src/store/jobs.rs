@@ -70,8 +70,10 @@ const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked
 // A run waiting for a person: unlocked, its state saved, not due before
 // `run_after` (the approval's expiry; a decision brings it forward).
 // The progress placeholder may have been posted while the run went on: the
-// stored `progress_id` wins.
-const PAUSE: &str = "UPDATE jobs SET payload = jsonb_set($3::jsonb, '{progress_id}', COALESCE(payload->'progress_id', 'null'::jsonb)), locked_by = NULL, locked_until = NULL, attempts = 0, run_after = $4
+// stored `progress_id` wins. The saved state holds the results of every
+// tool that ran, so a pause is a safe point: resuming repeats none of them.
+const PAUSE: &str = "UPDATE jobs SET payload = jsonb_set($3::jsonb, '{progress_id}', COALESCE(payload->'progress_id', 'null'::jsonb)), locked_by = NULL, locked_until = NULL, attempts = 0, run_after = $4,
+         side_effects_at = NULL
      WHERE id = $1 AND locked_by = $2";
 const CLAIM: &str =
     "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
@@ -88,7 +90,7 @@ const CLAIM_TERMINAL: &str =
          WHERE kind = 'answer' AND payload->'event'->>'channel' LIKE 'console:%'
            AND payload->'ask'->>'user_email' = $3
            AND run_after <= now() AND (locked_until IS NULL OR locked_until < now())
-         ORDER BY id FOR UPDATE SKIP LOCKED)
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
      RETURNING id, kind, payload, attempts, side_effects_at";
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND locked_by = $2";
 const RELEASE: &str =
@@ -182,9 +184,14 @@ pub async fn pause(
     Ok(sqlx::query(PAUSE).bind(id).bind(worker).bind(payload).bind(until).execute(conn).await?.rows_affected() == 1)
 }
 
-/// Claims a person's interrupted terminal asks for `worker`.
-pub async fn claim_terminal(pool: &PgPool, worker: &str, lease: Duration, email: &str) -> Result<Vec<Job>, StoreError> {
-    Ok(sqlx::query_as(CLAIM_TERMINAL).bind(worker).bind(lease.as_secs_f64()).bind(email).fetch_all(pool).await?)
+/// Claims the oldest of a person's interrupted terminal asks for `worker`.
+pub async fn claim_terminal(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+    email: &str,
+) -> Result<Option<Job>, StoreError> {
+    Ok(sqlx::query_as(CLAIM_TERMINAL).bind(worker).bind(lease.as_secs_f64()).bind(email).fetch_optional(pool).await?)
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease`.
@@ -234,7 +241,7 @@ pub async fn defer(pool: &PgPool, id: i64, worker: &str, delay: Duration) -> Res
 }
 
 /// Records that a tool with side effects is about to run in this job.
-pub async fn mark_side_effects(pool: &PgPool, id: i64, worker: &str) -> Result<(), StoreError> {
-    sqlx::query(MARK_SIDE_EFFECTS).bind(id).bind(worker).execute(pool).await?;
+pub async fn mark_side_effects(conn: impl sqlx::PgExecutor<'_>, id: i64, worker: &str) -> Result<(), StoreError> {
+    sqlx::query(MARK_SIDE_EFFECTS).bind(id).bind(worker).execute(conn).await?;
     Ok(())
 }

@@ -146,7 +146,7 @@ pub const CHANNEL: &str = "pincer_outbox";
 const TAKE_TERMINAL: &str = "UPDATE outbox SET status = 'delivered', delivered_at = now()
      WHERE id IN (SELECT id FROM outbox WHERE platform = 'console' AND channel = $1 AND status = 'pending'
                     AND (recipient IS NULL OR recipient = $2) ORDER BY id FOR UPDATE SKIP LOCKED)
-     RETURNING id, reply";
+     RETURNING id, reply, is_progress";
 const OPEN: &str = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
@@ -185,10 +185,11 @@ fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapt
 
 /// Takes the terminal replies waiting in `channel` for `person`, oldest first.
 pub async fn take_terminal(pool: &PgPool, channel: &str, person: &str) -> Result<Vec<Reply>, StoreError> {
-    let mut rows: Vec<(i64, sqlx::types::Json<Reply>)> =
+    let mut rows: Vec<(i64, sqlx::types::Json<Reply>, bool)> =
         sqlx::query_as(TAKE_TERMINAL).bind(channel).bind(person).fetch_all(pool).await?;
-    rows.sort_by_key(|(id, _)| *id);
-    Ok(rows.into_iter().map(|(_, r)| r.0).collect())
+    rows.sort_by_key(|(id, _, _)| *id);
+    // A "working on it…" placeholder is stale by now: taken, not shown.
+    Ok(rows.into_iter().filter(|(_, _, progress)| !progress).map(|(_, r, _)| r.0).collect())
 }
 
 /// Stores a reply. Returns its id.

@@ -34,10 +34,19 @@ fn click(mock: &MockSlack, user: &str, trigger: &str, ts: &str, value: &str) -> 
     let payload = json!({"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user}, "api_app_id": "A1", "trigger_id": trigger,
         "container": {"type": "message", "message_ts": ts, "channel_id": "CONCALL"}, "channel": {"id": "CONCALL"},
         "response_url": mock.response_url(trigger),
-        "message": {"ts": ts, "text": "x"},
+        "message": {"ts": ts, "thread_ts": thread_of(ts), "text": "x"},
         "actions": [{"type": "button", "action_id": "pincer.approval", "value": value, "block_id": "b"}]});
     format!("payload={}", url::form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>())
 }
+
+/// The thread an approval request was posted in (its message's `thread_ts`,
+/// as Slack sends it with a click): the mock records it with the post.
+fn thread_of(ts: &str) -> String {
+    THREADS.lock().unwrap().get(ts).cloned().unwrap_or_default()
+}
+
+static THREADS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// Waits for the nth approval request and returns its ts and the two button values.
 async fn request(mock: &MockSlack, nth: usize) -> (String, String, String) {
@@ -52,7 +61,10 @@ async fn request(mock: &MockSlack, nth: usize) -> (String, String, String) {
         let at = text.find(prefix).unwrap();
         text[at..].split('"').next().unwrap().trim_end_matches('\\').to_string()
     };
-    (req.body["ts"].as_str().unwrap().to_string(), value("approve:"), value("deny:"))
+    let ts = req.body["ts"].as_str().unwrap().to_string();
+    let thread = req.body["thread_ts"].as_str().expect("the request is posted in the ask's thread").to_string();
+    THREADS.lock().unwrap().insert(ts.clone(), thread);
+    (ts, value("approve:"), value("deny:"))
 }
 
 async fn private_reply(mock: &MockSlack, trigger: &str) -> String {
@@ -280,7 +292,7 @@ async fn a_one_time_code_links_an_account_on_another_platform_once_and_admins_ca
 
 /// A config with an audit file sink and a signing key, in `dir`.
 fn audit_yaml(dir: &std::path::Path, sink: &str) -> String {
-    std::fs::write(dir.join("audit_key"), "checkpoint-signing-key-1\n").unwrap();
+    std::fs::write(dir.join("audit_key"), "checkpoint-signing-key-1-0123456789abcdef\n").unwrap();
     let base = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap();
     format!(
         "{base}\naudit:\n  retention_days: 90\n  signing_key: file://{}\n  sink: {sink}\n",
@@ -343,7 +355,7 @@ async fn the_file_sink_ships_every_row_once_across_a_crash_and_retention_leaves_
     assert_eq!(seqs_in(&file), (1..=h).collect::<Vec<_>>(), "every row exactly once, in order");
 
     // Retention: everything shipped and older than the cutoff goes, behind a signed checkpoint.
-    let key = b"checkpoint-signing-key-1";
+    let key = b"checkpoint-signing-key-1-0123456789abcdef";
     let cut = chrono::Utc::now();
     let r = audit::retain(&mut *t.conn().await, cut, key, Some(h - 3)).await.unwrap();
     assert_eq!(r, audit::Retention::Removed { up_to: h - 3, rows: (h - 3) as u64 }, "never past what was shipped");
@@ -478,5 +490,37 @@ async fn doctor_reports_each_checklist_line_and_exercises_break_glass() {
     pincer::audit_ship::ship_once(&t.app, &sink, &reqwest::Client::new()).await.unwrap();
     let report = t.say1("dan@acme.com", "console:#oncall", "/admin doctor").await;
     assert!(report.ends_with("All checks pass."), "{report}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_run_that_wrote_once_can_pause_again_and_finish_after_a_second_approval() {
+    let (mock, api) = MockSlack::start().await;
+    let (llm, url) = start_mock().await;
+    let second = "The canary's rollback takes two minutes.";
+    llm.queue.lock().unwrap().extend([
+        tool_call("memory_write", json!({"text": NOTE})),
+        tool_call("memory_write", json!({"text": second})),
+        final_answer("Both noted."),
+    ]);
+    let gw = Gateway::start(&approvals_yaml(&api, &url, APPROVALS)).await;
+    assert_eq!(
+        gw.signed("/slack/events", &mention("EvT1", "UALICE", "CONCALL", "remember both", "1700000900.000001")).await,
+        200
+    );
+    let (ts, approve, _) = request(&mock, 0).await;
+    assert_eq!(gw.signed("/slack/interactive", &click(&mock, "UDAN", "t1", &ts, &approve)).await, 200);
+    let (ts, approve, _) = request(&mock, 1).await;
+    assert_eq!(gw.signed("/slack/interactive", &click(&mock, "UDAN", "t2", &ts, &approve)).await, 200);
+    answer_containing(&mock, "Both noted.").await;
+    let t = gw.stop().await;
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM memory_items WHERE body IN ($1, $2)")
+        .bind(NOTE)
+        .bind(second)
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    assert!(!t.audit_actions().await.contains(&"run.interrupted".to_string()));
     t.cleanup().await;
 }
