@@ -28,7 +28,12 @@ fn hash(code: &str) -> String {
 /// A fresh code: 10 characters (50 random bits), shown as `XXXXX-XXXXX`.
 fn fresh_code() -> (String, String) {
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    let code: String = bytes.iter().take(10).map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    // Bytes 6 and 8 carry the UUID's version and variant bits: skipped, so
+    // each of the ten characters takes five random bits.
+    let code: String = [0, 1, 2, 3, 4, 5, 7, 9, 10, 11]
+        .iter()
+        .map(|&i| ALPHABET[(bytes[i] as usize) % ALPHABET.len()] as char)
+        .collect();
     let shown = format!("{}-{}", &code[..5], &code[5..]);
     (code, shown)
 }
