@@ -154,13 +154,8 @@ pub async fn gate(
     st: &mut RunState,
 ) -> Result<Gate, RunError> {
     let shown: String = crate::redact::scrub(&call.arguments).chars().take(SHOWN_ARGS_CHARS).collect();
-    let meta = |extra: serde_json::Value| {
-        let mut m = json!({"agent": agent.name, "tool": call.name, "arguments": shown});
-        if let (Some(o), serde_json::Value::Object(e)) = (m.as_object_mut(), extra) {
-            o.extend(e);
-        }
-        m
-    };
+    let base = json!({"agent": agent.name, "tool": call.name, "arguments": shown});
+    let meta = |extra: serde_json::Value| crate::router::with(&base, extra);
     let mut tx = app.store.pool.begin().await.map_err(StoreError::from)?;
     // Only a platform with buttons can carry a request.
     let Some(q) = queued.filter(|q| !matches!(q.job.event.platform(), Platform::Console | Platform::Cli)) else {
@@ -403,11 +398,8 @@ fn decided_args(a: &Approval) -> String {
     format!("`{}`", a.arguments.chars().take(200).collect::<String>())
 }
 
-fn with_reason(mut meta: serde_json::Value, reason: &str) -> serde_json::Value {
-    if let Some(o) = meta.as_object_mut() {
-        o.insert("reason".into(), json!(reason));
-    }
-    meta
+fn with_reason(meta: serde_json::Value, reason: &str) -> serde_json::Value {
+    crate::router::with(&meta, json!({"reason": reason}))
 }
 
 #[cfg(test)]

@@ -67,9 +67,9 @@ pub fn register(value: &str) {
     patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
 }
 
-/// Whether any secret is registered.
-pub fn active() -> bool {
-    PATTERNS.read().map(|p| !p.is_empty()).unwrap_or(false)
+/// Whether `text` holds any registered secret (no copy is made).
+pub fn contains_secret(text: &str) -> bool {
+    PATTERNS.read().map(|p| dirty(text, &p)).unwrap_or(false)
 }
 
 /// `text` with every registered secret replaced by [`MASK`].

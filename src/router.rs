@@ -352,7 +352,7 @@ impl Dispatch for Router {
 }
 
 /// Merges two JSON objects (keys of `b` win).
-fn with(a: &Value, b: Value) -> Value {
+pub(crate) fn with(a: &Value, b: Value) -> Value {
     let mut out = a.clone();
     if let (Some(o), Value::Object(extra)) = (out.as_object_mut(), b) {
         o.extend(extra);

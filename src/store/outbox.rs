@@ -171,8 +171,8 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 /// ([`crate::redact`]) from its text and buttons.
 fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapters::Reply> {
     use std::borrow::Cow;
-    let dirty = |t: &str| matches!(crate::redact::scrub(t), Cow::Owned(_));
-    if !crate::redact::active() || !(dirty(&reply.text) || reply.buttons.iter().any(|b| dirty(&b.label))) {
+    let dirty = crate::redact::contains_secret;
+    if !(dirty(&reply.text) || reply.buttons.iter().any(|b| dirty(&b.label))) {
         return Cow::Borrowed(reply);
     }
     let mut clean = reply.clone();

@@ -73,13 +73,9 @@ pub fn offered(grants: &[ToolGrant]) -> Vec<ToolSpec> {
 /// only a database failure is an `Err`.
 pub async fn execute(app: &App, agent: &AgentConfig, ask: &AskJob, call: &ToolCall) -> Result<String, StoreError> {
     let args_shown: String = call.arguments.chars().take(AUDIT_ARGS_CHARS).collect();
-    let entry = |action: &str, extra: Value| {
-        let mut m = json!({"agent": agent.name, "tool": call.name, "arguments": args_shown});
-        if let (Some(o), Value::Object(e)) = (m.as_object_mut(), extra) {
-            o.extend(e);
-        }
-        AuditEntry::new(Some(&ask.user_email), action, m)
-    };
+    let base = json!({"agent": agent.name, "tool": call.name, "arguments": args_shown});
+    let entry =
+        |action: &str, extra: Value| AuditEntry::new(Some(&ask.user_email), action, crate::router::with(&base, extra));
     let refuse = |action: &'static str, extra: Value, told: String| async move {
         let mut tx = app.store.pool.begin().await?;
         audit::append(&mut tx, vec![entry(action, extra)]).await?;
