@@ -25,7 +25,7 @@ use std::time::Duration;
 use pincer_adapters::{ChannelEvent, Dispatch, EventBody, Reply, Visibility};
 use pincer_commands::{Command, CommandSpec, Input};
 use serde_json::{Value, json};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use tracing::Instrument;
 
 use crate::actions;
@@ -38,7 +38,7 @@ use crate::policy::{self, ChannelAgent, Decision};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::jobs::{self, JobKind};
 use crate::store::outbox::{self, NewOutbound};
-use crate::store::{StoreError, agents, events};
+use crate::store::{StoreError, Tx, agents, events};
 
 /// Where an event's replies go.
 #[derive(Debug, Clone, Copy)]
@@ -259,7 +259,7 @@ impl Router {
     /// Step 7: audit, deliver per mode, commit.
     async fn finish(
         &self,
-        mut tx: Transaction<'static, Postgres>,
+        mut tx: Tx,
         ev: &ChannelEvent,
         mode: Mode<'_>,
         decided: Decided,

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use pincer_adapters::slack::socket::{Handoff, SocketMode};
-use sqlx::postgres::PgListener;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -58,7 +57,7 @@ pub fn slack_pacer() -> Pacer {
 /// Wakes this process's loops when another process queues work.
 async fn listen(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let mut listener = match PgListener::connect_with(&app.store.pool).await {
+        let mut listener = match app.store.listener().await {
             Ok(l) => l,
             Err(error) => {
                 tracing::warn!(%error, "cannot LISTEN; relying on polling");

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection};
 
-use super::StoreError;
+use super::{Pool, StoreError};
 
 /// What a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub async fn pause(
 
 /// Claims the oldest of a person's interrupted terminal asks for `worker`.
 pub async fn claim_terminal(
-    pool: &PgPool,
+    pool: &Pool,
     worker: &str,
     lease: Duration,
     email: &str,
@@ -195,7 +195,7 @@ pub async fn claim_terminal(
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease`.
-pub async fn claim(pool: &PgPool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<Job>, StoreError> {
+pub async fn claim(pool: &Pool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<Job>, StoreError> {
     Ok(sqlx::query_as(CLAIM).bind(worker).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
 }
 
@@ -206,13 +206,13 @@ pub async fn complete(conn: &mut PgConnection, id: i64, worker: &str) -> Result<
 }
 
 /// Gives a job back to run again after `delay`.
-pub async fn release(pool: &PgPool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
+pub async fn release(pool: &Pool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
     sqlx::query(RELEASE).bind(id).bind(worker).bind(delay.as_secs_f64()).execute(pool).await?;
     Ok(())
 }
 
 /// How many jobs wait or run.
-pub async fn pending(pool: &PgPool) -> Result<i64, StoreError> {
+pub async fn pending(pool: &Pool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(PENDING).fetch_one(pool).await?)
 }
 
@@ -223,7 +223,7 @@ pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
 }
 
 /// Whether another job of the same thread comes from an earlier event.
-pub async fn earlier_in_thread(pool: &PgPool, id: i64, ev: &pincer_adapters::ChannelEvent) -> Result<bool, StoreError> {
+pub async fn earlier_in_thread(pool: &Pool, id: i64, ev: &pincer_adapters::ChannelEvent) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(EARLIER_IN_THREAD)
         .bind(id)
         .bind(&ev.tenant)
@@ -235,7 +235,7 @@ pub async fn earlier_in_thread(pool: &PgPool, id: i64, ev: &pincer_adapters::Cha
 }
 
 /// Gives a job back to wait its turn, without counting the claim.
-pub async fn defer(pool: &PgPool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
+pub async fn defer(pool: &Pool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
     sqlx::query(DEFER).bind(id).bind(worker).bind(delay.as_secs_f64()).execute(pool).await?;
     Ok(())
 }

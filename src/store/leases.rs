@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-
-use super::StoreError;
+use super::{Pool, StoreError};
 
 const ACQUIRE: &str = "INSERT INTO leases (name, holder, expires_at)
      VALUES ($1, $2, now() + make_interval(secs => $3))
@@ -17,7 +15,7 @@ const ACQUIRE: &str = "INSERT INTO leases (name, holder, expires_at)
 pub(crate) const QUERIES: &[(&str, &str)] = &[("leases.acquire", ACQUIRE)];
 
 /// Takes or renews the lease `name` for `holder`. Returns whether it is held.
-pub async fn acquire(pool: &PgPool, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+pub async fn acquire(pool: &Pool, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
     let row: Option<String> =
         sqlx::query_scalar(ACQUIRE).bind(name).bind(holder).bind(ttl.as_secs_f64()).fetch_optional(pool).await?;
     Ok(row.is_some())

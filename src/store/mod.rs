@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod leases;
 pub mod memory;
 pub mod outbox;
+pub mod pool;
 pub mod usage;
 pub mod users;
 pub mod workspaces;
@@ -28,8 +29,10 @@ pub mod workspaces;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+pub use pool::{Conn, Pool, Tx};
 
 /// Where Pincer's database lives when nothing else says.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pincer";
@@ -62,7 +65,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     /// The pool every query runs on.
-    pub pool: PgPool,
+    pub pool: Pool,
 }
 
 impl Store {
@@ -75,19 +78,25 @@ impl Store {
             options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
         }
         create_database_if_missing(&options).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
+        let pool = Pool::new(options, max_connections, Duration::from_secs(10));
+        // Fail now, not at the first event, if the database cannot be reached.
+        drop(pool.acquire().await?);
         Ok(Store { pool })
     }
 
     /// Applies pending migrations. Safe to run from several processes at once
     /// (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        MIGRATOR.run(&mut *conn).await?;
         Ok(())
+    }
+
+    /// A connection of its own that listens for notifications (it reconnects
+    /// by itself when the database restarts).
+    pub async fn listener(&self) -> Result<PgListener, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(self.pool.options().clone());
+        Ok(PgListener::connect_with(&pool).await?)
     }
 
     /// Whether the database answers.

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pincer_adapters::Reply;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection};
 
-use super::StoreError;
+use super::{Pool, StoreError};
 
 /// A reply to store.
 #[derive(Debug, Clone)]
@@ -184,7 +184,7 @@ fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapt
 }
 
 /// Takes the terminal replies waiting in `channel` for `person`, oldest first.
-pub async fn take_terminal(pool: &PgPool, channel: &str, person: &str) -> Result<Vec<Reply>, StoreError> {
+pub async fn take_terminal(pool: &Pool, channel: &str, person: &str) -> Result<Vec<Reply>, StoreError> {
     let mut rows: Vec<(i64, sqlx::types::Json<Reply>, bool)> =
         sqlx::query_as(TAKE_TERMINAL).bind(channel).bind(person).fetch_all(pool).await?;
     rows.sort_by_key(|(id, _, _)| *id);
@@ -213,7 +213,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64,
 /// held by `worker`, in one statement. `false` if the lease was lost.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_answer(
-    pool: &PgPool,
+    pool: &Pool,
     job_id: i64,
     worker: &str,
     conversation_id: i64,
@@ -248,18 +248,18 @@ pub async fn finish_answer(
 }
 
 /// Claims up to `limit` deliverable rows for `lease`.
-pub async fn claim(pool: &PgPool, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+pub async fn claim(pool: &Pool, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
 }
 
 /// Records a delivery.
-pub async fn delivered(pool: &PgPool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<(), StoreError> {
+pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<(), StoreError> {
     sqlx::query(DELIVERED).bind(id).bind(platform_ts).bind(attempts).execute(pool).await?;
     Ok(())
 }
 
 /// Puts a row back to be tried after `delay`.
-pub async fn retry(pool: &PgPool, id: i64, attempts: i32, delay: Duration, error: &str) -> Result<(), StoreError> {
+pub async fn retry(pool: &Pool, id: i64, attempts: i32, delay: Duration, error: &str) -> Result<(), StoreError> {
     sqlx::query(RETRY).bind(id).bind(delay.as_secs_f64()).bind(error).bind(attempts).execute(pool).await?;
     Ok(())
 }
@@ -272,7 +272,7 @@ pub async fn dead(conn: &mut PgConnection, id: i64, attempts: i32, error: &str) 
 
 /// Holds every pending row of a channel for `delay` (the platform said 429).
 pub async fn hold_channel(
-    pool: &PgPool,
+    pool: &Pool,
     platform: &str,
     tenant: &str,
     channel: &str,
@@ -293,7 +293,7 @@ pub async fn revive(conn: &mut PgConnection, id: i64) -> Result<bool, StoreError
 }
 
 /// Rows not yet delivered.
-pub async fn open(pool: &PgPool) -> Result<i64, StoreError> {
+pub async fn open(pool: &Pool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(OPEN).fetch_one(pool).await?)
 }
 

@@ -130,7 +130,7 @@ impl TestApp {
     }
 
     /// A plain connection for direct SQL.
-    pub async fn conn(&self) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    pub async fn conn(&self) -> pincer::store::Conn {
         self.app.store.pool.acquire().await.unwrap()
     }
 

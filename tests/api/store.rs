@@ -107,3 +107,65 @@ async fn admins_can_list_search_and_forget_memory_and_forgetting_is_audited() {
     assert_eq!(meta["scope"], "incidents");
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_pool_reuses_connections_and_recovers_from_cancelled_rolled_back_and_killed_ones() {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use pincer::store::Pool;
+    use sqlx::Connection;
+    use sqlx::postgres::PgConnectOptions;
+
+    let t = TestApp::spawn().await;
+    let options = PgConnectOptions::from_str(&crate::helpers::db_url(&t.db)).unwrap();
+    let pool = Pool::new(options, 2, Duration::from_millis(300));
+    let pid = || sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&pool);
+
+    // One connection serves statement after statement: nothing else opened.
+    let first = pid().await.unwrap();
+    assert_eq!(pid().await.unwrap(), first);
+    assert_eq!(pool.idle(), 1);
+
+    // A transaction dropped without a commit is rolled back, and its
+    // connection goes on serving.
+    {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("CREATE TABLE pool_probe (x int)").execute(&mut *tx).await.unwrap();
+    }
+    let kept: bool = sqlx::query_scalar("SELECT to_regclass('pool_probe') IS NOT NULL").fetch_one(&pool).await.unwrap();
+    assert!(!kept, "the dropped transaction was committed");
+    assert_eq!(pid().await.unwrap(), first);
+
+    // A statement given up half-way: its result is drained before the next.
+    let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&pool);
+    assert!(tokio::time::timeout(Duration::from_millis(30), slow).await.is_err());
+    let n: i32 = sqlx::query_scalar("SELECT 41 + 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 42);
+
+    // A database error keeps the connection.
+    assert!(sqlx::query("SELECT 1/0").execute(&pool).await.is_err());
+    assert_eq!(pid().await.unwrap(), first);
+
+    // A connection the server ended while it sat idle fails once, is closed,
+    // and the next statement gets a new one.
+    let mut admin = sqlx::PgConnection::connect(&crate::helpers::db_url(&t.db)).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(first).execute(&mut admin).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(pid().await.is_err(), "a killed connection answered");
+    let second = pid().await.unwrap();
+    assert_ne!(second, first);
+
+    // At most two at once: a third waits, then times out.
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolTimedOut)));
+    drop((a, b));
+    assert_eq!(pool.idle(), 2);
+
+    pool.close().await;
+    assert_eq!(pool.idle(), 0);
+    assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolClosed)));
+    admin.close().await.unwrap();
+    t.cleanup().await;
+}
