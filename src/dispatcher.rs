@@ -109,8 +109,10 @@ async fn dead_letter(app: &App, row: &OutboxRow, error: &str) -> Result<(), Stor
     Ok(())
 }
 
-/// Delivers one claimed row and records the outcome.
-pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<(), StoreError> {
+/// Delivers one claimed row and records the outcome. Returns whether the
+/// outbox should be looked at again now: a later reply waits in the
+/// channel, or this one went back to wait.
+pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<bool, StoreError> {
     let key = format!("{}:{}:{}", row.platform, row.tenant, row.channel);
     loop {
         match pacer.take(&key, Instant::now()) {
@@ -120,8 +122,9 @@ pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<(), Sto
     }
     match send(app, &row).await {
         Ok(d) => {
-            outbox::delivered(&app.store.pool, row.id, row.attempts, d.message_id.as_deref()).await?;
+            let more = outbox::delivered(&app.store.pool, row.id, row.attempts, d.message_id.as_deref()).await?;
             Metrics::inc(&app.metrics.delivered);
+            return Ok(more);
         }
         Err(DeliveryError::RateLimited(wait)) => {
             Metrics::inc(&app.metrics.rate_limited);
@@ -139,7 +142,7 @@ pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<(), Sto
         }
         Err(DeliveryError::Permanent(e)) => dead_letter(app, &row, &e).await?,
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Delivers the outbox until `shutdown` flips to true.
@@ -156,22 +159,31 @@ pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver
         } else {
             Vec::new()
         };
-        let idle = claimed.is_empty();
+        // A full batch may mean more are waiting: look again at once.
+        // Otherwise wait to be woken: by a new reply, or by a delivery after
+        // which its channel's next reply can go.
+        let full = room > 0 && claimed.len() as i64 == room;
         for row in claimed {
             let (app, pacer) = (app.clone(), pacer.clone());
             running.spawn(async move {
                 let id = row.id;
-                if let Err(error) = deliver(&app, &pacer, row).await {
+                let again = deliver(&app, &pacer, row).await.unwrap_or_else(|error| {
                     tracing::error!(outbox_id = id, %error, "could not record a delivery; the row's lease will expire");
+                    true
+                });
+                if again {
+                    app.wake.outbox.notify_one();
                 }
-                app.wake.outbox.notify_one();
             });
         }
-        if !idle {
+        if full {
             continue;
         }
+        let at_capacity = running.len() as i64 >= BATCH;
         tokio::select! {
             _ = app.wake.outbox.notified() => {}
+            // With every slot taken, a finished delivery makes room to claim.
+            Some(_) = running.join_next(), if at_capacity => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => break,
         }

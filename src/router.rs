@@ -25,7 +25,6 @@ use std::time::Duration;
 use pincer_adapters::{ChannelEvent, Dispatch, EventBody, Reply, Visibility};
 use pincer_commands::{Command, CommandSpec, Input};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
 use tracing::Instrument;
 
 use crate::actions;
@@ -38,7 +37,7 @@ use crate::policy::{self, ChannelAgent, Decision};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::jobs::{self, JobKind};
 use crate::store::outbox::{self, NewOutbound};
-use crate::store::{StoreError, Tx, agents, events};
+use crate::store::{StoreError, Tx, agents, conversations, events, routing};
 
 /// Where an event's replies go.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +66,18 @@ enum Routed {
     Inline(Vec<Reply>),
     /// Stored in the outbox; an ask's answer job, claimed by this worker.
     Queued(Option<Box<(i64, AnswerJob)>>),
+    /// An earlier ask of the same thread is still open: try again later.
+    Later,
+}
+
+/// What became of a queued platform event.
+#[derive(Debug)]
+pub enum QueuedOutcome {
+    /// Routed and committed; for an ask, its answer job (claimed by the
+    /// worker, who should run it next).
+    Routed(Option<(i64, AnswerJob)>),
+    /// Nothing done: an earlier ask of its thread is still being answered.
+    Later,
 }
 
 /// What was decided, before it is committed.
@@ -111,7 +122,7 @@ impl Router {
                 }
                 replies
             }
-            Ok(Routed::Queued(_)) => Vec::new(),
+            Ok(Routed::Queued(_) | Routed::Later) => Vec::new(),
             Err(_) => vec![Reply::error(messages::internal_error(&ev.id))],
         }
     }
@@ -120,15 +131,11 @@ impl Router {
     /// an ask, returns the answer job (already claimed by `worker`, who
     /// should run it next). An error leaves the job to be retried (nothing
     /// was committed).
-    pub async fn handle_queued(
-        &self,
-        ev: &ChannelEvent,
-        job_id: i64,
-        worker: &str,
-    ) -> Result<Option<(i64, AnswerJob)>, StoreError> {
+    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<QueuedOutcome, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }).await? {
-            Routed::Queued(answer) => Ok(answer.map(|b| *b)),
-            Routed::Inline(_) => Ok(None),
+            Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer.map(|b| *b))),
+            Routed::Inline(_) => Ok(QueuedOutcome::Routed(None)),
+            Routed::Later => Ok(QueuedOutcome::Later),
         }
     }
 
@@ -156,19 +163,43 @@ impl Router {
 
     async fn route(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Routed, StoreError> {
         let app = &*self.app;
-        let mut tx = app.store.pool.begin().await?;
-        if matches!(mode, Mode::Inline) && !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
-            tx.rollback().await?;
-            Metrics::inc(&app.metrics.duplicates);
-            tracing::debug!(dedupe_key = %ev.dedupe_key, "duplicate event dropped");
-            return Ok(Routed::Inline(Vec::new()));
-        }
-        let decided = self.decide(&mut tx, ev).await?;
+        let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
+        let (tx, facts) = match mode {
+            Mode::Inline => {
+                let mut tx = app.store.pool.begin().await?;
+                if !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
+                    tx.rollback().await?;
+                    Metrics::inc(&app.metrics.duplicates);
+                    tracing::debug!(dedupe_key = %ev.dedupe_key, "duplicate event dropped");
+                    return Ok(Routed::Inline(Vec::new()));
+                }
+                (tx, None)
+            }
+            Mode::Queued { job_id, .. } => {
+                // One read for what routing needs to know; a transaction
+                // begins only if a handler writes.
+                let mut tx = app.store.pool.lazy().await?;
+                // Asks in a thread are answered in order; a button click is
+                // not an ask (and an Approve click must reach the run that
+                // waits for it).
+                let is_ask = !matches!(ev.body, EventBody::Action(_));
+                let agent = bound.map(|a| a.name.as_str());
+                let facts = routing::facts(tx.read(), ev, job_id, is_ask, agent).await?;
+                if facts.earlier_in_thread {
+                    return Ok(Routed::Later);
+                }
+                (tx, Some(facts))
+            }
+        };
+        let mut tx = tx;
+        let decided = self.decide(&mut tx, ev, facts).await?;
         self.finish(tx, ev, mode, decided).await
     }
 
-    /// Steps 2–6, inside the transaction.
-    async fn decide(&self, tx: &mut PgConnection, ev: &ChannelEvent) -> Result<Decided, StoreError> {
+    /// Steps 2–6. Reads go through `tx` outside a transaction until
+    /// something is to be written; `facts`, when given, were read for this
+    /// event just before.
+    async fn decide(&self, tx: &mut Tx, ev: &ChannelEvent, facts: Option<routing::Facts>) -> Result<Decided, StoreError> {
         let app = &*self.app;
         let where_ =
             json!({"platform": ev.platform(), "tenant": ev.tenant, "channel": ev.channel.channel, "thread": ev.thread});
@@ -183,12 +214,21 @@ impl Router {
             return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
         }
 
-        let (user, mut trail) = match identity::resolve(tx, &app.config, ev).await? {
+        let (known, agent_state) = match facts {
+            Some(f) => (f.user, Some(f.agent)),
+            None => (None, None),
+        };
+        let resolved = match known {
+            Some(user) => Resolved::Person(user, Vec::new()),
+            // Not linked yet: linking by e-mail or joining writes.
+            None => identity::resolve(tx.write().await?, &app.config, ev).await?,
+        };
+        let (user, mut trail) = match resolved {
             Resolved::Person(user, trail) => (user, trail),
             Resolved::Unknown => {
                 // The one thing a stranger may do: use a link code they were given.
                 if let EventBody::Message(Ok(Input::Command(Command::Link { code: Some(code) }))) = &ev.body {
-                    let (entry, outcome) = handlers::link::redeem(tx, ev, code, None).await?;
+                    let (entry, outcome) = handlers::link::redeem(tx.write().await?, ev, code, None).await?;
                     return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
                 }
                 let meta = with(
@@ -228,9 +268,10 @@ impl Router {
         };
         let path = spec.path;
 
-        let agent_state = match bound {
-            Some(a) => agents::state(tx, &a.name).await?,
-            None => None,
+        let agent_state = match (bound, agent_state) {
+            (Some(_), Some(read)) => read,
+            (Some(a), None) => agents::state(tx.read(), &a.name).await?,
+            (None, _) => None,
         };
         let channel_agent = match (bound, &agent_state) {
             (None, _) => ChannelAgent::Unbound,
@@ -248,75 +289,120 @@ impl Router {
 
         let ctx = Ctx { app, event: ev, user: &user, agent: bound };
         let outcome: Outcome = match work {
-            Work::Command(command) => handlers::execute(&ctx, tx, &command).await?,
-            Work::Action(action, _) => actions::execute(&ctx, tx, action).await?,
+            // Help and an ask's acceptance only read (the question is stored
+            // with the event's other writes, in `finish`).
+            Work::Command(command @ (Command::Help { .. } | Command::Ask { .. })) => {
+                handlers::execute(&ctx, tx.read(), &command).await?
+            }
+            Work::Command(command) => handlers::execute(&ctx, tx.write().await?, &command).await?,
+            Work::Action(action, _) => actions::execute(&ctx, tx.write().await?, action).await?,
         };
         let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
         Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask, replaces: outcome.replaces })
     }
 
-    /// Step 7: audit, deliver per mode, commit.
-    async fn finish(
-        &self,
-        mut tx: Tx,
-        ev: &ChannelEvent,
-        mode: Mode<'_>,
-        decided: Decided,
-    ) -> Result<Routed, StoreError> {
+    /// Step 7: store the question, audit, deliver per mode, commit.
+    async fn finish(&self, mut tx: Tx, ev: &ChannelEvent, mode: Mode<'_>, decided: Decided) -> Result<Routed, StoreError> {
         let app = &*self.app;
+        let Decided { trail, replies, ask, replaces } = decided;
+        let ask = ask.map(|ask| AnswerJob { ask, event: ev.clone(), progress_id: None, run: None });
+        if let Mode::Queued { job_id, worker } = mode
+            && !tx.begun()
+        {
+            // Nothing was written while deciding: the job's completion, the
+            // question, the answer job, the replies and the audit rows go in
+            // one statement.
+            let rows: Vec<NewOutbound<'_>> =
+                replies.iter().map(|r| outbound(ev, r, false, replaces, Duration::ZERO)).collect();
+            let payload = ask.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let new_ask = ask.as_ref().zip(payload.as_ref()).map(|(job, payload)| routing::NewAsk {
+                thread: handlers::ask::thread_of(ev),
+                agent: job.ask.agent.as_str(),
+                user_id: job.ask.user_id,
+                workspace: job.ask.workspace.as_deref(),
+                question: &job.ask.question,
+                payload,
+                lease: crate::worker::LEASE,
+            });
+            let Some(done) = routing::finish(tx.read(), job_id, worker, new_ask.as_ref(), &rows, trail).await? else {
+                return Err(StoreError::LeaseLost(job_id));
+            };
+            drop(tx);
+            if !replies.is_empty() {
+                app.wake.outbox.notify_one();
+            }
+            let answer = match (ask, done.answer_job, done.conversation_id) {
+                (Some(mut job), Some(id), Some(conversation)) => {
+                    job.ask.conversation_id = conversation;
+                    job.ask.new_thread = done.new_thread;
+                    Some(Box::new((id, job)))
+                }
+                _ => None,
+            };
+            return Ok(Routed::Queued(answer));
+        }
+        let conn = tx.write().await?;
         // A queued event's job row is taken before the audit head, the same
         // lock order as everywhere else; and a lost lease writes nothing.
         if let Mode::Queued { job_id, worker } = mode
-            && !jobs::complete(&mut tx, job_id, worker).await?
+            && !jobs::complete(conn, job_id, worker).await?
         {
             tx.rollback().await?;
             return Err(StoreError::LeaseLost(job_id));
         }
-        audit::append(&mut tx, decided.trail).await?;
+        let answer = match ask {
+            Some(mut job) => {
+                let a = &job.ask;
+                let (conversation, fresh) = conversations::open_with_message(
+                    conn,
+                    handlers::ask::thread_of(ev),
+                    a.agent.as_str(),
+                    a.user_id,
+                    a.workspace.as_deref(),
+                    &a.question,
+                )
+                .await?;
+                job.ask.conversation_id = conversation;
+                job.ask.new_thread = fresh;
+                Some(job)
+            }
+            None => None,
+        };
+        audit::append(conn, trail).await?;
+        let worker = match mode {
+            Mode::Inline => app.handoff.worker.as_ref(),
+            Mode::Queued { worker, .. } => worker,
+        };
+        if let Mode::Queued { .. } = mode {
+            for reply in &replies {
+                outbox::insert(conn, &outbound(ev, reply, false, replaces, Duration::ZERO)).await?;
+            }
+        }
+        // An ask is a job, held by this worker while it answers, so a
+        // process that dies mid-answer loses nothing.
+        let answer = match answer {
+            Some(job) => {
+                let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let id = jobs::enqueue_claimed(conn, JobKind::Answer, &payload, worker, crate::worker::LEASE).await?;
+                Some((id, job))
+            }
+            None => None,
+        };
+        tx.commit().await?;
         match mode {
             Mode::Inline => {
-                // An ask is a job here too, held by this process while it
-                // answers, so a process that dies mid-answer loses nothing.
-                let answer = match decided.ask {
-                    Some(ask) => {
-                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None, run: None };
-                        let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let worker = &app.handoff.worker;
-                        let id =
-                            jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)
-                                .await?;
-                        Some((id, job))
-                    }
-                    None => None,
-                };
-                tx.commit().await?;
-                let mut replies = decided.replies;
+                let mut replies = replies;
                 if let Some((id, job)) = answer {
                     replies.push(handlers::ask::answer_inline(app, job, id, &app.handoff.worker).await?);
                 }
                 Ok(Routed::Inline(replies))
             }
-            Mode::Queued { worker, .. } => {
-                for reply in &decided.replies {
-                    outbox::insert(&mut tx, &outbound(ev, reply, false, decided.replaces, Duration::ZERO)).await?;
-                }
-                let answer = match decided.ask {
-                    Some(ask) => {
-                        let job = AnswerJob { ask, event: ev.clone(), progress_id: None, run: None };
-                        let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let id =
-                            jobs::enqueue_claimed(&mut tx, JobKind::Answer, &payload, worker, crate::worker::LEASE)
-                                .await?;
-                        Some(Box::new((id, job)))
-                    }
-                    None => None,
-                };
-                tx.commit().await?;
-                if !decided.replies.is_empty() {
+            Mode::Queued { .. } => {
+                if !replies.is_empty() {
                     app.wake.outbox.notify_one();
                 }
-                Ok(Routed::Queued(answer))
+                Ok(Routed::Queued(answer.map(Box::new)))
             }
         }
     }

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::handlers::ask::{self, AnswerJob};
 use crate::messages;
-use crate::router::{Router, outbound};
+use crate::router::{QueuedOutcome, Router, outbound};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::jobs::{self, Job};
 use crate::store::{StoreError, outbox};
@@ -71,22 +71,22 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
     match job.kind.as_str() {
         "event" => {
             let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
-            // Asks in a thread are answered in order; a button click is not an
-            // ask (and an Approve click must reach the run that waits for it).
-            let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
-            if is_ask && jobs::earlier_in_thread(&app.store.pool, job.id, &ev).await? {
-                // An earlier ask in this thread is still being answered.
-                jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
-                return Ok(());
-            }
             enrich(app, &mut ev).await?;
-            if let Some((answer_id, answer)) = router.handle_queued(&ev, job.id, me).await? {
-                // The answer job is ours already: run it now. A failure here
-                // leaves it to be retried when its lease runs out.
-                if let Err(error) = ask::answer_queued(app, answer, answer_id, me).await {
-                    tracing::warn!(job = answer_id, %error, "answer failed; it will be retried");
-                    let _ = jobs::release(&app.store.pool, answer_id, me, Duration::from_millis(500)).await;
+            match router.handle_queued(&ev, job.id, me).await? {
+                QueuedOutcome::Later => {
+                    // An earlier ask in this thread is still being answered.
+                    jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
                 }
+                QueuedOutcome::Routed(Some((answer_id, answer))) => {
+                    // The answer job is ours already: run it now (the router
+                    // has just checked the agent and the asker). A failure
+                    // here leaves it to be retried when its lease runs out.
+                    if let Err(error) = ask::answer_routed(app, answer, answer_id, me).await {
+                        tracing::warn!(job = answer_id, %error, "answer failed; it will be retried");
+                        let _ = jobs::release(&app.store.pool, answer_id, me, Duration::from_millis(500)).await;
+                    }
+                }
+                QueuedOutcome::Routed(None) => {}
             }
         }
         _ => {

@@ -45,11 +45,18 @@ pub struct AskJob {
     pub scopes: Vec<ScopeName>,
     /// The workspace it runs in, if not shared.
     pub workspace: Option<String>,
-    /// The conversation it belongs to.
+    /// The conversation it belongs to (set when the router stores the
+    /// question, in the same write as the answer job).
     pub conversation_id: i64,
+    /// Whether the question opened its conversation: there is no earlier
+    /// history to read.
+    #[serde(default)]
+    pub new_thread: bool,
 }
 
-/// Records the question and returns the job to answer it.
+/// Accepts a question (within the budgets) and returns the job to answer
+/// it. Nothing is written here: the router stores the question, opening the
+/// thread's conversation, with the event's other writes.
 pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> Result<Outcome, StoreError> {
     // The router only lets an ask through in a channel with an agent.
     let Some(agent) = ctx.agent else {
@@ -66,18 +73,7 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
             return Ok(Outcome::refused(messages::agent_over_budget(agent.name.as_str(), limit), meta));
         }
     }
-    let ev = ctx.event;
-    let channel = ev.channel.channel.as_str();
-    let key = ThreadKey {
-        platform: ev.platform().as_str(),
-        tenant: &ev.tenant,
-        channel,
-        thread: ev.thread.as_deref().unwrap_or(""),
-    };
     let workspace = ctx.user.active_workspace.as_ref().map(|w| w.to_string());
-    let conversation_id =
-        conversations::open_with_message(conn, key, agent.name.as_str(), ctx.user.id, workspace.as_deref(), question)
-            .await?;
     let scopes = read_scopes(&agent.memory_scopes, ctx.user.active_workspace.as_ref());
     let metadata = json!({
         "agent": agent.name,
@@ -97,9 +93,20 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
             question: question.to_string(),
             scopes,
             workspace,
-            conversation_id,
+            conversation_id: 0,
+            new_thread: false,
         }),
     })
+}
+
+/// The conversation an event's ask belongs to: its thread's.
+pub fn thread_of(ev: &ChannelEvent) -> ThreadKey<'_> {
+    ThreadKey {
+        platform: ev.platform().as_str(),
+        tenant: &ev.tenant,
+        channel: &ev.channel.channel,
+        thread: ev.thread.as_deref().unwrap_or(""),
+    }
 }
 
 /// An ask from a platform, queued to be answered with its reply going to
@@ -153,7 +160,7 @@ async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_
             }
             None => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
         };
-        let recent = if agent.provider.is_some() {
+        let recent = if agent.provider.is_some() && !job.new_thread {
             conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), HISTORY_MESSAGES + 1)
                 .await?
         } else {
@@ -387,9 +394,21 @@ async fn post_progress(app: &App, job: &mut AnswerJob, job_id: i64, worker: &str
 /// Answers a queued ask: the reply goes to the outbox — replacing the
 /// "working on it…" placeholder if the answer took long enough to post one
 /// — in the same transaction that completes the job.
-pub async fn answer_queued(app: &App, mut job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+pub async fn answer_queued(app: &App, job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    answer_job(app, job, job_id, worker, true).await
+}
+
+/// Answers an ask the router has just accepted in this process: like
+/// [`answer_queued`], without checking again what the router checked a
+/// moment ago (the agent not disabled, the asker not removed).
+pub async fn answer_routed(app: &App, job: AnswerJob, job_id: i64, worker: &str) -> Result<(), StoreError> {
+    answer_job(app, job, job_id, worker, false).await
+}
+
+async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, recheck: bool) -> Result<(), StoreError> {
     // Break-glass and removals apply to answers still queued too.
-    if let Some(refusal) = still_allowed(app, &job.ask).await? {
+    let refused = if recheck { still_allowed(app, &job.ask).await? } else { None };
+    if let Some(refusal) = refused {
         let reply = Reply::error(refusal);
         let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
         if job.progress_id.is_some() {

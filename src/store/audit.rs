@@ -127,14 +127,69 @@ pub fn row_hash(
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-const LOCK_HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1 FOR UPDATE";
-// The rows and the new head in one statement (one round trip for any
-// number of rows).
-const APPEND: &str = "WITH rows AS (
-         INSERT INTO audit_log (seq, ts, user_email, action, metadata, prev_hash, row_hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
-     )
-     UPDATE audit_head SET seq = $8, row_hash = $9 WHERE id = 1";
+/// The canonical text of a row's hashed array after `[prev_hash,seq,`:
+/// what the database's `pincer_audit_append` completes and hashes.
+fn hash_tail(ts: &DateTime<Utc>, user_email: Option<&str>, action: &str, metadata: &Value) -> String {
+    let mut out = String::with_capacity(160);
+    canonical(&Value::from(ts.to_rfc3339_opts(SecondsFormat::Micros, true)), &mut out);
+    out.push(',');
+    match user_email {
+        Some(u) => canonical(&Value::from(u), &mut out),
+        None => out.push_str("null"),
+    }
+    out.push(',');
+    canonical(&Value::from(action), &mut out);
+    out.push(',');
+    canonical(metadata, &mut out);
+    out.push(']');
+    out
+}
+
+/// Entries made ready to append: cleaned of what `jsonb` cannot hold,
+/// scrubbed of secrets, timestamped, each with its [`hash_tail`].
+pub struct Prepared {
+    /// When each was written.
+    pub ts: Vec<DateTime<Utc>>,
+    /// Who.
+    pub users: Vec<Option<String>>,
+    /// What.
+    pub actions: Vec<String>,
+    /// Details.
+    pub metadata: Vec<Value>,
+    /// Each row's hash input after its seq.
+    pub tails: Vec<String>,
+}
+
+/// Prepares `entries` for `pincer_audit_append` (alone in [`append`], or
+/// inside a larger statement).
+pub fn prepare(entries: Vec<AuditEntry>) -> Prepared {
+    let n = entries.len();
+    let mut p = Prepared {
+        ts: Vec::with_capacity(n),
+        users: Vec::with_capacity(n),
+        actions: Vec::with_capacity(n),
+        metadata: Vec::with_capacity(n),
+        tails: Vec::with_capacity(n),
+    };
+    for entry in entries {
+        let now = Utc::now();
+        let ts = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        // Secret values never reach the log, whatever a caller put in.
+        let metadata = sanitize(crate::redact::scrub_json(entry.metadata));
+        let action = entry.action.replace('\0', "");
+        let email = entry.user_email.map(|e| e.replace('\0', ""));
+        p.tails.push(hash_tail(&ts, email.as_deref(), &action, &metadata));
+        p.ts.push(ts);
+        p.users.push(email);
+        p.actions.push(action);
+        p.metadata.push(metadata);
+    }
+    p
+}
+
+// Locks the head, writes the rows and the new head (one round trip for any
+// number of rows); returns the last seq.
+const APPEND: &str = "SELECT pincer_audit_append($1, $2, $3, $4, $5)";
 const HEAD: &str = "SELECT seq, row_hash FROM audit_head WHERE id = 1";
 const PAGE: &str = "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
 const CHECKPOINT: &str = "SELECT seq, row_hash, ts, signature FROM audit_checkpoint WHERE id = 1";
@@ -155,7 +210,6 @@ const TAIL: &str =
     "SELECT seq, ts, user_email, action, metadata, prev_hash, row_hash FROM audit_log ORDER BY seq DESC LIMIT $1";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[
-    ("audit.lock_head", LOCK_HEAD),
     ("audit.append", APPEND),
     ("audit.head", HEAD),
     ("audit.page", PAGE),
@@ -299,50 +353,15 @@ pub async fn head_seq(conn: &mut PgConnection) -> Result<i64, StoreError> {
 /// Appends entries to the chain inside the caller's transaction. Returns the
 /// last seq written.
 pub async fn append(conn: &mut PgConnection, entries: Vec<AuditEntry>) -> Result<i64, StoreError> {
-    let (mut seq, mut prev): (i64, String) = sqlx::query_as(LOCK_HEAD).fetch_one(&mut *conn).await?;
-    if entries.is_empty() {
-        return Ok(seq);
-    }
-    let n = entries.len();
-    let (mut seqs, mut tss, mut emails, mut actions, mut metas, mut prevs, mut hashes) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for entry in entries {
-        seq += 1;
-        let now = Utc::now();
-        let ts = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-        // Secret values never reach the log, whatever a caller put in.
-        let metadata = sanitize(crate::redact::scrub_json(entry.metadata));
-        let action = entry.action.replace('\0', "");
-        let email = entry.user_email.map(|e| e.replace('\0', ""));
-        let hash = row_hash(&prev, seq, &ts, email.as_deref(), &action, &metadata);
-        seqs.push(seq);
-        tss.push(ts);
-        emails.push(email);
-        actions.push(action);
-        metas.push(metadata);
-        prevs.push(std::mem::replace(&mut prev, hash.clone()));
-        hashes.push(hash);
-    }
-    sqlx::query(APPEND)
-        .bind(&seqs)
-        .bind(&tss)
-        .bind(&emails)
-        .bind(&actions)
-        .bind(&metas)
-        .bind(&prevs)
-        .bind(&hashes)
-        .bind(seq)
-        .bind(&prev)
-        .execute(conn)
-        .await?;
-    Ok(seq)
+    let p = prepare(entries);
+    Ok(sqlx::query_scalar(APPEND)
+        .bind(&p.ts)
+        .bind(&p.users)
+        .bind(&p.actions)
+        .bind(&p.metadata)
+        .bind(&p.tails)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// The newest `n` rows, newest first.
@@ -460,6 +479,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_database_side_hash_input_is_the_canonical_array_row_hash_hashes() {
+        // pincer_audit_append hashes "[\"" + prev + "\"," + seq + "," + tail.
+        let ts = DateTime::parse_from_rfc3339("2026-11-24T10:00:00.123456Z").unwrap().with_timezone(&Utc);
+        let prev = row_hash(GENESIS, 1, &ts, None, "x", &json!({}));
+        let cases = [
+            (None, "event.ignored", json!({})),
+            (Some("ana@example.com"), "command.ask", json!({"q": "why \"quoted\"\n\\ é ✓", "z": 1, "a": [1.5, null, {"y": true, "b": "c"}]})),
+            (Some("o'brien@example.com"), "admin.user.add", json!({"nested": {"k2": [], "k1": {}}})),
+        ];
+        for seq in [1i64, 9, 123_456_789] {
+            for (user, action, meta) in &cases {
+                let text = format!("[\"{prev}\",{seq},{}", hash_tail(&ts, *user, action, meta));
+                assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), row_hash(&prev, seq, &ts, *user, action, meta));
+            }
+        }
+    }
 
     #[test]
     fn the_hash_ignores_key_order_but_not_content() {

@@ -19,13 +19,14 @@ pub struct ThreadKey<'a> {
 
 // The thread's conversation (created on first use) and the asker's message,
 // in one statement.
+// (`xmax = 0`: the row was inserted, not updated — a new thread.)
 const OPEN_WITH_MESSAGE: &str = "WITH c AS (
          INSERT INTO conversations (platform, tenant, channel, thread, agent) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
-         RETURNING id
-     )
-     INSERT INTO messages (conversation_id, author, user_id, workspace, body)
-     SELECT id, 'user', $6, $7, $8 FROM c RETURNING conversation_id";
+         RETURNING id, xmax = 0 AS fresh
+     ),
+     m AS (INSERT INTO messages (conversation_id, author, user_id, workspace, body) SELECT id, 'user', $6, $7, $8 FROM c)
+     SELECT id, fresh FROM c";
 const ADD_MESSAGE: &str =
     "INSERT INTO messages (conversation_id, author, user_id, workspace, body) VALUES ($1, $2, $3, $4, $5)";
 
@@ -41,7 +42,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 ];
 
 /// The conversation for a thread (created on first use) with a person's
-/// message added to it. Returns the conversation id.
+/// message added to it. Returns the conversation id and whether it is new.
 pub async fn open_with_message(
     conn: &mut PgConnection,
     key: ThreadKey<'_>,
@@ -49,8 +50,8 @@ pub async fn open_with_message(
     user_id: i64,
     workspace: Option<&str>,
     body: &str,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(OPEN_WITH_MESSAGE)
+) -> Result<(i64, bool), StoreError> {
+    Ok(sqlx::query_as(OPEN_WITH_MESSAGE)
         .bind(key.platform)
         .bind(key.tenant)
         .bind(key.channel)

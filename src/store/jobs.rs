@@ -56,12 +56,6 @@ const ENQUEUE_EVENT_CLAIMED: &str = "WITH fresh AS (
      SELECT 'event', $3, $4, now() + make_interval(secs => $5), 1 FROM fresh RETURNING id";
 const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
      VALUES ($1, $2, $3, now() + make_interval(secs => $4), 1) RETURNING id";
-// Another job of the same thread from an earlier event (an event still to
-// route, or its answer): a thread's asks are answered in the order asked.
-const EARLIER_IN_THREAD: &str = "SELECT EXISTS (
-         SELECT 1 FROM jobs j, LATERAL (SELECT COALESCE(j.payload->'event', j.payload) AS e) x
-         WHERE j.id <> $1 AND x.e->>'tenant' = $2 AND x.e->>'channel' = $3 AND COALESCE(x.e->>'thread', '') = $4
-           AND (x.e->>'received_at')::timestamptz < $5)";
 const DEFER: &str = "UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0),
             run_after = now() + make_interval(secs => $3)
      WHERE id = $1 AND locked_by = $2";
@@ -109,7 +103,6 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.set_payload", SET_PAYLOAD),
     ("jobs.pause", PAUSE),
     ("jobs.mark_side_effects", MARK_SIDE_EFFECTS),
-    ("jobs.earlier_in_thread", EARLIER_IN_THREAD),
     ("jobs.defer", DEFER),
     ("jobs.claim", CLAIM),
     ("jobs.complete", COMPLETE),
@@ -220,18 +213,6 @@ pub async fn pending(pool: &Pool) -> Result<i64, StoreError> {
 pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query(NOTIFY).execute(conn).await?;
     Ok(())
-}
-
-/// Whether another job of the same thread comes from an earlier event.
-pub async fn earlier_in_thread(pool: &Pool, id: i64, ev: &pincer_adapters::ChannelEvent) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(EARLIER_IN_THREAD)
-        .bind(id)
-        .bind(&ev.tenant)
-        .bind(ev.channel.to_string())
-        .bind(ev.thread.as_deref().unwrap_or(""))
-        .bind(ev.received_at)
-        .fetch_one(pool)
-        .await?)
 }
 
 /// Gives a job back to wait its turn, without counting the claim.

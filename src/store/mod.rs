@@ -22,6 +22,7 @@ pub mod leases;
 pub mod memory;
 pub mod outbox;
 pub mod pool;
+pub mod routing;
 pub mod usage;
 pub mod users;
 pub mod workspaces;
@@ -153,6 +154,7 @@ pub fn all_queries() -> Vec<(&'static str, &'static str)> {
         leases::QUERIES,
         memory::QUERIES,
         outbox::QUERIES,
+        routing::QUERIES,
         usage::QUERIES,
         users::QUERIES,
         workspaces::QUERIES,

@@ -119,8 +119,12 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
                o.attempts, o.created_at";
 // Outcomes are fenced on the claim (status and attempt count): a delivery
 // that outlived its lease cannot overwrite what a later claim recorded.
-const DELIVERED: &str = "UPDATE outbox SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL
-     WHERE id = $1 AND status = 'sending' AND attempts = $3";
+// Also says whether a later reply waits in the same channel (it can be
+// claimed now that this one is out).
+const DELIVERED: &str = "UPDATE outbox o SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL
+     WHERE o.id = $1 AND o.status = 'sending' AND o.attempts = $3
+     RETURNING EXISTS (SELECT 1 FROM outbox n WHERE n.platform = o.platform AND n.tenant = o.tenant AND n.channel = o.channel
+                         AND n.id > o.id AND n.status IN ('pending', 'sending'))";
 const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3
      WHERE id = $1 AND status = 'sending' AND attempts = $4";
 const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1 AND status = 'sending' AND attempts = $3";
@@ -169,7 +173,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
 
 /// The reply as it may leave: with every registered secret redacted
 /// ([`crate::redact`]) from its text and buttons.
-fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapters::Reply> {
+pub(crate) fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, pincer_adapters::Reply> {
     use std::borrow::Cow;
     let dirty = crate::redact::contains_secret;
     if !(dirty(&reply.text) || reply.buttons.iter().any(|b| dirty(&b.label))) {
@@ -252,10 +256,12 @@ pub async fn claim(pool: &Pool, lease: Duration, limit: i64) -> Result<Vec<Outbo
     Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
 }
 
-/// Records a delivery.
-pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<(), StoreError> {
-    sqlx::query(DELIVERED).bind(id).bind(platform_ts).bind(attempts).execute(pool).await?;
-    Ok(())
+/// Records a delivery. Returns whether a later reply waits in the same
+/// channel.
+pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<bool, StoreError> {
+    let more: Option<bool> =
+        sqlx::query_scalar(DELIVERED).bind(id).bind(platform_ts).bind(attempts).fetch_optional(pool).await?;
+    Ok(more.unwrap_or(false))
 }
 
 /// Puts a row back to be tried after `delay`.

@@ -91,14 +91,16 @@ impl Pool {
 
     /// A connection with a transaction begun on it.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        let mut conn = self.acquire().await?;
-        match PgTransactionManager::begin(&mut conn, None).await {
-            Ok(()) => Ok(Tx { conn: Some(conn) }),
-            Err(e) => {
-                conn.settle(&e);
-                Err(e)
-            }
-        }
+        let mut tx = self.lazy().await?;
+        tx.write().await?;
+        Ok(tx)
+    }
+
+    /// A connection that begins a transaction only when asked to write
+    /// ([`Tx::write`]): work that turns out to only read costs no
+    /// `BEGIN`/`COMMIT` round trips.
+    pub async fn lazy(&self) -> Result<Tx, Error> {
+        Ok(Tx { conn: Some(self.acquire().await?), begun: false })
     }
 
     /// Closes idle connections and refuses new checkouts; connections in
@@ -193,17 +195,46 @@ impl Drop for Conn {
     }
 }
 
-/// A transaction on a pooled connection. Dropped without
-/// [`Tx::commit`], it is rolled back (the `ROLLBACK` goes out with the
-/// connection's next statement, or when the connection closes).
+/// A pooled connection for a unit of work that may or may not write: it
+/// reads outside a transaction, and begins one at the first
+/// [`Tx::write`] (or at once, from [`Pool::begin`]). Dropped without
+/// [`Tx::commit`], a begun transaction is rolled back (the `ROLLBACK` goes
+/// out with the connection's next statement, or when it closes).
 pub struct Tx {
     conn: Option<Conn>,
+    begun: bool,
 }
 
 impl Tx {
-    /// Commits the transaction.
+    /// The connection, for reading (inside the transaction if one began).
+    pub fn read(&mut self) -> &mut PgConnection {
+        self
+    }
+
+    /// The connection inside the transaction, begun now if it was not.
+    pub async fn write(&mut self) -> Result<&mut PgConnection, Error> {
+        if !self.begun {
+            let conn = self.conn.as_mut().expect("a transaction holds its connection until it ends");
+            if let Err(e) = PgTransactionManager::begin(conn, None).await {
+                conn.settle(&e);
+                return Err(e);
+            }
+            self.begun = true;
+        }
+        Ok(self)
+    }
+
+    /// Whether a transaction was begun (something may have been written).
+    pub fn begun(&self) -> bool {
+        self.begun
+    }
+
+    /// Commits the transaction, if one was begun.
     pub async fn commit(mut self) -> Result<(), Error> {
         let mut conn = self.conn.take().expect("a transaction holds its connection until it ends");
+        if !self.begun {
+            return Ok(());
+        }
         let result = PgTransactionManager::commit(&mut conn).await;
         if let Err(e) = &result {
             conn.settle(e);
@@ -211,9 +242,12 @@ impl Tx {
         result
     }
 
-    /// Rolls the transaction back.
+    /// Rolls the transaction back, if one was begun.
     pub async fn rollback(mut self) -> Result<(), Error> {
         let mut conn = self.conn.take().expect("a transaction holds its connection until it ends");
+        if !self.begun {
+            return Ok(());
+        }
         let result = PgTransactionManager::rollback(&mut conn).await;
         if let Err(e) = &result {
             conn.settle(e);
@@ -224,7 +258,7 @@ impl Tx {
 
 impl fmt::Debug for Tx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tx").finish_non_exhaustive()
+        f.debug_struct("Tx").field("begun", &self.begun).finish_non_exhaustive()
     }
 }
 

@@ -20,11 +20,11 @@ pub struct User {
 }
 
 #[derive(FromRow)]
-struct UserRow {
-    id: i64,
-    email: String,
-    role: String,
-    active_workspace: Option<String>,
+pub(crate) struct UserRow {
+    pub(crate) id: i64,
+    pub(crate) email: String,
+    pub(crate) role: String,
+    pub(crate) active_workspace: Option<String>,
 }
 
 impl TryFrom<UserRow> for User {

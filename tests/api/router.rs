@@ -264,7 +264,7 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
         users::by_email(&mut conn, &pincer_commands::Email::parse("bob@acme.com").unwrap()).await.unwrap().unwrap();
     let question = "why did the deploy fail?";
     let key = conversations::ThreadKey { platform: "console", tenant: "local", channel: "#oncall", thread: "" };
-    let conversation_id =
+    let (conversation_id, _) =
         conversations::open_with_message(&mut conn, key, "ops-oncall", bob.id, None, question).await.unwrap();
     let ask = AskJob {
         agent: pincer_commands::AgentName::parse("ops-oncall").unwrap(),
@@ -277,6 +277,7 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
         ],
         workspace: None,
         conversation_id,
+        new_thread: false,
     };
     let event = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", question, "k-dead");
     let job = AnswerJob { ask, event, progress_id: None, run: None };

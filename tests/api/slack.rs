@@ -629,6 +629,7 @@ async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_p
         scopes: vec![],
         workspace: None,
         conversation_id: 0,
+        new_thread: false,
     };
     let job = pincer::handlers::ask::AnswerJob { ask, event, progress_id: None, run: None };
     sqlx::query("INSERT INTO jobs (kind, payload, attempts, side_effects_at) VALUES ('answer', $1, 1, now())")

@@ -1,0 +1,226 @@
+//! The router's two round trips for a queued platform event: one statement
+//! reads what routing needs to know ([`facts`]), one writes everything it
+//! decided ([`finish`]). A statement is atomic on its own, so the write
+//! needs no `BEGIN`/`COMMIT`: completing the event's job, the conversation
+//! and the asker's message, the answer job, the replies and the audit rows
+//! commit together or not at all, and nothing is written if another worker
+//! took the job over. Events whose handling writes more than this (admin
+//! commands, a first link of an identity) go through a transaction instead.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pincer_adapters::ChannelEvent;
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection};
+
+use super::StoreError;
+use super::agents::AgentState;
+use super::audit::{self, AuditEntry};
+use super::conversations::ThreadKey;
+use super::outbox::NewOutbound;
+use super::users::{User, UserRow};
+
+// An earlier ask of the same thread still queued or being answered (asks in
+// a thread are answered in order); the sender, if Pincer knows their
+// account on this platform; the bound agent's runtime state.
+const FACTS: &str = "SELECT
+         CASE WHEN $1 THEN EXISTS (
+             SELECT 1 FROM jobs j, LATERAL (SELECT COALESCE(j.payload->'event', j.payload) AS e) x
+             WHERE j.id <> $2 AND x.e->>'tenant' = $3 AND x.e->>'channel' = $4 AND COALESCE(x.e->>'thread', '') = $5
+               AND (x.e->>'received_at')::timestamptz < $6)
+         ELSE false END AS earlier_in_thread,
+         u.id AS user_id, u.email, u.role, u.active_workspace,
+         a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason
+     FROM (SELECT 1) one
+     LEFT JOIN (identities i JOIN users u ON u.id = i.user_id AND u.removed_at IS NULL)
+         ON i.platform = $7 AND i.tenant = $3 AND i.platform_user_id = $8
+     LEFT JOIN agents a ON a.name = $9";
+
+// Everything a routed event decided, in one statement; `done` is empty when
+// the lease was lost, and then nothing else is written either. The job row
+// is locked (deleted) before the audit head, the lock order used everywhere.
+const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
+     conv AS (
+         INSERT INTO conversations (platform, tenant, channel, thread, agent)
+         SELECT $3::text, $4::text, $5::text, $6::text, $7::text FROM done WHERE $7::text IS NOT NULL
+         ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
+         RETURNING id, xmax = 0 AS fresh
+     ),
+     said AS (
+         INSERT INTO messages (conversation_id, author, user_id, workspace, body)
+         SELECT id, 'user', $8::bigint, $9::text, $10::text FROM conv
+     ),
+     answer AS (
+         INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
+         SELECT 'answer',
+                jsonb_set(jsonb_set($11::jsonb, '{ask,conversation_id}', to_jsonb(conv.id)), '{ask,new_thread}', to_jsonb(conv.fresh)),
+                $2, now() + make_interval(secs => $12::float8), 1
+         FROM conv
+         RETURNING id
+     ),
+     sent AS (
+         INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of)
+         SELECT $13::text, $25::text, $14::text, $15::text, $16::text, r.recipient, r.reply, false, $17::bigint
+         FROM done, UNNEST($18::text[], $19::jsonb[]) AS r(recipient, reply)
+     ),
+     audited AS (SELECT pincer_audit_append($20, $21, $22, $23, $24) AS seq FROM done)
+     SELECT (SELECT seq FROM audited) AS seq, (SELECT id FROM answer) AS answer_job,
+            (SELECT id FROM conv) AS conversation_id, (SELECT fresh FROM conv) AS new_thread";
+
+pub(crate) const QUERIES: &[(&str, &str)] = &[("routing.facts", FACTS), ("routing.finish", FINISH)];
+
+/// What routing a queued event needs to know before it decides.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// An earlier ask of the event's thread is still open: this one waits.
+    pub earlier_in_thread: bool,
+    /// The sender, if their platform account is linked to a person.
+    pub user: Option<User>,
+    /// The bound agent's runtime state (`None`: no agent asked for, or no
+    /// row for it).
+    pub agent: Option<AgentState>,
+}
+
+#[derive(FromRow)]
+struct FactsRow {
+    earlier_in_thread: bool,
+    user_id: Option<i64>,
+    email: Option<String>,
+    role: Option<String>,
+    active_workspace: Option<String>,
+    agent: Option<String>,
+    disabled_at: Option<DateTime<Utc>>,
+    disabled_by: Option<String>,
+    disabled_reason: Option<String>,
+}
+
+/// Reads [`Facts`] for `ev`, queued as job `job_id`; the thread is looked
+/// at only for an ask (`is_ask`), the agent only if one is bound.
+pub async fn facts(
+    conn: &mut PgConnection,
+    ev: &ChannelEvent,
+    job_id: i64,
+    is_ask: bool,
+    agent: Option<&str>,
+) -> Result<Facts, StoreError> {
+    let row: FactsRow = sqlx::query_as(FACTS)
+        .bind(is_ask)
+        .bind(job_id)
+        .bind(&ev.tenant)
+        .bind(ev.channel.to_string())
+        .bind(ev.thread.as_deref().unwrap_or(""))
+        .bind(ev.received_at)
+        .bind(ev.platform().as_str())
+        .bind(&ev.sender.platform_user_id)
+        .bind(agent)
+        .fetch_one(conn)
+        .await?;
+    let user = match (row.user_id, row.email, row.role) {
+        (Some(id), Some(email), Some(role)) => {
+            Some(User::try_from(UserRow { id, email, role, active_workspace: row.active_workspace })?)
+        }
+        _ => None,
+    };
+    let agent = row.agent.map(|name| AgentState {
+        name,
+        disabled_at: row.disabled_at,
+        disabled_by: row.disabled_by,
+        disabled_reason: row.disabled_reason,
+    });
+    Ok(Facts { earlier_in_thread: row.earlier_in_thread, user, agent })
+}
+
+/// An accepted ask's writes: the thread's conversation (made on first use),
+/// the asker's message, and the answer job, claimed by the router's worker.
+pub struct NewAsk<'a> {
+    /// The thread.
+    pub thread: ThreadKey<'a>,
+    /// The agent that answers.
+    pub agent: &'a str,
+    /// The asker.
+    pub user_id: i64,
+    /// Their workspace, if not shared.
+    pub workspace: Option<&'a str>,
+    /// The question.
+    pub question: &'a str,
+    /// The answer job's payload; its `ask.conversation_id` and
+    /// `ask.new_thread` are filled in by the statement.
+    pub payload: &'a Value,
+    /// The answer job's lease.
+    pub lease: Duration,
+}
+
+/// What [`finish`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The answer job, for an ask.
+    pub answer_job: Option<i64>,
+    /// The ask's conversation.
+    pub conversation_id: Option<i64>,
+    /// Whether this ask opened the conversation.
+    pub new_thread: bool,
+}
+
+#[derive(FromRow)]
+struct FinishRow {
+    seq: Option<i64>,
+    answer_job: Option<i64>,
+    conversation_id: Option<i64>,
+    new_thread: Option<bool>,
+}
+
+/// Completes the event's job `job_id` held by `worker` and writes, in the
+/// same statement, the ask (if any), the replies (all to one place, as a
+/// router's replies to one event are) and the audit rows. `None` if the
+/// lease was lost: nothing was written.
+pub async fn finish(
+    conn: &mut PgConnection,
+    job_id: i64,
+    worker: &str,
+    ask: Option<&NewAsk<'_>>,
+    replies: &[NewOutbound<'_>],
+    trail: Vec<AuditEntry>,
+) -> Result<Option<Finished>, StoreError> {
+    let to = replies.first();
+    let recipients: Vec<Option<&str>> = replies.iter().map(|r| r.recipient).collect();
+    let bodies: Vec<sqlx::types::Json<_>> =
+        replies.iter().map(|r| sqlx::types::Json(super::outbox::scrubbed(r.reply))).collect();
+    let rows = audit::prepare(trail);
+    let row: FinishRow = sqlx::query_as(FINISH)
+        .bind(job_id)
+        .bind(worker)
+        .bind(ask.map(|a| a.thread.platform))
+        .bind(ask.map(|a| a.thread.tenant))
+        .bind(ask.map(|a| a.thread.channel))
+        .bind(ask.map(|a| a.thread.thread))
+        .bind(ask.map(|a| a.agent))
+        .bind(ask.map(|a| a.user_id))
+        .bind(ask.and_then(|a| a.workspace))
+        .bind(ask.map(|a| a.question))
+        .bind(ask.map(|a| a.payload))
+        .bind(ask.map(|a| a.lease.as_secs_f64()))
+        .bind(to.map(|r| r.platform))
+        .bind(to.map(|r| r.channel))
+        .bind(to.and_then(|r| r.thread))
+        .bind(to.and_then(|r| r.response_url))
+        .bind(to.and_then(|r| r.progress_of))
+        .bind(&recipients)
+        .bind(&bodies)
+        .bind(&rows.ts)
+        .bind(&rows.users)
+        .bind(&rows.actions)
+        .bind(&rows.metadata)
+        .bind(&rows.tails)
+        .bind(to.map(|r| r.tenant))
+        .fetch_one(conn)
+        .await?;
+    if row.seq.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Finished {
+        answer_job: row.answer_job,
+        conversation_id: row.conversation_id,
+        new_thread: row.new_thread.unwrap_or(false),
+    }))
+}
