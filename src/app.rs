@@ -92,6 +92,9 @@ pub struct Handoff {
     pub worker: Arc<str>,
     /// The local worker's inbox, once it runs.
     pub tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::store::jobs::Job>>,
+    /// The local dispatcher's pacing, once it runs: with it, an answer
+    /// delivers its own reply when nothing else waits in the channel.
+    pub pacer: std::sync::OnceLock<Arc<crate::dispatcher::Pacer>>,
 }
 
 impl Default for Handoff {
@@ -99,6 +102,7 @@ impl Default for Handoff {
         Self {
             worker: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into(),
             tx: std::sync::OnceLock::new(),
+            pacer: std::sync::OnceLock::new(),
         }
     }
 }

@@ -113,13 +113,45 @@ async fn dead_letter(app: &App, row: &OutboxRow, error: &str) -> Result<(), Stor
 /// outbox should be looked at again now: a later reply waits in the
 /// channel, or this one went back to wait.
 pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<bool, StoreError> {
-    let key = format!("{}:{}:{}", row.platform, row.tenant, row.channel);
+    let key = pacing_key(&row);
     loop {
         match pacer.take(&key, Instant::now()) {
             Ok(()) => break,
             Err(wait) => tokio::time::sleep(wait).await,
         }
     }
+    send_and_record(app, row).await
+}
+
+fn pacing_key(row: &OutboxRow) -> String {
+    format!("{}:{}:{}", row.platform, row.tenant, row.channel)
+}
+
+/// Delivers a reply claimed outside the dispatcher loop (an answer that
+/// claimed its own reply as it was stored) if the channel's pacing allows
+/// it now; otherwise gives it back to the dispatcher, due when its turn
+/// comes.
+pub async fn deliver_claimed(app: &App, pacer: &Pacer, row: OutboxRow) {
+    let outcome = match pacer.take(&pacing_key(&row), Instant::now()) {
+        Ok(()) => send_and_record(app, row).await,
+        Err(wait) => outbox::unclaim(&app.store.pool, row.id, row.attempts, wait).await.map(|()| true),
+    };
+    delivered_then_wake(app, outcome);
+}
+
+/// After a delivery: wakes the dispatcher if the outbox should be looked at
+/// again (an error recording the outcome counts: the row's lease expires).
+fn delivered_then_wake(app: &App, outcome: Result<bool, StoreError>) {
+    let again = outcome.unwrap_or_else(|error| {
+        tracing::error!(%error, "could not record a delivery; the row's lease will expire");
+        true
+    });
+    if again {
+        app.wake.outbox.notify_one();
+    }
+}
+
+async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> {
     match send(app, &row).await {
         Ok(d) => {
             let more = outbox::delivered(&app.store.pool, row.id, row.attempts, d.message_id.as_deref()).await?;
@@ -147,6 +179,9 @@ pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<bool, S
 
 /// Delivers the outbox until `shutdown` flips to true.
 pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver<bool>) {
+    if app.handoff.pacer.set(pacer.clone()).is_err() {
+        tracing::warn!("a dispatcher already runs in this process");
+    }
     let mut running = JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
@@ -165,16 +200,7 @@ pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver
         let full = room > 0 && claimed.len() as i64 == room;
         for row in claimed {
             let (app, pacer) = (app.clone(), pacer.clone());
-            running.spawn(async move {
-                let id = row.id;
-                let again = deliver(&app, &pacer, row).await.unwrap_or_else(|error| {
-                    tracing::error!(outbox_id = id, %error, "could not record a delivery; the row's lease will expire");
-                    true
-                });
-                if again {
-                    app.wake.outbox.notify_one();
-                }
-            });
+            running.spawn(async move { delivered_then_wake(&app, deliver(&app, &pacer, row).await) });
         }
         if full {
             continue;

@@ -131,7 +131,12 @@ impl Router {
     /// an ask, returns the answer job (already claimed by `worker`, who
     /// should run it next). An error leaves the job to be retried (nothing
     /// was committed).
-    pub async fn handle_queued(&self, ev: &ChannelEvent, job_id: i64, worker: &str) -> Result<QueuedOutcome, StoreError> {
+    pub async fn handle_queued(
+        &self,
+        ev: &ChannelEvent,
+        job_id: i64,
+        worker: &str,
+    ) -> Result<QueuedOutcome, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }).await? {
             Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer.map(|b| *b))),
             Routed::Inline(_) => Ok(QueuedOutcome::Routed(None)),
@@ -199,7 +204,12 @@ impl Router {
     /// Steps 2–6. Reads go through `tx` outside a transaction until
     /// something is to be written; `facts`, when given, were read for this
     /// event just before.
-    async fn decide(&self, tx: &mut Tx, ev: &ChannelEvent, facts: Option<routing::Facts>) -> Result<Decided, StoreError> {
+    async fn decide(
+        &self,
+        tx: &mut Tx,
+        ev: &ChannelEvent,
+        facts: Option<routing::Facts>,
+    ) -> Result<Decided, StoreError> {
         let app = &*self.app;
         let where_ =
             json!({"platform": ev.platform(), "tenant": ev.tenant, "channel": ev.channel.channel, "thread": ev.thread});
@@ -303,7 +313,13 @@ impl Router {
     }
 
     /// Step 7: store the question, audit, deliver per mode, commit.
-    async fn finish(&self, mut tx: Tx, ev: &ChannelEvent, mode: Mode<'_>, decided: Decided) -> Result<Routed, StoreError> {
+    async fn finish(
+        &self,
+        mut tx: Tx,
+        ev: &ChannelEvent,
+        mode: Mode<'_>,
+        decided: Decided,
+    ) -> Result<Routed, StoreError> {
         let app = &*self.app;
         let Decided { trail, replies, ask, replaces } = decided;
         let ask = ask.map(|ask| AnswerJob { ask, event: ev.clone(), progress_id: None, run: None });
@@ -315,7 +331,8 @@ impl Router {
             // one statement.
             let rows: Vec<NewOutbound<'_>> =
                 replies.iter().map(|r| outbound(ev, r, false, replaces, Duration::ZERO)).collect();
-            let payload = ask.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let payload =
+                ask.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let new_ask = ask.as_ref().zip(payload.as_ref()).map(|(job, payload)| routing::NewAsk {
                 thread: handlers::ask::thread_of(ev),
                 agent: job.ask.agent.as_str(),

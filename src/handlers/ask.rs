@@ -457,7 +457,10 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
         let reply = answered(app, answer.text.clone());
         let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
         let ask = &job.ask;
-        if !outbox::finish_answer(
+        // With a dispatcher in this process, the reply is delivered from
+        // here if it can go at once (terminal replies wait for `pincer chat`).
+        let pacer = app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli"));
+        let answered = outbox::finish_answer(
             &app.store.pool,
             job_id,
             worker,
@@ -466,12 +469,16 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
             &reply.text,
             &row,
             &used,
+            pacer.map(|_| crate::dispatcher::LEASE),
         )
-        .await?
-        {
-            return Err(StoreError::LeaseLost(job_id));
+        .await?;
+        match (answered, pacer) {
+            (outbox::Answered::LeaseLost, _) => return Err(StoreError::LeaseLost(job_id)),
+            (outbox::Answered::Claimed(claimed), Some(pacer)) => {
+                crate::dispatcher::deliver_claimed(app, pacer, claimed).await
+            }
+            _ => app.wake.outbox.notify_one(),
         }
-        app.wake.outbox.notify_one();
         return Ok(());
     }
     let mut tx = app.store.pool.begin().await?;

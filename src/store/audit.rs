@@ -487,13 +487,20 @@ mod tests {
         let prev = row_hash(GENESIS, 1, &ts, None, "x", &json!({}));
         let cases = [
             (None, "event.ignored", json!({})),
-            (Some("ana@example.com"), "command.ask", json!({"q": "why \"quoted\"\n\\ é ✓", "z": 1, "a": [1.5, null, {"y": true, "b": "c"}]})),
+            (
+                Some("ana@example.com"),
+                "command.ask",
+                json!({"q": "why \"quoted\"\n\\ é ✓", "z": 1, "a": [1.5, null, {"y": true, "b": "c"}]}),
+            ),
             (Some("o'brien@example.com"), "admin.user.add", json!({"nested": {"k2": [], "k1": {}}})),
         ];
         for seq in [1i64, 9, 123_456_789] {
             for (user, action, meta) in &cases {
                 let text = format!("[\"{prev}\",{seq},{}", hash_tail(&ts, *user, action, meta));
-                assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), row_hash(&prev, seq, &ts, *user, action, meta));
+                assert_eq!(
+                    hex::encode(Sha256::digest(text.as_bytes())),
+                    row_hash(&prev, seq, &ts, *user, action, meta)
+                );
             }
         }
     }

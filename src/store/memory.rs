@@ -38,41 +38,18 @@ pub struct Passage {
 const DELETE_SOURCE: &str = "DELETE FROM memory_items WHERE scope = $1 AND source = $2";
 const INSERT: &str = "INSERT INTO memory_items (scope, source, locator, author, body)
      SELECT $1, $2, l, $3, b FROM UNNEST($4::text[], $5::text[]) AS t(l, b)";
-// Candidates first, ranking second: passages with every query word (AND),
-// then passages with any (OR), each capped, so a common word in a large
-// memory costs a bounded amount of ranking; then cover-density ranking over
-// the candidates with the OR query, so a natural-language question that no
-// single passage answers word for word still finds its best passages.
-// Candidates: up to $4 passages matching every word and up to $4 matching
-// any, each partition searched through its own GIN index; then ranked. No
-// join back to the table: the candidates carry what the answer needs.
-const SEARCH: &str = "SELECT id, scope, source, locator, body, rank FROM (
-         SELECT DISTINCT ON (c.id) c.id, c.scope, c.source, c.locator, c.body,
-                ts_rank_cd(c.tsv, NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery) AS rank
-         FROM (
-             (SELECT id, scope, source, locator, body, tsv FROM memory_items
-              WHERE scope = ANY($1) AND tsv @@ plainto_tsquery('english', $2) LIMIT $4)
-             UNION ALL
-             (SELECT id, scope, source, locator, body, tsv FROM memory_items
-              WHERE scope = ANY($1)
-                AND tsv @@ NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery LIMIT $4)
-         ) c ORDER BY c.id
-     ) r
-     ORDER BY rank DESC, id DESC
-     LIMIT $3";
+// Candidates first, ranking second (the query is in the function, see
+// migration 10): passages with every query word, then with any, each
+// capped, so a common word in a large memory costs a bounded amount of
+// ranking; then cover-density ranking over the candidates with the OR
+// query, so a natural-language question that no single passage answers
+// word for word still finds its best passages. The function plans the
+// search for its actual scopes and words on every call.
+const SEARCH: &str = "SELECT id, scope, source, locator, body, rank FROM pincer_memory_search($1, $2, $3, $4)";
 // The same candidates, every one, with their embeddings: hybrid ranking
 // fuses full-text rank and embedding similarity in Rust.
-const CANDIDATES_WITH_VECTORS: &str = "SELECT DISTINCT ON (c.id) c.id, c.scope, c.source, c.locator, c.body,
-                ts_rank_cd(c.tsv, NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery) AS rank,
-                c.embedding
-         FROM (
-             (SELECT id, scope, source, locator, body, tsv, embedding FROM memory_items
-              WHERE scope = ANY($1) AND tsv @@ plainto_tsquery('english', $2) LIMIT $3)
-             UNION ALL
-             (SELECT id, scope, source, locator, body, tsv, embedding FROM memory_items
-              WHERE scope = ANY($1)
-                AND tsv @@ NULLIF(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery LIMIT $3)
-         ) c ORDER BY c.id";
+const CANDIDATES_WITH_VECTORS: &str =
+    "SELECT id, scope, source, locator, body, rank, embedding FROM pincer_memory_candidates($1, $2, $3)";
 const UNEMBEDDED: &str = "SELECT scope, id, body FROM memory_items WHERE embedding IS NULL ORDER BY id LIMIT $1";
 const SET_EMBEDDING: &str = "UPDATE memory_items SET embedding = $3 WHERE scope = $1 AND id = $2";
 /// How many candidates of each kind are ranked.
@@ -133,18 +110,7 @@ pub async fn search(
         return Ok(Vec::new());
     }
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    // Planned for these scopes and words every time (not as a cached
-    // generic plan): only then are other scopes' partitions pruned at plan
-    // time and the words' selectivity known, so each partition is read
-    // through its GIN index (a generic plan scanned every partition).
-    Ok(sqlx::query_as(SEARCH)
-        .persistent(false)
-        .bind(&scopes)
-        .bind(query)
-        .bind(limit)
-        .bind(CANDIDATES)
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(SEARCH).bind(&scopes).bind(query).bind(limit).bind(CANDIDATES).fetch_all(conn).await?)
 }
 
 #[derive(FromRow)]
@@ -204,13 +170,8 @@ pub async fn search_hybrid(
         return Ok(Vec::new());
     }
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    let rows: Vec<Candidate> = sqlx::query_as(CANDIDATES_WITH_VECTORS)
-        .persistent(false)
-        .bind(&scopes)
-        .bind(query)
-        .bind(CANDIDATES)
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<Candidate> =
+        sqlx::query_as(CANDIDATES_WITH_VECTORS).bind(&scopes).bind(query).bind(CANDIDATES).fetch_all(conn).await?;
     let candidates = rows.into_iter().map(|c| (c.passage, c.embedding)).collect();
     Ok(fuse(candidates, query_vector, weight, limit.max(0) as usize))
 }

@@ -88,7 +88,9 @@ const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, res
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) RETURNING id";
 // An answer's four writes — the assistant's message, its usage, the reply,
 // and the job's completion — in one statement; nothing is written if another worker
-// took the job over.
+// took the job over. With a lease given ($20), the reply is claimed for
+// delivery by the caller when nothing else waits in its channel (what the
+// dispatcher's claim would have found), saving the dispatcher's round trip.
 const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      said AS (
          INSERT INTO messages (conversation_id, author, workspace, body) SELECT $3, 'assistant', $4, $5 FROM done
@@ -98,10 +100,22 @@ const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND lo
          SELECT $14, $15, $16, $17, $18, $19 FROM done
      ),
      sent AS (
-         INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of)
-         SELECT $6, $7, $8, $9, $10, $11, $12, false, $13 FROM done RETURNING id
+         INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of,
+                             status, locked_until, attempts)
+         SELECT $6, $7, $8, $9, $10, $11, $12, false, $13,
+                CASE WHEN f.free THEN 'sending' ELSE 'pending' END,
+                CASE WHEN f.free THEN now() + make_interval(secs => $20) END,
+                CASE WHEN f.free THEN 1 ELSE 0 END
+         FROM done, LATERAL (
+             SELECT $20::float8 IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM outbox p
+                 WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')) AS free
+         ) f
+         RETURNING id, status = 'sending' AS claimed, created_at
      )
-     SELECT count(*) FROM sent";
+     SELECT s.id, s.claimed, s.created_at,
+            (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = $13 AND pr.status = 'delivered') AS progress_ts
+     FROM sent s";
 const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1
      WHERE o.id IN (
          SELECT c.id FROM outbox c
@@ -127,6 +141,11 @@ const DELIVERED: &str = "UPDATE outbox o SET status = 'delivered', platform_ts =
                          AND n.id > o.id AND n.status IN ('pending', 'sending'))";
 const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3
      WHERE id = $1 AND status = 'sending' AND attempts = $4";
+// A claim given back unused (its channel's pacing said wait): not counted
+// as an attempt.
+const UNCLAIM: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, attempts = attempts - 1,
+         not_before = now() + make_interval(secs => $3)
+     WHERE id = $1 AND status = 'sending' AND attempts = $2";
 const DEAD: &str = "UPDATE outbox SET status = 'dead', locked_until = NULL, last_error = $2 WHERE id = $1 AND status = 'sending' AND attempts = $3";
 const HOLD_CHANNEL: &str = "UPDATE outbox SET not_before = greatest(not_before, now() + make_interval(secs => $4))
      WHERE platform = $1 AND tenant = $2 AND channel = $3 AND status = 'pending'";
@@ -160,6 +179,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.delivered", DELIVERED),
     ("outbox.retry", RETRY),
     ("outbox.dead", DEAD),
+    ("outbox.unclaim", UNCLAIM),
     ("outbox.hold_channel", HOLD_CHANNEL),
     ("outbox.list_dead", LIST_DEAD),
     ("outbox.revive", REVIVE),
@@ -213,8 +233,20 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64,
         .await?)
 }
 
+/// What [`finish_answer`] did.
+#[derive(Debug)]
+pub enum Answered {
+    /// Another worker holds the job: nothing was written.
+    LeaseLost,
+    /// Stored; the dispatcher delivers the reply.
+    Queued,
+    /// Stored, and the reply claimed for the caller to deliver.
+    Claimed(OutboxRow),
+}
+
 /// Records a produced answer and its usage and queues its reply, completing job `job_id`
-/// held by `worker`, in one statement. `false` if the lease was lost.
+/// held by `worker`, in one statement. With `claim` (a lease), the reply
+/// is claimed for the caller to deliver if nothing else waits in its channel.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_answer(
     pool: &Pool,
@@ -225,8 +257,10 @@ pub async fn finish_answer(
     body: &str,
     o: &NewOutbound<'_>,
     used: &super::usage::NewUsage<'_>,
-) -> Result<bool, StoreError> {
-    let n: i64 = sqlx::query_scalar(FINISH_ANSWER)
+    claim: Option<Duration>,
+) -> Result<Answered, StoreError> {
+    let reply = scrubbed(o.reply);
+    let row: Option<(i64, bool, DateTime<Utc>, Option<String>)> = sqlx::query_as(FINISH_ANSWER)
         .bind(job_id)
         .bind(worker)
         .bind(conversation_id)
@@ -238,7 +272,7 @@ pub async fn finish_answer(
         .bind(o.thread)
         .bind(o.response_url)
         .bind(o.recipient)
-        .bind(sqlx::types::Json(scrubbed(o.reply)))
+        .bind(sqlx::types::Json(&reply))
         .bind(o.progress_of)
         .bind(used.user_email)
         .bind(used.agent)
@@ -246,9 +280,27 @@ pub async fn finish_answer(
         .bind(used.tokens_in)
         .bind(used.tokens_out)
         .bind(used.cost_micros)
-        .fetch_one(pool)
+        .bind(claim.map(|l| l.as_secs_f64()))
+        .fetch_optional(pool)
         .await?;
-    Ok(n == 1)
+    Ok(match row {
+        None => Answered::LeaseLost,
+        Some((_, false, _, _)) => Answered::Queued,
+        Some((id, true, created_at, progress_ts)) => Answered::Claimed(OutboxRow {
+            id,
+            platform: o.platform.to_string(),
+            tenant: o.tenant.to_string(),
+            channel: o.channel.to_string(),
+            thread: o.thread.map(str::to_string),
+            response_url: o.response_url.map(str::to_string),
+            recipient: o.recipient.map(str::to_string),
+            reply: sqlx::types::Json(reply.into_owned()),
+            is_progress: false,
+            progress_ts,
+            attempts: 1,
+            created_at,
+        }),
+    })
 }
 
 /// Claims up to `limit` deliverable rows for `lease`.
@@ -262,6 +314,12 @@ pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<
     let more: Option<bool> =
         sqlx::query_scalar(DELIVERED).bind(id).bind(platform_ts).bind(attempts).fetch_optional(pool).await?;
     Ok(more.unwrap_or(false))
+}
+
+/// Gives a claimed row back, untried, to be claimed after `delay`.
+pub async fn unclaim(pool: &Pool, id: i64, attempts: i32, delay: Duration) -> Result<(), StoreError> {
+    sqlx::query(UNCLAIM).bind(id).bind(attempts).bind(delay.as_secs_f64()).execute(pool).await?;
+    Ok(())
 }
 
 /// Puts a row back to be tried after `delay`.
