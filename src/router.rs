@@ -333,6 +333,13 @@ impl Router {
                 replies.iter().map(|r| outbound(ev, r, false, replaces, Duration::ZERO)).collect();
             let payload =
                 ask.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            // Without embeddings (which need the question's vector first),
+            // the answer's memory search runs in the same statement.
+            let scopes: Vec<&str> = match (&ask, &app.config.embeddings) {
+                (Some(job), None) => job.ask.scopes.iter().map(|s| s.as_str()).collect(),
+                _ => Vec::new(),
+            };
+            let search = (!scopes.is_empty()).then_some((scopes.as_slice(), handlers::ask::PASSAGES));
             let new_ask = ask.as_ref().zip(payload.as_ref()).map(|(job, payload)| routing::NewAsk {
                 thread: handlers::ask::thread_of(ev),
                 agent: job.ask.agent.as_str(),
@@ -341,6 +348,7 @@ impl Router {
                 question: &job.ask.question,
                 payload,
                 lease: crate::worker::LEASE,
+                search,
             });
             let Some(done) = routing::finish(tx.read(), job_id, worker, new_ask.as_ref(), &rows, trail).await? else {
                 return Err(StoreError::LeaseLost(job_id));
@@ -353,6 +361,7 @@ impl Router {
                 (Some(mut job), Some(id), Some(conversation)) => {
                     job.ask.conversation_id = conversation;
                     job.ask.new_thread = done.new_thread;
+                    job.ask.prefetched = done.passages;
                     Some(Box::new((id, job)))
                 }
                 _ => None,

@@ -26,7 +26,7 @@ use crate::store::usage::{self, NewUsage};
 use crate::store::{StoreError, memory};
 
 /// How many passages an answer is built from.
-const PASSAGES: i64 = 5;
+pub(crate) const PASSAGES: i64 = 5;
 /// How much of a question the audit row keeps.
 const AUDIT_QUESTION_CHARS: usize = 500;
 
@@ -52,6 +52,10 @@ pub struct AskJob {
     /// history to read.
     #[serde(default)]
     pub new_thread: bool,
+    /// Memory found for it when the router stored it (same statement); not
+    /// kept in the job: an answer run from the queue searches again.
+    #[serde(skip)]
+    pub prefetched: Option<Vec<memory::Passage>>,
 }
 
 /// Accepts a question (within the budgets) and returns the job to answer
@@ -95,6 +99,7 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
             workspace,
             conversation_id: 0,
             new_thread: false,
+            prefetched: None,
         }),
     })
 }
@@ -154,11 +159,12 @@ async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_
     };
     let (passages, history) = {
         let mut conn = app.store.pool.acquire().await?;
-        let passages = match &question_vector {
-            Some((v, weight)) => {
+        let passages = match (&question_vector, &job.prefetched) {
+            (Some((v, weight)), _) => {
                 memory::search_hybrid(&mut conn, &job.scopes, &job.question, v, *weight, PASSAGES).await?
             }
-            None => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
+            (None, Some(found)) => found.clone(),
+            (None, None) => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
         };
         let recent = if agent.provider.is_some() && !job.new_thread {
             conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), HISTORY_MESSAGES + 1)

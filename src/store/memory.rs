@@ -19,7 +19,7 @@ pub struct NewItem {
 }
 
 /// One search hit.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq, FromRow, serde::Deserialize)]
 pub struct Passage {
     /// Row id.
     pub id: i64,
@@ -53,7 +53,7 @@ const CANDIDATES_WITH_VECTORS: &str =
 const UNEMBEDDED: &str = "SELECT scope, id, body FROM memory_items WHERE embedding IS NULL ORDER BY id LIMIT $1";
 const SET_EMBEDDING: &str = "UPDATE memory_items SET embedding = $3 WHERE scope = $1 AND id = $2";
 /// How many candidates of each kind are ranked.
-const CANDIDATES: i64 = 200;
+pub(crate) const CANDIDATES: i64 = 200;
 const COUNT: &str = "SELECT count(*) FROM memory_items WHERE scope = ANY($1)";
 const PARTITION: &str = "SELECT pincer_memory_partition($1)";
 const LIST: &str = "SELECT id, scope, source, locator, body, 0::real AS rank FROM memory_items WHERE scope = $1 ORDER BY id DESC LIMIT $2";

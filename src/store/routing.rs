@@ -18,6 +18,7 @@ use super::StoreError;
 use super::agents::AgentState;
 use super::audit::{self, AuditEntry};
 use super::conversations::ThreadKey;
+use super::memory::Passage;
 use super::outbox::NewOutbound;
 use super::users::{User, UserRow};
 
@@ -38,8 +39,11 @@ const FACTS: &str = "SELECT
      LEFT JOIN agents a ON a.name = $9";
 
 // Everything a routed event decided, in one statement; `done` is empty when
-// the lease was lost, and then nothing else is written either. The job row
-// is locked (deleted) before the audit head, the lock order used everywhere.
+// the lease was lost, and then nothing else is written either. The result
+// columns are evaluated in order: the memory search an ask's answer will
+// need first (it takes no lock), then the job row, the conversation and
+// the audit head — the lock order used everywhere — so the audit head is
+// held only for the writes.
 const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      conv AS (
          INSERT INTO conversations (platform, tenant, channel, thread, agent)
@@ -64,9 +68,16 @@ const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by
          SELECT $13::text, $25::text, $14::text, $15::text, $16::text, r.recipient, r.reply, false, $17::bigint
          FROM done, UNNEST($18::text[], $19::jsonb[]) AS r(recipient, reply)
      ),
-     audited AS (SELECT pincer_audit_append($20, $21, $22, $23, $24) AS seq FROM done)
-     SELECT (SELECT seq FROM audited) AS seq, (SELECT id FROM answer) AS answer_job,
-            (SELECT id FROM conv) AS conversation_id, (SELECT fresh FROM conv) AS new_thread";
+     audited AS (SELECT pincer_audit_append($20, $21, $22, $23, $24) AS seq FROM done),
+     found AS (
+         SELECT f.*
+         FROM (SELECT 1 WHERE $26::text[] IS NOT NULL) wanted,
+              LATERAL pincer_memory_search($26, $10, $27, $28) WITH ORDINALITY AS f(id, scope, source, locator, body, rank, n)
+     )
+     SELECT (SELECT jsonb_agg(jsonb_build_object('id', id, 'scope', scope, 'source', source, 'locator', locator,
+                                                 'body', body, 'rank', rank) ORDER BY n) FROM found) AS passages,
+            (SELECT id FROM answer) AS answer_job, (SELECT id FROM conv) AS conversation_id,
+            (SELECT fresh FROM conv) AS new_thread, (SELECT seq FROM audited) AS seq";
 
 pub(crate) const QUERIES: &[(&str, &str)] = &[("routing.facts", FACTS), ("routing.finish", FINISH)];
 
@@ -149,10 +160,13 @@ pub struct NewAsk<'a> {
     pub payload: &'a Value,
     /// The answer job's lease.
     pub lease: Duration,
+    /// Search memory for the answer in the same statement: the scopes it
+    /// may read and how many passages it uses.
+    pub search: Option<(&'a [&'a str], i64)>,
 }
 
 /// What [`finish`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
     /// The answer job, for an ask.
     pub answer_job: Option<i64>,
@@ -160,10 +174,13 @@ pub struct Finished {
     pub conversation_id: Option<i64>,
     /// Whether this ask opened the conversation.
     pub new_thread: bool,
+    /// The memory passages found for the ask, when a search was asked for.
+    pub passages: Option<Vec<Passage>>,
 }
 
 #[derive(FromRow)]
 struct FinishRow {
+    passages: Option<sqlx::types::Json<Vec<Passage>>>,
     seq: Option<i64>,
     answer_job: Option<i64>,
     conversation_id: Option<i64>,
@@ -213,6 +230,9 @@ pub async fn finish(
         .bind(&rows.metadata)
         .bind(&rows.tails)
         .bind(to.map(|r| r.tenant))
+        .bind(ask.and_then(|a| a.search).map(|(scopes, _)| scopes))
+        .bind(ask.and_then(|a| a.search).map(|(_, limit)| limit))
+        .bind(super::memory::CANDIDATES)
         .fetch_one(conn)
         .await?;
     if row.seq.is_none() {
@@ -222,5 +242,6 @@ pub async fn finish(
         answer_job: row.answer_job,
         conversation_id: row.conversation_id,
         new_thread: row.new_thread.unwrap_or(false),
+        passages: row.passages.map(|p| p.0),
     }))
 }

@@ -278,6 +278,7 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
         workspace: None,
         conversation_id,
         new_thread: false,
+        prefetched: None,
     };
     let event = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", question, "k-dead");
     let job = AnswerJob { ask, event, progress_id: None, run: None };

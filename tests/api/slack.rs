@@ -169,6 +169,14 @@ async fn a_mention_is_answered_once_in_its_thread_even_when_slack_retries() {
     assert!(ack < Duration::from_secs(3), "acked in {ack:?}");
     // The sender was identified by e-mail, once.
     assert_eq!(mock.calls("users.info").len(), 1);
+    // Now linked, the next ask takes the router's one-statement path, whose
+    // memory search runs in the same statement: the same passages answer.
+    let again = mention("Ev1b", "UALICE", "CONCALL", "why did the deploy fail?", "1700000100.000300");
+    assert_eq!(gw.signed("/slack/events", &again).await, 200);
+    mock.wait_for(10, "the second answer", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() == 2).await;
+    let second = mock.calls("chat.postMessage").pop().unwrap();
+    assert_eq!(second.body["thread_ts"], "1700000100.000300");
+    assert_eq!(second.body["text"], posts[0].body["text"], "{second:#?}");
     let t = gw.stop().await;
     let who: String = sqlx::query_scalar("SELECT user_email FROM audit_log WHERE action = 'ask'")
         .fetch_one(&t.app.store.pool)
@@ -630,6 +638,7 @@ async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_p
         workspace: None,
         conversation_id: 0,
         new_thread: false,
+        prefetched: None,
     };
     let job = pincer::handlers::ask::AnswerJob { ask, event, progress_id: None, run: None };
     sqlx::query("INSERT INTO jobs (kind, payload, attempts, side_effects_at) VALUES ('answer', $1, 1, now())")
