@@ -74,8 +74,10 @@ const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by
          FROM (SELECT 1 WHERE $26::text[] IS NOT NULL) wanted,
               LATERAL pincer_memory_search($26, $10, $27, $28) WITH ORDINALITY AS f(id, scope, source, locator, body, rank, n)
      )
-     SELECT (SELECT jsonb_agg(jsonb_build_object('id', id, 'scope', scope, 'source', source, 'locator', locator,
-                                                 'body', body, 'rank', rank) ORDER BY n) FROM found) AS passages,
+     SELECT CASE WHEN $26::text[] IS NOT NULL THEN COALESCE(
+                (SELECT jsonb_agg(jsonb_build_object('id', id, 'scope', scope, 'source', source, 'locator', locator,
+                                                     'body', body, 'rank', rank) ORDER BY n) FROM found),
+                '[]'::jsonb) END AS passages,
             (SELECT id FROM answer) AS answer_job, (SELECT id FROM conv) AS conversation_id,
             (SELECT fresh FROM conv) AS new_thread, (SELECT seq FROM audited) AS seq";
 
