@@ -9,7 +9,7 @@
 use pincer_adapters::ChannelEvent;
 
 use crate::app::{App, Metrics};
-use crate::store::{StoreError, jobs};
+use crate::store::{StoreError, jobs, routing};
 
 /// Whether an event was queued or was a repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,21 +24,27 @@ pub enum Ingested {
 /// a crash and may be acknowledged.
 pub async fn enqueue(app: &App, ev: &ChannelEvent) -> Result<Ingested, StoreError> {
     let payload = serde_json::to_value(ev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let (platform, key, pool) = (ev.platform().as_str(), ev.dedupe_key.as_str(), &app.store.pool);
+    let pool = &app.store.pool;
     // With room in the local worker's inbox, queue the job claimed by it and
     // hand it over; otherwise queue it for any worker to claim.
     let permit = app.handoff.tx.get().and_then(|tx| tx.try_reserve().ok());
     let queued = match permit {
         Some(permit) => {
+            // Stored, claimed, and what routing needs to know read, in one
+            // statement (the router reads again if the event turns out bound
+            // to another agent once its channel's name is known).
             let worker = &app.handoff.worker;
-            let id = jobs::enqueue_event_claimed(pool, platform, key, &payload, worker, crate::worker::LEASE).await?;
-            if let Some(id) = id {
-                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1, side_effects_at: None });
+            let agent = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c)).map(|a| a.name.as_str());
+            let stored = routing::enqueue_with_facts(pool, ev, &payload, worker, crate::worker::LEASE, agent).await?;
+            let id = stored.as_ref().map(|(id, _)| *id);
+            if let Some((id, facts)) = stored {
+                let facts = Some(facts);
+                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1, side_effects_at: None, facts });
             }
             id
         }
         None => {
-            let id = jobs::enqueue_event(pool, platform, key, &payload).await?;
+            let id = jobs::enqueue_event(pool, ev.platform().as_str(), &ev.dedupe_key, &payload).await?;
             app.wake.jobs.notify_one();
             id
         }

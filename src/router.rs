@@ -54,6 +54,10 @@ pub enum Mode<'a> {
     },
 }
 
+/// How old facts read at ingest may be and still be used: a break-glass
+/// disable or a removal committed since is seen by reading again.
+const FRESH_FACTS: Duration = Duration::from_millis(100);
+
 /// Routes events to handlers. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -111,7 +115,7 @@ impl Router {
     /// Handles one event and returns the replies (console, admin shell).
     /// Never fails: an unexpected error becomes a sentence for the person.
     pub async fn handle(&self, ev: ChannelEvent) -> Vec<Reply> {
-        match self.run(&ev, Mode::Inline).await {
+        match self.run(&ev, Mode::Inline, None).await {
             Ok(Routed::Inline(mut replies)) => {
                 // Chat output never carries a secret (queued replies are
                 // scrubbed on their way into the outbox).
@@ -136,15 +140,21 @@ impl Router {
         ev: &ChannelEvent,
         job_id: i64,
         worker: &str,
+        facts: Option<routing::Facts>,
     ) -> Result<QueuedOutcome, StoreError> {
-        match self.run(ev, Mode::Queued { job_id, worker }).await? {
+        match self.run(ev, Mode::Queued { job_id, worker }, facts).await? {
             Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer.map(|b| *b))),
             Routed::Inline(_) => Ok(QueuedOutcome::Routed(None)),
             Routed::Later => Ok(QueuedOutcome::Later),
         }
     }
 
-    async fn run(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Routed, StoreError> {
+    async fn run(
+        &self,
+        ev: &ChannelEvent,
+        mode: Mode<'_>,
+        known: Option<routing::Facts>,
+    ) -> Result<Routed, StoreError> {
         let span = tracing::info_span!(
             "event",
             event_id = %ev.id,
@@ -155,7 +165,7 @@ impl Router {
         );
         async {
             Metrics::inc(&self.app.metrics.events);
-            let result = self.route(ev, mode).await;
+            let result = self.route(ev, mode, known).await;
             if let Err(error) = &result {
                 Metrics::inc(&self.app.metrics.errors);
                 tracing::error!(%error, "event failed");
@@ -166,7 +176,13 @@ impl Router {
         .await
     }
 
-    async fn route(&self, ev: &ChannelEvent, mode: Mode<'_>) -> Result<Routed, StoreError> {
+    /// `known`: facts read for the event when it was stored, if any.
+    async fn route(
+        &self,
+        ev: &ChannelEvent,
+        mode: Mode<'_>,
+        known: Option<routing::Facts>,
+    ) -> Result<Routed, StoreError> {
         let app = &*self.app;
         let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
         let (tx, facts) = match mode {
@@ -181,15 +197,22 @@ impl Router {
                 (tx, None)
             }
             Mode::Queued { job_id, .. } => {
-                // One read for what routing needs to know; a transaction
-                // begins only if a handler writes.
+                // One read for what routing needs to know (unless it was read
+                // when the event was stored, for the agent it is bound to); a
+                // transaction begins only if a handler writes.
                 let mut tx = app.store.pool.lazy().await?;
-                // Asks in a thread are answered in order; a button click is
-                // not an ask (and an Approve click must reach the run that
-                // waits for it).
-                let is_ask = !matches!(ev.body, EventBody::Action(_));
                 let agent = bound.map(|a| a.name.as_str());
-                let facts = routing::facts(tx.read(), ev, job_id, is_ask, agent).await?;
+                let fresh = |f: &routing::Facts| f.for_agent.as_deref() == agent && f.read_at.elapsed() < FRESH_FACTS;
+                let facts = match known.filter(fresh) {
+                    Some(facts) => facts,
+                    None => {
+                        // Asks in a thread are answered in order; a button
+                        // click is not an ask (and an Approve click must
+                        // reach the run that waits for it).
+                        let is_ask = !matches!(ev.body, EventBody::Action(_));
+                        routing::facts(tx.read(), ev, job_id, is_ask, agent).await?
+                    }
+                };
                 if facts.earlier_in_thread {
                     return Ok(Routed::Later);
                 }

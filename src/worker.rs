@@ -55,16 +55,30 @@ async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
         let email = slack.api.user_email(&ev.sender.platform_user_id, &ev.tenant).await?;
         ev.sender.verified_email = email.and_then(|e| pincer_commands::Email::parse(&e).ok());
     }
-    let binds_by_name = app
-        .config
-        .agents
-        .values()
-        .flat_map(|a| &a.channels)
-        .any(|c| c.platform == Platform::Slack && c.channel.starts_with('#'));
-    if ev.channel_name.is_none() && binds_by_name {
+    if ev.channel_name.is_none() && binds_by_name(app) {
         ev.channel_name = slack.api.channel_name(&ev.channel.channel).await?;
     }
     Ok(())
+}
+
+fn binds_by_name(app: &App) -> bool {
+    app.config
+        .agents
+        .values()
+        .flat_map(|a| &a.channels)
+        .any(|c| c.platform == Platform::Slack && c.channel.starts_with('#'))
+}
+
+/// What [`enrich`] would fill in that the caches already know, without a
+/// call to Slack: at ingest, so the event's agent is known when it is stored.
+pub(crate) fn enrich_from_cache(app: &App, ev: &mut ChannelEvent) {
+    let Some(slack) = app.slack.as_ref().filter(|_| ev.platform() == Platform::Slack) else { return };
+    if ev.channel_name.is_none()
+        && binds_by_name(app)
+        && let Some(name) = slack.api.cached_channel_name(&ev.channel.channel)
+    {
+        ev.channel_name = name;
+    }
 }
 
 async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), JobError> {
@@ -72,7 +86,7 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
         "event" => {
             let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
             enrich(app, &mut ev).await?;
-            match router.handle_queued(&ev, job.id, me).await? {
+            match router.handle_queued(&ev, job.id, me, job.facts.clone()).await? {
                 QueuedOutcome::Later => {
                     // An earlier ask in this thread is still being answered.
                     jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;

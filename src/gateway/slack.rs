@@ -59,7 +59,8 @@ fn malformed(error: inbound::InboundError) -> Response {
 async fn store(app: &Arc<App>, ev: &ChannelEvent) -> Response {
     // In its own task: if Slack hangs up mid-request, the insert and the
     // hand-over to the worker still finish together.
-    let (app2, ev2) = (app.clone(), ev.clone());
+    let (app2, mut ev2) = (app.clone(), ev.clone());
+    crate::worker::enrich_from_cache(app, &mut ev2);
     let stored = match tokio::spawn(async move { ingest::enqueue(&app2, &ev2).await }).await {
         Ok(r) => r,
         Err(e) => Err(crate::store::StoreError::Corrupt(e.to_string())),

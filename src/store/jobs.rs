@@ -42,6 +42,10 @@ pub struct Job {
     pub attempts: i32,
     /// When a tool with side effects started in an earlier run of it.
     pub side_effects_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// For an event handed over at ingest: what routing needs to know, read
+    /// in the same statement that stored it.
+    #[sqlx(skip)]
+    pub facts: Option<super::routing::Facts>,
 }
 
 // Dedupe and queue in one statement: a repeat inserts no key, so no job.

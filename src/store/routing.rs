@@ -14,29 +14,52 @@ use pincer_adapters::ChannelEvent;
 use serde_json::Value;
 use sqlx::{FromRow, PgConnection};
 
-use super::StoreError;
 use super::agents::AgentState;
 use super::audit::{self, AuditEntry};
 use super::conversations::ThreadKey;
 use super::memory::Passage;
 use super::outbox::NewOutbound;
 use super::users::{User, UserRow};
+use super::{Pool, StoreError};
 
 // An earlier ask of the same thread still queued or being answered (asks in
 // a thread are answered in order); the sender, if Pincer knows their
-// account on this platform; the bound agent's runtime state.
-const FACTS: &str = "SELECT
-         CASE WHEN $1 THEN EXISTS (
-             SELECT 1 FROM jobs j, LATERAL (SELECT COALESCE(j.payload->'event', j.payload) AS e) x
-             WHERE j.id <> $2 AND x.e->>'tenant' = $3 AND x.e->>'channel' = $4 AND COALESCE(x.e->>'thread', '') = $5
-               AND (x.e->>'received_at')::timestamptz < $6)
-         ELSE false END AS earlier_in_thread,
-         u.id AS user_id, u.email, u.role, u.active_workspace,
-         a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason
-     FROM (SELECT 1) one
-     LEFT JOIN (identities i JOIN users u ON u.id = i.user_id AND u.removed_at IS NULL)
-         ON i.platform = $7 AND i.tenant = $3 AND i.platform_user_id = $8
-     LEFT JOIN agents a ON a.name = $9";
+// account on this platform; the bound agent's runtime state. `me` is the
+// event's job. Parameters: $1 is an ask, $2 tenant, $3 channel, $4 thread,
+// $5 received at, $6 platform, $7 sender, $8 agent.
+macro_rules! facts_of_me {
+    () => {
+        "SELECT me.id AS job_id,
+             CASE WHEN $1 THEN EXISTS (
+                 SELECT 1 FROM jobs j, LATERAL (SELECT COALESCE(j.payload->'event', j.payload) AS e) x
+                 WHERE j.id <> me.id AND x.e->>'tenant' = $2 AND x.e->>'channel' = $3
+                   AND COALESCE(x.e->>'thread', '') = $4 AND (x.e->>'received_at')::timestamptz < $5)
+             ELSE false END AS earlier_in_thread,
+             u.id AS user_id, u.email, u.role, u.active_workspace,
+             a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason
+         FROM me
+         LEFT JOIN (identities i JOIN users u ON u.id = i.user_id AND u.removed_at IS NULL)
+             ON i.platform = $6 AND i.tenant = $2 AND i.platform_user_id = $7
+         LEFT JOIN agents a ON a.name = $8"
+    };
+}
+
+// For an event already queued (job $9).
+const FACTS: &str = concat!("WITH me AS (SELECT $9::bigint AS id) ", facts_of_me!());
+
+// Ingest and facts in one statement, for an event handed to this process's
+// worker: the dedupe key ($9) and the job ($10) claimed by $11 for $12
+// seconds, then the same facts for it. No row: the key was seen before.
+const ENQUEUE_WITH_FACTS: &str = concat!(
+    "WITH fresh AS (
+         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($6, $9) ON CONFLICT DO NOTHING RETURNING 1
+     ),
+     me AS (
+         INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
+         SELECT 'event', $10, $11, now() + make_interval(secs => $12), 1 FROM fresh RETURNING id
+     ) ",
+    facts_of_me!()
+);
 
 // Everything a routed event decided, in one statement; `done` is empty when
 // the lease was lost, and then nothing else is written either. The result
@@ -81,11 +104,18 @@ const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by
             (SELECT id FROM answer) AS answer_job, (SELECT id FROM conv) AS conversation_id,
             (SELECT fresh FROM conv) AS new_thread, (SELECT seq FROM audited) AS seq";
 
-pub(crate) const QUERIES: &[(&str, &str)] = &[("routing.facts", FACTS), ("routing.finish", FINISH)];
+pub(crate) const QUERIES: &[(&str, &str)] =
+    &[("routing.facts", FACTS), ("routing.enqueue_with_facts", ENQUEUE_WITH_FACTS), ("routing.finish", FINISH)];
 
 /// What routing a queued event needs to know before it decides.
 #[derive(Debug, Clone)]
 pub struct Facts {
+    /// The agent the facts were read for (the router uses them only if the
+    /// event is still bound to it).
+    pub for_agent: Option<String>,
+    /// When they were read (the router uses facts read at ingest only while
+    /// they are fresh).
+    pub read_at: std::time::Instant,
     /// An earlier ask of the event's thread is still open: this one waits.
     pub earlier_in_thread: bool,
     /// The sender, if their platform account is linked to a person.
@@ -97,6 +127,7 @@ pub struct Facts {
 
 #[derive(FromRow)]
 struct FactsRow {
+    job_id: i64,
     earlier_in_thread: bool,
     user_id: Option<i64>,
     email: Option<String>,
@@ -117,9 +148,36 @@ pub async fn facts(
     is_ask: bool,
     agent: Option<&str>,
 ) -> Result<Facts, StoreError> {
-    let row: FactsRow = sqlx::query_as(FACTS)
-        .bind(is_ask)
-        .bind(job_id)
+    let row: FactsRow = bind_facts(sqlx::query_as(FACTS), ev, is_ask, agent).bind(job_id).fetch_one(conn).await?;
+    Ok(row.into_facts(agent)?.1)
+}
+
+/// Stores and queues `ev` (claimed by `worker` for `lease`) and reads its
+/// [`Facts`], in one statement. `None` when the event was seen before.
+pub async fn enqueue_with_facts(
+    pool: &Pool,
+    ev: &ChannelEvent,
+    payload: &Value,
+    worker: &str,
+    lease: Duration,
+    agent: Option<&str>,
+) -> Result<Option<(i64, Facts)>, StoreError> {
+    let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
+    let row: Option<FactsRow> = bind_facts(sqlx::query_as(ENQUEUE_WITH_FACTS), ev, is_ask, agent)
+        .bind(&ev.dedupe_key)
+        .bind(payload)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.into_facts(agent)).transpose()
+}
+
+type FactsQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, FactsRow, sqlx::postgres::PgArguments>;
+
+/// Binds the facts' parameters, $1–$8; the caller binds $9 and on.
+fn bind_facts<'q>(q: FactsQuery<'q>, ev: &'q ChannelEvent, is_ask: bool, agent: Option<&'q str>) -> FactsQuery<'q> {
+    q.bind(is_ask)
         .bind(&ev.tenant)
         .bind(ev.channel.to_string())
         .bind(ev.thread.as_deref().unwrap_or(""))
@@ -127,21 +185,31 @@ pub async fn facts(
         .bind(ev.platform().as_str())
         .bind(&ev.sender.platform_user_id)
         .bind(agent)
-        .fetch_one(conn)
-        .await?;
-    let user = match (row.user_id, row.email, row.role) {
-        (Some(id), Some(email), Some(role)) => {
-            Some(User::try_from(UserRow { id, email, role, active_workspace: row.active_workspace })?)
-        }
-        _ => None,
-    };
-    let agent = row.agent.map(|name| AgentState {
-        name,
-        disabled_at: row.disabled_at,
-        disabled_by: row.disabled_by,
-        disabled_reason: row.disabled_reason,
-    });
-    Ok(Facts { earlier_in_thread: row.earlier_in_thread, user, agent })
+}
+
+impl FactsRow {
+    fn into_facts(self, agent: Option<&str>) -> Result<(i64, Facts), StoreError> {
+        let user = match (self.user_id, self.email, self.role) {
+            (Some(id), Some(email), Some(role)) => {
+                Some(User::try_from(UserRow { id, email, role, active_workspace: self.active_workspace })?)
+            }
+            _ => None,
+        };
+        let state = self.agent.map(|name| AgentState {
+            name,
+            disabled_at: self.disabled_at,
+            disabled_by: self.disabled_by,
+            disabled_reason: self.disabled_reason,
+        });
+        let facts = Facts {
+            for_agent: agent.map(str::to_string),
+            read_at: std::time::Instant::now(),
+            earlier_in_thread: self.earlier_in_thread,
+            user,
+            agent: state,
+        };
+        Ok((self.job_id, facts))
+    }
 }
 
 /// An accepted ask's writes: the thread's conversation (made on first use),

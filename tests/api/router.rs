@@ -309,3 +309,65 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
     assert_eq!(left, 0);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent() {
+    use std::time::{Duration, Instant};
+
+    use pincer::router::QueuedOutcome;
+    use pincer::store::agents::{self, AgentState};
+    use pincer::store::{jobs, routing, users};
+
+    let t = TestApp::spawn().await;
+    let mut conn = t.conn().await;
+    let bob =
+        users::by_email(&mut conn, &pincer_commands::Email::parse("bob@acme.com").unwrap()).await.unwrap().unwrap();
+    let agent = pincer_commands::AgentName::parse("ops-oncall").unwrap();
+    // Break-glass: the agent is off in the database...
+    assert!(agents::disable(&mut conn, &agent, "dan@acme.com", "incident").await.unwrap());
+    drop(conn);
+    // ...while facts read earlier say it was on.
+    let enabled = |read_at: Instant, for_agent: &str| routing::Facts {
+        for_agent: Some(for_agent.into()),
+        read_at,
+        earlier_in_thread: false,
+        user: Some(bob.clone()),
+        agent: Some(AgentState {
+            name: "ops-oncall".into(),
+            disabled_at: None,
+            disabled_by: None,
+            disabled_reason: None,
+        }),
+    };
+    let route = |key: &'static str, facts: routing::Facts| {
+        let t = &t;
+        async move {
+            let ev = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", "why did it fail?", key);
+            let payload = serde_json::to_value(&ev).unwrap();
+            let worker = t.app.handoff.worker.clone();
+            let lease = Duration::from_secs(60);
+            let id = jobs::enqueue_event_claimed(&t.app.store.pool, "console", key, &payload, &worker, lease)
+                .await
+                .unwrap()
+                .unwrap();
+            t.router.handle_queued(&ev, id, &worker, Some(facts)).await.unwrap()
+        }
+    };
+    // Fresh facts for the bound agent are taken as read: the ask goes through
+    // (which is what shows the router used them rather than the database).
+    let fresh = route("k-fresh", enabled(Instant::now(), "ops-oncall")).await;
+    assert!(matches!(fresh, QueuedOutcome::Routed(Some(_))), "{fresh:?}");
+    // (Its answer job would hold the thread's later asks back.)
+    sqlx::query("DELETE FROM jobs").execute(&t.app.store.pool).await.unwrap();
+    // Stale ones, or ones read for another agent, are read again: refused.
+    let stale = route("k-stale", enabled(Instant::now() - Duration::from_secs(1), "ops-oncall")).await;
+    assert!(matches!(stale, QueuedOutcome::Routed(None)), "{stale:?}");
+    let other = route("k-other", enabled(Instant::now(), "product-assistant")).await;
+    assert!(matches!(other, QueuedOutcome::Routed(None)), "{other:?}");
+    let denied: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'command.denied'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(denied, 2);
+    t.cleanup().await;
+}

@@ -243,6 +243,11 @@ impl SlackApi {
             .await
     }
 
+    /// A channel's name if it is in the cache (no call to Slack).
+    pub fn cached_channel_name(&self, channel: &str) -> Option<Option<String>> {
+        Self::cached(&self.channels, channel)
+    }
+
     /// Delivers one stored reply.
     pub async fn deliver(&self, msg: &OutboundMessage<'_>) -> Result<Delivered, DeliveryError> {
         let content = content(msg.reply);
