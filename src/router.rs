@@ -79,7 +79,7 @@ enum Routed {
 pub enum QueuedOutcome {
     /// Routed and committed; for an ask, its answer job (claimed by the
     /// worker, who should run it next).
-    Routed(Option<(i64, AnswerJob)>),
+    Routed(Option<Box<(i64, AnswerJob)>>),
     /// Nothing done: an earlier ask of its thread is still being answered.
     Later,
 }
@@ -143,7 +143,7 @@ impl Router {
         facts: Option<routing::Facts>,
     ) -> Result<QueuedOutcome, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }, facts).await? {
-            Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer.map(|b| *b))),
+            Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer)),
             Routed::Inline(_) => Ok(QueuedOutcome::Routed(None)),
             Routed::Later => Ok(QueuedOutcome::Later),
         }

@@ -84,14 +84,15 @@ pub(crate) fn enrich_from_cache(app: &App, ev: &mut ChannelEvent) {
 async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), JobError> {
     match job.kind.as_str() {
         "event" => {
-            let mut ev: ChannelEvent = serde_json::from_value(job.payload.clone())?;
+            let mut ev: ChannelEvent = serde::Deserialize::deserialize(&job.payload)?;
             enrich(app, &mut ev).await?;
             match router.handle_queued(&ev, job.id, me, job.facts.clone()).await? {
                 QueuedOutcome::Later => {
                     // An earlier ask in this thread is still being answered.
                     jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
                 }
-                QueuedOutcome::Routed(Some((answer_id, answer))) => {
+                QueuedOutcome::Routed(Some(routed)) => {
+                    let (answer_id, answer) = *routed;
                     // The answer job is ours already: run it now (the router
                     // has just checked the agent and the asker). A failure
                     // here leaves it to be retried when its lease runs out.
@@ -104,7 +105,7 @@ async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), 
             }
         }
         _ => {
-            let answer: AnswerJob = serde_json::from_value(job.payload.clone())?;
+            let answer: AnswerJob = serde::Deserialize::deserialize(&job.payload)?;
             if job.side_effects_at.is_some() {
                 // An earlier run died after a tool with side effects started:
                 // running again could repeat them. A person decides.
@@ -146,7 +147,7 @@ async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(),
         return Ok(());
     }
     let (event, placeholder): (Option<ChannelEvent>, Option<i64>) = match job.kind.as_str() {
-        "event" => (serde_json::from_value(job.payload.clone()).ok(), None),
+        "event" => (serde::Deserialize::deserialize(&job.payload).ok(), None),
         _ => match serde_json::from_value::<AnswerJob>(job.payload.clone()) {
             Ok(a) => (Some(a.event), a.progress_id),
             Err(_) => (None, None),

@@ -333,7 +333,7 @@ pub async fn catch_up(app: &App, email: &str, channel: &str) -> Result<Vec<Reply
     // One at a time, each under its own lease while it is answered.
     while let Some(job) = jobs::claim_terminal(&app.store.pool, worker, crate::worker::LEASE, email).await? {
         let answer: AnswerJob =
-            serde_json::from_value(job.payload.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde::Deserialize::deserialize(&job.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if job.side_effects_at.is_some() {
             crate::worker::interrupted(app, &job, answer, worker).await?;
         } else {
@@ -481,7 +481,7 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
         match (answered, pacer) {
             (outbox::Answered::LeaseLost, _) => return Err(StoreError::LeaseLost(job_id)),
             (outbox::Answered::Claimed(claimed), Some(pacer)) => {
-                crate::dispatcher::deliver_claimed(app, pacer, claimed).await
+                crate::dispatcher::deliver_claimed(app, pacer, *claimed).await
             }
             _ => app.wake.outbox.notify_one(),
         }

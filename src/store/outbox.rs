@@ -241,7 +241,7 @@ pub enum Answered {
     /// Stored; the dispatcher delivers the reply.
     Queued,
     /// Stored, and the reply claimed for the caller to deliver.
-    Claimed(OutboxRow),
+    Claimed(Box<OutboxRow>),
 }
 
 /// Records a produced answer and its usage and queues its reply, completing job `job_id`
@@ -286,7 +286,7 @@ pub async fn finish_answer(
     Ok(match row {
         None => Answered::LeaseLost,
         Some((_, false, _, _)) => Answered::Queued,
-        Some((id, true, created_at, progress_ts)) => Answered::Claimed(OutboxRow {
+        Some((id, true, created_at, progress_ts)) => Answered::Claimed(Box::new(OutboxRow {
             id,
             platform: o.platform.to_string(),
             tenant: o.tenant.to_string(),
@@ -299,7 +299,7 @@ pub async fn finish_answer(
             progress_ts,
             attempts: 1,
             created_at,
-        }),
+        })),
     })
 }
 
