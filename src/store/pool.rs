@@ -86,7 +86,7 @@ impl Pool {
                 Err(_) => return Err(Error::PoolTimedOut),
             },
         };
-        Ok(Conn { conn: Some(conn), pool: self.0.clone(), _permit: permit })
+        Ok(Conn { conn: Some(conn), broken: false, pool: self.0.clone(), _permit: permit })
     }
 
     /// A connection with a transaction begun on it.
@@ -100,7 +100,7 @@ impl Pool {
     /// ([`Tx::write`]): work that turns out to only read costs no
     /// `BEGIN`/`COMMIT` round trips.
     pub async fn lazy(&self) -> Result<Tx, Error> {
-        Ok(Tx { conn: Some(self.acquire().await?), begun: false })
+        Ok(Tx { conn: self.acquire().await?, begun: false })
     }
 
     /// Closes idle connections and refuses new checkouts; connections in
@@ -148,20 +148,23 @@ pub fn keeps_connection(error: &Error) -> bool {
     }
 }
 
-/// A checked-out connection; back to the pool when dropped.
+/// A checked-out connection; back to the pool when dropped (closed
+/// instead, if an error may have left it unusable).
 pub struct Conn {
+    /// Always `Some` while the `Conn` lives: only `Drop` takes it.
     conn: Option<PgConnection>,
+    broken: bool,
     pool: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Conn {
-    /// Closes the connection instead of returning it, after an error that
-    /// may have left it unusable (anything but an error the database
-    /// reported in answer to a statement).
+    /// Marks the connection to be closed instead of returned, after an
+    /// error that may have left it unusable (anything but an error the
+    /// database reported in answer to a statement).
     fn settle(&mut self, error: &Error) {
         if !keeps_connection(error) {
-            self.conn = None;
+            self.broken = true;
         }
     }
 }
@@ -172,6 +175,8 @@ impl fmt::Debug for Conn {
     }
 }
 
+// Panics: never — `conn` is taken only by `Drop`, after which nothing can
+// dereference the `Conn`.
 impl std::ops::Deref for Conn {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
@@ -188,6 +193,7 @@ impl std::ops::DerefMut for Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take()
+            && !self.broken
             && !self.pool.closed.load(Ordering::Acquire)
         {
             lock(&self.pool.idle).push(conn);
@@ -201,27 +207,26 @@ impl Drop for Conn {
 /// [`Tx::commit`], a begun transaction is rolled back (the `ROLLBACK` goes
 /// out with the connection's next statement, or when it closes).
 pub struct Tx {
-    conn: Option<Conn>,
+    conn: Conn,
     begun: bool,
 }
 
 impl Tx {
     /// The connection, for reading (inside the transaction if one began).
     pub fn read(&mut self) -> &mut PgConnection {
-        self
+        &mut self.conn
     }
 
     /// The connection inside the transaction, begun now if it was not.
     pub async fn write(&mut self) -> Result<&mut PgConnection, Error> {
         if !self.begun {
-            let conn = self.conn.as_mut().expect("a transaction holds its connection until it ends");
-            if let Err(e) = PgTransactionManager::begin(conn, None).await {
-                conn.settle(&e);
+            if let Err(e) = PgTransactionManager::begin(&mut self.conn, None).await {
+                self.conn.settle(&e);
                 return Err(e);
             }
             self.begun = true;
         }
-        Ok(self)
+        Ok(&mut self.conn)
     }
 
     /// Whether a transaction was begun (something may have been written).
@@ -231,26 +236,24 @@ impl Tx {
 
     /// Commits the transaction, if one was begun.
     pub async fn commit(mut self) -> Result<(), Error> {
-        let mut conn = self.conn.take().expect("a transaction holds its connection until it ends");
         if !self.begun {
             return Ok(());
         }
-        let result = PgTransactionManager::commit(&mut conn).await;
+        let result = PgTransactionManager::commit(&mut self.conn).await;
         if let Err(e) = &result {
-            conn.settle(e);
+            self.conn.settle(e);
         }
         result
     }
 
     /// Rolls the transaction back, if one was begun.
     pub async fn rollback(mut self) -> Result<(), Error> {
-        let mut conn = self.conn.take().expect("a transaction holds its connection until it ends");
         if !self.begun {
             return Ok(());
         }
-        let result = PgTransactionManager::rollback(&mut conn).await;
+        let result = PgTransactionManager::rollback(&mut self.conn).await;
         if let Err(e) = &result {
-            conn.settle(e);
+            self.conn.settle(e);
         }
         result
     }
@@ -265,22 +268,22 @@ impl fmt::Debug for Tx {
 impl std::ops::Deref for Tx {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        self.conn.as_ref().expect("a transaction holds its connection until it ends")
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn.as_mut().expect("a transaction holds its connection until it ends")
+        &mut self.conn
     }
 }
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if let Some(mut conn) = self.conn.take()
-            && PgTransactionManager::get_transaction_depth(&conn) > 0
-        {
-            PgTransactionManager::start_rollback(&mut conn);
+        // Still inside a transaction (not committed, or a commit that
+        // failed): roll it back with the connection's next statement.
+        if !self.conn.broken && PgTransactionManager::get_transaction_depth(&self.conn) > 0 {
+            PgTransactionManager::start_rollback(&mut self.conn);
         }
     }
 }

@@ -155,6 +155,15 @@ async fn the_pool_reuses_connections_and_recovers_from_cancelled_rolled_back_and
     assert!(pid().await.is_err(), "a killed connection answered");
     let second = pid().await.unwrap();
     assert_ne!(second, first);
+    // The same for a transaction whose BEGIN meets a killed connection: an
+    // error (not a panic), the connection closed, the next one fine.
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(second).execute(&mut admin).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(pool.begin().await.is_err(), "BEGIN on a killed connection succeeded");
+    let mut tx = pool.begin().await.unwrap();
+    let third: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_ne!(third, second);
 
     // At most two at once: a third waits, then times out.
     let a = pool.acquire().await.unwrap();
