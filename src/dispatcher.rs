@@ -1,7 +1,11 @@
 //! The dispatcher: delivers the outbox.
 //!
 //! Per channel, one reply at a time and in order (the claim takes only each
-//! channel's oldest open row), paced by a token bucket (Slack allows about
+//! channel's oldest open row; an answer stored when nothing waits in its
+//! channel claims itself and is delivered by its own worker — two replies
+//! to different threads of one channel stored at the same instant can then
+//! both go, as two claims racing on rows not yet committed could before;
+//! a thread's replies are always in order), paced by a token bucket (Slack allows about
 //! one message a second per channel, with short bursts). A 429 holds that
 //! channel's queue for `Retry-After` — in Postgres, so every replica holds
 //! it — without stalling other channels. Transient failures are retried

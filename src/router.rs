@@ -1,5 +1,7 @@
 //! The router: every event from every adapter goes through here, in this
-//! order, inside one transaction:
+//! order, and all its writes commit together — in one transaction, or, for
+//! a queued platform event whose handling only reads until the end (an ask,
+//! a refusal, help), in one statement ([`crate::store::routing`]):
 //!
 //! 1. **dedupe** — the event's key is stored; a repeat ends here, silently
 //!    (platform events were deduplicated when they were queued);
@@ -15,9 +17,9 @@
 //! Nothing has an effect unless its audit row commits with it. Where the
 //! replies go depends on the [`Mode`]: returned to the caller (the console,
 //! the admin shell), or — for platform events taken off the job queue —
-//! written to the outbox in the same transaction, with an ask turned into an
-//! answer job, and the event's job completed in that transaction too, so a
-//! crash at any point neither loses nor repeats anything.
+//! written to the outbox with the rest, with an ask turned into an answer
+//! job, and the event's job completed in the same commit, so a crash at any
+//! point neither loses nor repeats anything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,8 +135,11 @@ impl Router {
 
     /// Handles one queued platform event; its replies go to the outbox. For
     /// an ask, returns the answer job (already claimed by `worker`, who
-    /// should run it next). An error leaves the job to be retried (nothing
-    /// was committed).
+    /// should run it next). `facts`: what was read when the event was
+    /// stored, used if still fresh. An error leaves the job to be retried
+    /// (nothing was committed; or, if the error came after the commit, the
+    /// answer job waits for its lease to run out and is then answered by
+    /// any worker).
     pub async fn handle_queued(
         &self,
         ev: &ChannelEvent,
@@ -214,6 +219,7 @@ impl Router {
                     }
                 };
                 if facts.earlier_in_thread {
+                    tx.commit().await?;
                     return Ok(Routed::Later);
                 }
                 (tx, Some(facts))
@@ -373,10 +379,11 @@ impl Router {
                 lease: crate::worker::LEASE,
                 search,
             });
-            let Some(done) = routing::finish(tx.read(), job_id, worker, new_ask.as_ref(), &rows, trail).await? else {
+            let done = routing::finish(tx.read(), job_id, worker, new_ask.as_ref(), &rows, trail).await?;
+            tx.commit().await?; // (nothing was begun: gives the connection back)
+            let Some(done) = done else {
                 return Err(StoreError::LeaseLost(job_id));
             };
-            drop(tx);
             if !replies.is_empty() {
                 app.wake.outbox.notify_one();
             }

@@ -88,7 +88,8 @@ async fn listen(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 /// Stores Socket Mode events as they arrive, telling the adapter when each
 /// is durable so it can acknowledge.
 async fn store_socket_events(app: Arc<App>, mut rx: mpsc::Receiver<Handoff>) {
-    while let Some((event, stored)) = rx.recv().await {
+    while let Some((mut event, stored)) = rx.recv().await {
+        crate::worker::enrich_from_cache(&app, &mut event);
         let ok = match ingest::enqueue(&app, &event).await {
             Ok(_) => true,
             Err(error) => {

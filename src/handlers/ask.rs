@@ -157,23 +157,31 @@ async fn produce(app: &App, job: &AskJob, queued: Option<crate::agent::Queued<'_
         },
         None => None,
     };
-    let (passages, history) = {
-        let mut conn = app.store.pool.acquire().await?;
-        let passages = match (&question_vector, &job.prefetched) {
-            (Some((v, weight)), _) => {
-                memory::search_hybrid(&mut conn, &job.scopes, &job.question, v, *weight, PASSAGES).await?
-            }
-            (None, Some(found)) => found.clone(),
-            (None, None) => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
-        };
-        let recent = if agent.provider.is_some() && !job.new_thread {
-            conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), HISTORY_MESSAGES + 1)
-                .await?
-        } else {
-            Vec::new()
-        };
-        (passages, history(recent, &job.question))
+    let wants_history = agent.provider.is_some() && !job.new_thread;
+    let (passages, recent) = match (&question_vector, &job.prefetched) {
+        // Found by the router's statement, and no history to read: no
+        // connection needed.
+        (None, Some(found)) if !wants_history => (found.clone(), Vec::new()),
+        _ => {
+            let mut conn = app.store.pool.acquire().await?;
+            let passages = match (&question_vector, &job.prefetched) {
+                (Some((v, weight)), _) => {
+                    memory::search_hybrid(&mut conn, &job.scopes, &job.question, v, *weight, PASSAGES).await?
+                }
+                (None, Some(found)) => found.clone(),
+                (None, None) => memory::search(&mut conn, &job.scopes, &job.question, PASSAGES).await?,
+            };
+            let recent = if wants_history {
+                let n = HISTORY_MESSAGES + 1;
+                conversations::recent(&mut conn, job.conversation_id, job.workspace.as_deref(), n).await?
+            } else {
+                Vec::new()
+            };
+            conn.release();
+            (passages, recent)
+        }
     };
+    let history = history(recent, &job.question);
     let prompt = Prompt {
         system: &agent.prompt,
         question: &job.question,
@@ -361,6 +369,7 @@ async fn bounded(
 async fn still_allowed(app: &App, ask: &AskJob) -> Result<Option<String>, StoreError> {
     let mut conn = app.store.pool.acquire().await?;
     let now = crate::store::agents::answerable(&mut conn, &ask.agent, &ask.user_email).await?;
+    conn.release();
     if now.disabled == Some(true) {
         return Ok(Some(format!(
             "The agent {} was disabled by {} ({}) before it could answer.",

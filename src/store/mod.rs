@@ -81,7 +81,7 @@ impl Store {
         create_database_if_missing(&options).await?;
         let pool = Pool::new(options, max_connections, Duration::from_secs(10));
         // Fail now, not at the first event, if the database cannot be reached.
-        drop(pool.acquire().await?);
+        pool.acquire().await?.release();
         Ok(Store { pool })
     }
 

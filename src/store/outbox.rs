@@ -310,9 +310,17 @@ pub async fn claim(pool: &Pool, lease: Duration, limit: i64) -> Result<Vec<Outbo
 
 /// Records a delivery. Returns whether a later reply waits in the same
 /// channel.
+///
+/// Tried twice if the first attempt lost its connection: a reply the
+/// platform accepted but not recorded as delivered would be sent again when
+/// its lease runs out (the update is fenced on the claim, so a second try
+/// cannot record twice).
 pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<bool, StoreError> {
-    let more: Option<bool> =
-        sqlx::query_scalar(DELIVERED).bind(id).bind(platform_ts).bind(attempts).fetch_optional(pool).await?;
+    let record = || sqlx::query_scalar(DELIVERED).bind(id).bind(platform_ts).bind(attempts).fetch_optional(pool);
+    let more: Option<bool> = match record().await {
+        Err(e) if !super::pool::keeps_connection(&e) => record().await?,
+        other => other?,
+    };
     Ok(more.unwrap_or(false))
 }
 

@@ -1,22 +1,30 @@
 //! The connection pool: up to `max` open connections, handed out and taken
-//! back without a round trip of the pool's own.
+//! back without a round trip of the pool's own on the hot path.
 //!
 //! sqlx's pool pings a connection when it is returned (in a spawned task)
 //! and, by default, again before handing it out: two extra round trips and
 //! a task for every query. On the hot path — a dozen short statements per
 //! chat message — those pings were a third of the gateway's round trips.
-//! This pool instead relies on what a sqlx connection already does at the
-//! start of every operation: it finishes whatever an earlier, interrupted
-//! operation left (a queued `ROLLBACK`, unread results) before it sends its
-//! own statement. A connection whose statement failed for any reason but a
-//! database error (a broken socket, a protocol error) is closed instead of
-//! being returned; one that broke while idle fails its next statement once
-//! and is closed then.
+//! This pool knows instead how each connection comes back:
+//!
+//! - **clean** — a statement run through `&Pool` that completed, or a
+//!   [`Tx`] that was committed or rolled back: back to the idle list at once;
+//! - **broken** — a statement that failed for any reason but an error the
+//!   database reported for it (a broken socket, a protocol error, a fatal
+//!   error), a `BEGIN` that failed, or a [`Tx`] dropped without a commit or
+//!   rollback (an error path, or a cancelled future): closed, so the server
+//!   rolls back whatever it held at once and no later caller inherits it;
+//! - **unknown** — a [`Conn`] from [`Pool::acquire`] used directly: pinged
+//!   in a task of its own (as sqlx does) before it is handed out again.
+//!
+//! A connection that sat idle for more than [`IDLE_CHECK`] is pinged before
+//! it is handed out, so one the server or a proxy dropped meanwhile is
+//! replaced instead of failing a statement.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use either::Either;
 use futures_core::future::BoxFuture;
@@ -33,12 +41,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone)]
 pub struct Pool(Arc<Inner>);
 
+/// Idle longer than this, a connection is pinged before it is handed out.
+pub const IDLE_CHECK: Duration = Duration::from_secs(10);
+
 struct Inner {
     options: PgConnectOptions,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
     closed: AtomicBool,
+    /// [`IDLE_CHECK`], in milliseconds (settable for tests).
+    idle_check_ms: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Pool {
@@ -57,6 +70,7 @@ impl Pool {
             permits: Arc::new(Semaphore::new(max.max(1) as usize)),
             acquire_timeout,
             closed: AtomicBool::new(false),
+            idle_check_ms: std::sync::atomic::AtomicU64::new(IDLE_CHECK.as_millis() as u64),
         }))
     }
 
@@ -78,15 +92,24 @@ impl Pool {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::PoolClosed);
         }
-        let idle = lock(&inner.idle).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => match tokio::time::timeout_at(deadline, inner.options.connect()).await {
-                Ok(conn) => conn?,
-                Err(_) => return Err(Error::PoolTimedOut),
-            },
-        };
-        Ok(Conn { conn: Some(conn), broken: false, pool: self.0.clone(), _permit: permit })
+        loop {
+            let idle = lock(&inner.idle).pop();
+            let conn = match idle {
+                Some((mut conn, since)) => {
+                    let check = Duration::from_millis(inner.idle_check_ms.load(Ordering::Relaxed));
+                    if since.elapsed() > check && conn.ping().await.is_err() {
+                        // Dropped by the server or a proxy while idle: try the next.
+                        continue;
+                    }
+                    conn
+                }
+                None => match tokio::time::timeout_at(deadline, inner.options.connect()).await {
+                    Ok(conn) => conn?,
+                    Err(_) => return Err(Error::PoolTimedOut),
+                },
+            };
+            return Ok(Conn { conn: Some(conn), state: State::Unknown, pool: self.0.clone(), permit: Some(permit) });
+        }
     }
 
     /// A connection with a transaction begun on it.
@@ -109,7 +132,7 @@ impl Pool {
         self.0.closed.store(true, Ordering::Release);
         self.0.permits.close();
         let idle = std::mem::take(&mut *lock(&self.0.idle));
-        for conn in idle {
+        for (conn, _) in idle {
             let _ = conn.close().await;
         }
     }
@@ -117,6 +140,12 @@ impl Pool {
     /// Whether [`Pool::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Pings connections idle longer than `after` before handing them out
+    /// (default [`IDLE_CHECK`]).
+    pub fn set_idle_check(&self, after: Duration) {
+        self.0.idle_check_ms.store(after.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Connections open and not in use.
@@ -141,6 +170,7 @@ pub fn keeps_connection(error: &Error) -> bool {
         Error::RowNotFound
         | Error::ColumnDecode { .. }
         | Error::Decode(_)
+        | Error::Encode(_)
         | Error::TypeNotFound { .. }
         | Error::ColumnNotFound(_)
         | Error::ColumnIndexOutOfBounds { .. } => true,
@@ -148,30 +178,41 @@ pub fn keeps_connection(error: &Error) -> bool {
     }
 }
 
-/// A checked-out connection; back to the pool when dropped (closed
-/// instead, if an error may have left it unusable).
+/// How a connection will come back to the pool (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Clean,
+    Unknown,
+    Broken,
+}
+
+/// A checked-out connection; back to the pool when dropped: at once if it
+/// is known to be clean, after a ping if not, closed if it may be unusable.
 pub struct Conn {
     /// Always `Some` while the `Conn` lives: only `Drop` takes it.
     conn: Option<PgConnection>,
-    broken: bool,
+    state: State,
     pool: Arc<Inner>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Conn {
-    /// Marks the connection to be closed instead of returned, after an
-    /// error that may have left it unusable (anything but an error the
-    /// database reported in answer to a statement).
-    fn settle(&mut self, error: &Error) {
-        if !keeps_connection(error) {
-            self.broken = true;
-        }
+    /// Gives the connection back as clean. Call it when every statement run
+    /// on it has completed; a `Conn` dropped without it (an early return, a
+    /// cancelled future) is pinged before it is used again.
+    pub fn release(mut self) {
+        self.state = State::Clean;
     }
-}
 
-impl fmt::Debug for Conn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conn").finish_non_exhaustive()
+    /// Records how an operation that ran to its end left the connection:
+    /// clean, or — after an error that may have left it unusable (anything
+    /// but an error the database reported in answer to a statement) —
+    /// broken.
+    fn settle<T>(&mut self, outcome: &Result<T, Error>) {
+        self.state = match outcome {
+            Err(e) if !keeps_connection(e) => State::Broken,
+            _ => State::Clean,
+        };
     }
 }
 
@@ -192,11 +233,28 @@ impl std::ops::DerefMut for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && !self.broken
-            && !self.pool.closed.load(Ordering::Acquire)
-        {
-            lock(&self.pool.idle).push(conn);
+        let Some(mut conn) = self.conn.take() else { return };
+        if self.pool.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match self.state {
+            State::Clean => lock(&self.pool.idle).push((conn, Instant::now())),
+            // Dropping closes the socket: the server ends the session and
+            // rolls back whatever it held.
+            State::Broken => {}
+            State::Unknown => {
+                // Used directly, maybe cut off mid-statement: finish and
+                // check it away from the caller (holding its slot).
+                let (pool, permit) = (self.pool.clone(), self.permit.take());
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        if conn.ping().await.is_ok() && !pool.closed.load(Ordering::Acquire) {
+                            lock(&pool.idle).push((conn, Instant::now()));
+                        }
+                        drop(permit);
+                    });
+                }
+            }
         }
     }
 }
@@ -220,11 +278,13 @@ impl Tx {
     /// The connection inside the transaction, begun now if it was not.
     pub async fn write(&mut self) -> Result<&mut PgConnection, Error> {
         if !self.begun {
+            // Until BEGIN is known to have worked, a drop (a cancelled
+            // future) closes the connection: `BEGIN` may already be sent.
+            self.begun = true;
             if let Err(e) = PgTransactionManager::begin(&mut self.conn, None).await {
-                self.conn.settle(&e);
+                self.conn.state = State::Broken;
                 return Err(e);
             }
-            self.begun = true;
         }
         Ok(&mut self.conn)
     }
@@ -234,27 +294,28 @@ impl Tx {
         self.begun
     }
 
-    /// Commits the transaction, if one was begun.
+    /// Commits the transaction, if one was begun, and gives the connection
+    /// back clean. (Every `Tx` should end here or in [`Tx::rollback`]; one
+    /// dropped instead is closed.)
     pub async fn commit(mut self) -> Result<(), Error> {
         if !self.begun {
+            self.conn.state = State::Clean;
             return Ok(());
         }
         let result = PgTransactionManager::commit(&mut self.conn).await;
-        if let Err(e) = &result {
-            self.conn.settle(e);
-        }
+        // A failed COMMIT leaves sqlx's transaction depth behind: closed.
+        self.conn.state = if result.is_ok() { State::Clean } else { State::Broken };
         result
     }
 
     /// Rolls the transaction back, if one was begun.
     pub async fn rollback(mut self) -> Result<(), Error> {
         if !self.begun {
+            self.conn.state = State::Clean;
             return Ok(());
         }
         let result = PgTransactionManager::rollback(&mut self.conn).await;
-        if let Err(e) = &result {
-            self.conn.settle(e);
-        }
+        self.conn.state = if result.is_ok() { State::Clean } else { State::Broken };
         result
     }
 }
@@ -280,10 +341,12 @@ impl std::ops::DerefMut for Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        // Still inside a transaction (not committed, or a commit that
-        // failed): roll it back with the connection's next statement.
-        if !self.conn.broken && PgTransactionManager::get_transaction_depth(&self.conn) > 0 {
-            PgTransactionManager::start_rollback(&mut self.conn);
+        // Not committed or rolled back (an error returned early, or the
+        // future was dropped): the connection is closed, so the server
+        // rolls back now and releases the locks, rather than whenever the
+        // connection would next be used.
+        if self.conn.state != State::Clean {
+            self.conn.state = State::Broken;
         }
     }
 }
@@ -299,10 +362,9 @@ impl<'p> Executor<'p> for &'_ Pool {
         let pool = self.clone();
         let all = async move {
             let mut conn = pool.acquire().await?;
+            conn.state = State::Broken; // until it completes
             let items: Result<Vec<_>, Error> = conn.fetch_many(query).try_collect().await;
-            if let Err(e) = &items {
-                conn.settle(e);
-            }
+            conn.settle(&items);
             items
         };
         Box::pin(
@@ -319,10 +381,9 @@ impl<'p> Executor<'p> for &'_ Pool {
         let pool = self.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
+            conn.state = State::Broken; // until it completes
             let row = conn.fetch_optional(query).await;
-            if let Err(e) = &row {
-                conn.settle(e);
-            }
+            conn.settle(&row);
             row
         })
     }
@@ -338,16 +399,21 @@ impl<'p> Executor<'p> for &'_ Pool {
         let pool = self.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
+            conn.state = State::Broken; // until it completes
             let statement = conn.prepare_with(sql, parameters).await;
-            if let Err(e) = &statement {
-                conn.settle(e);
-            }
+            conn.settle(&statement);
             statement
         })
     }
 
     fn describe<'e>(self, sql: sqlx::SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, Error>> {
         let pool = self.clone();
-        Box::pin(async move { pool.acquire().await?.describe(sql).await })
+        Box::pin(async move {
+            let mut conn = pool.acquire().await?;
+            conn.state = State::Broken; // until it completes
+            let described = conn.describe(sql).await;
+            conn.settle(&described);
+            described
+        })
     }
 }

@@ -109,7 +109,7 @@ async fn admins_can_list_search_and_forget_memory_and_forgetting_is_audited() {
 }
 
 #[tokio::test]
-async fn the_pool_reuses_connections_and_recovers_from_cancelled_rolled_back_and_killed_ones() {
+async fn the_pool_reuses_clean_connections_closes_doubtful_ones_and_replaces_dead_ones() {
     use std::str::FromStr;
     use std::time::Duration;
 
@@ -121,55 +121,88 @@ async fn the_pool_reuses_connections_and_recovers_from_cancelled_rolled_back_and
     let options = PgConnectOptions::from_str(&crate::helpers::db_url(&t.db)).unwrap();
     let pool = Pool::new(options, 2, Duration::from_millis(300));
     let pid = || sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&pool);
+    let mut admin = sqlx::PgConnection::connect(&crate::helpers::db_url(&t.db)).await.unwrap();
+    let kill = async |admin: &mut sqlx::PgConnection, pid: i32| {
+        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(admin).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
-    // One connection serves statement after statement: nothing else opened.
+    // One connection serves statement after statement, and a committed
+    // transaction: nothing else opened.
     let first = pid().await.unwrap();
     assert_eq!(pid().await.unwrap(), first);
-    assert_eq!(pool.idle(), 1);
-
-    // A transaction dropped without a commit is rolled back, and its
-    // connection goes on serving.
-    {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("CREATE TABLE pool_probe (x int)").execute(&mut *tx).await.unwrap();
-    }
-    let kept: bool = sqlx::query_scalar("SELECT to_regclass('pool_probe') IS NOT NULL").fetch_one(&pool).await.unwrap();
-    assert!(!kept, "the dropped transaction was committed");
+    let tx = pool.begin().await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(pid().await.unwrap(), first);
-
-    // A statement given up half-way: its result is drained before the next.
-    let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&pool);
-    assert!(tokio::time::timeout(Duration::from_millis(30), slow).await.is_err());
-    let n: i32 = sqlx::query_scalar("SELECT 41 + 1").fetch_one(&pool).await.unwrap();
-    assert_eq!(n, 42);
+    assert_eq!(pool.idle(), 1);
 
     // A database error keeps the connection.
     assert!(sqlx::query("SELECT 1/0").execute(&pool).await.is_err());
     assert_eq!(pid().await.unwrap(), first);
 
-    // A connection the server ended while it sat idle fails once, is closed,
-    // and the next statement gets a new one.
-    let mut admin = sqlx::PgConnection::connect(&crate::helpers::db_url(&t.db)).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend($1)").bind(first).execute(&mut admin).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(pid().await.is_err(), "a killed connection answered");
+    // A transaction dropped without a commit is rolled back at once — its
+    // locks are free the moment it is dropped — and its connection closed.
+    {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("CREATE TABLE pool_probe (x int)").execute(&mut *tx).await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock(4242)").execute(&mut *tx).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(4242)").fetch_one(&mut admin).await.unwrap();
+    assert!(free, "the dropped transaction still holds its lock");
+    let kept: bool = sqlx::query_scalar("SELECT to_regclass('pool_probe') IS NOT NULL").fetch_one(&pool).await.unwrap();
+    assert!(!kept, "the dropped transaction was committed");
     let second = pid().await.unwrap();
     assert_ne!(second, first);
-    // The same for a transaction whose BEGIN meets a killed connection: an
-    // error (not a panic), the connection closed, the next one fine.
-    sqlx::query("SELECT pg_terminate_backend($1)").bind(second).execute(&mut admin).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // A statement given up half-way: its connection is closed, so the next
+    // statement neither waits for it nor sees its result.
+    let slow = sqlx::query("SELECT pg_sleep(5)").execute(&pool);
+    assert!(tokio::time::timeout(Duration::from_millis(30), slow).await.is_err());
+    let started = std::time::Instant::now();
+    let n: i32 = sqlx::query_scalar("SELECT 41 + 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 42);
+    assert!(started.elapsed() < Duration::from_secs(2), "waited for the abandoned statement");
+    let third = pid().await.unwrap();
+    assert_ne!(third, second);
+
+    // A connection used directly comes back after a check (or at once when
+    // released as clean).
+    let direct = pool.acquire().await.unwrap();
+    drop(direct);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pool.idle(), 1, "the checked connection did not come back");
+    pool.acquire().await.unwrap().release();
+    assert_eq!(pool.idle(), 1);
+
+    // A connection the server ended while it sat idle fails once, is closed,
+    // and the next statement gets a new one...
+    kill(&mut admin, third).await;
+    assert!(pid().await.is_err(), "a killed connection answered");
+    let fourth = pid().await.unwrap();
+    assert_ne!(fourth, third);
+    // ...unless it sat idle long enough to be checked first: then nothing fails.
+    pool.set_idle_check(Duration::from_millis(10));
+    kill(&mut admin, fourth).await;
+    let fifth = pid().await.unwrap();
+    assert_ne!(fifth, fourth);
+    pool.set_idle_check(pincer::store::pool::IDLE_CHECK);
+
+    // A transaction whose BEGIN meets a killed connection: an error (not a
+    // panic), the connection closed, the next one fine.
+    kill(&mut admin, fifth).await;
     assert!(pool.begin().await.is_err(), "BEGIN on a killed connection succeeded");
     let mut tx = pool.begin().await.unwrap();
-    let third: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *tx).await.unwrap();
+    let sixth: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
-    assert_ne!(third, second);
+    assert_ne!(sixth, fifth);
 
     // At most two at once: a third waits, then times out.
     let a = pool.acquire().await.unwrap();
     let b = pool.acquire().await.unwrap();
     assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolTimedOut)));
-    drop((a, b));
+    a.release();
+    b.release();
     assert_eq!(pool.idle(), 2);
 
     pool.close().await;
