@@ -53,11 +53,6 @@ const ENQUEUE_EVENT: &str = "WITH fresh AS (
          INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
      )
      INSERT INTO jobs (kind, payload) SELECT 'event', $3 FROM fresh RETURNING id";
-const ENQUEUE_EVENT_CLAIMED: &str = "WITH fresh AS (
-         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1
-     )
-     INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
-     SELECT 'event', $3, $4, now() + make_interval(secs => $5), 1 FROM fresh RETURNING id";
 const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
      VALUES ($1, $2, $3, now() + make_interval(secs => $4), 1) RETURNING id";
 const DEFER: &str = "UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0),
@@ -103,7 +98,6 @@ pub const CHANNEL: &str = "pincer_jobs";
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.enqueue_event", ENQUEUE_EVENT),
     ("jobs.enqueue_claimed", ENQUEUE_CLAIMED),
-    ("jobs.enqueue_event_claimed", ENQUEUE_EVENT_CLAIMED),
     ("jobs.set_payload", SET_PAYLOAD),
     ("jobs.pause", PAUSE),
     ("jobs.mark_side_effects", MARK_SIDE_EFFECTS),
@@ -125,25 +119,6 @@ pub async fn enqueue_event<'c>(
     payload: &Value,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(ENQUEUE_EVENT).bind(platform).bind(key).bind(payload).fetch_optional(conn).await?)
-}
-
-/// Like [`enqueue_event`], with the job already claimed by `worker`.
-pub async fn enqueue_event_claimed<'c>(
-    conn: impl sqlx::PgExecutor<'c>,
-    platform: &str,
-    key: &str,
-    payload: &Value,
-    worker: &str,
-    lease: Duration,
-) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(ENQUEUE_EVENT_CLAIMED)
-        .bind(platform)
-        .bind(key)
-        .bind(payload)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .fetch_optional(conn)
-        .await?)
 }
 
 /// Adds a job already claimed by `worker` (who goes on to run it at once;

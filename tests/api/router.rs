@@ -316,7 +316,7 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
 
     use pincer::router::QueuedOutcome;
     use pincer::store::agents::{self, AgentState};
-    use pincer::store::{jobs, routing, users};
+    use pincer::store::{routing, users};
 
     let t = TestApp::spawn().await;
     let mut conn = t.conn().await;
@@ -346,7 +346,8 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
             let payload = serde_json::to_value(&ev).unwrap();
             let worker = t.app.handoff.worker.clone();
             let lease = Duration::from_secs(60);
-            let id = jobs::enqueue_event_claimed(&t.app.store.pool, "console", key, &payload, &worker, lease)
+            let agent = Some("ops-oncall");
+            let (id, _) = routing::enqueue_with_facts(&t.app.store.pool, &ev, &payload, &worker, lease, agent)
                 .await
                 .unwrap()
                 .unwrap();
