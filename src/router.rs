@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::actions;
 use crate::app::{App, Metrics};
+use crate::config::AgentConfig;
 use crate::handlers::ask::{AnswerJob, AskJob};
 use crate::handlers::{self, Ctx, Outcome};
 use crate::identity::{self, Resolved};
@@ -226,7 +227,7 @@ impl Router {
             }
         };
         let mut tx = tx;
-        let decided = self.decide(&mut tx, ev, facts).await?;
+        let decided = self.decide(&mut tx, ev, bound, facts).await?;
         self.finish(tx, ev, mode, decided).await
     }
 
@@ -237,12 +238,12 @@ impl Router {
         &self,
         tx: &mut Tx,
         ev: &ChannelEvent,
+        bound: Option<&AgentConfig>,
         facts: Option<routing::Facts>,
     ) -> Result<Decided, StoreError> {
         let app = &*self.app;
         let where_ =
             json!({"platform": ev.platform(), "tenant": ev.tenant, "channel": ev.channel.channel, "thread": ev.thread});
-        let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
         if let Some(agent) = bound {
             tracing::Span::current().record("agent", agent.name.as_str());
         }

@@ -297,24 +297,27 @@ impl Tx {
     /// Commits the transaction, if one was begun, and gives the connection
     /// back clean. (Every `Tx` should end here or in [`Tx::rollback`]; one
     /// dropped instead is closed.)
-    pub async fn commit(mut self) -> Result<(), Error> {
-        if !self.begun {
-            self.conn.state = State::Clean;
-            return Ok(());
-        }
-        let result = PgTransactionManager::commit(&mut self.conn).await;
-        // A failed COMMIT leaves sqlx's transaction depth behind: closed.
-        self.conn.state = if result.is_ok() { State::Clean } else { State::Broken };
-        result
+    pub async fn commit(self) -> Result<(), Error> {
+        self.end(true).await
     }
 
     /// Rolls the transaction back, if one was begun.
-    pub async fn rollback(mut self) -> Result<(), Error> {
+    pub async fn rollback(self) -> Result<(), Error> {
+        self.end(false).await
+    }
+
+    async fn end(mut self, commit: bool) -> Result<(), Error> {
         if !self.begun {
             self.conn.state = State::Clean;
             return Ok(());
         }
-        let result = PgTransactionManager::rollback(&mut self.conn).await;
+        let result = if commit {
+            PgTransactionManager::commit(&mut self.conn).await
+        } else {
+            PgTransactionManager::rollback(&mut self.conn).await
+        };
+        // A failed COMMIT or ROLLBACK leaves sqlx's transaction depth
+        // behind: the connection is closed.
         self.conn.state = if result.is_ok() { State::Clean } else { State::Broken };
         result
     }
