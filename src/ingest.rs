@@ -22,8 +22,7 @@ pub enum Ingested {
 
 /// Stores and queues one event. When this returns `Ok`, the event survives
 /// a crash and may be acknowledged.
-pub async fn enqueue(app: &App, ev: &ChannelEvent) -> Result<Ingested, StoreError> {
-    let payload = serde_json::to_value(ev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub async fn enqueue(app: &App, ev: ChannelEvent) -> Result<Ingested, StoreError> {
     let pool = &app.store.pool;
     // With room in the local worker's inbox, queue the job claimed by it and
     // hand it over; otherwise queue it for any worker to claim.
@@ -35,16 +34,25 @@ pub async fn enqueue(app: &App, ev: &ChannelEvent) -> Result<Ingested, StoreErro
             // to another agent once its channel's name is known).
             let worker = &app.handoff.worker;
             let agent = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c)).map(|a| a.name.as_str());
-            let stored = routing::enqueue_with_facts(pool, ev, &payload, worker, crate::worker::LEASE, agent).await?;
+            let stored = routing::enqueue_with_facts(pool, &ev, worker, crate::worker::LEASE, agent).await?;
             let id = stored.as_ref().map(|(id, _)| *id);
             if let Some((id, facts)) = stored {
-                let facts = Some(facts);
-                permit.send(jobs::Job { id, kind: "event".into(), payload, attempts: 1, side_effects_at: None, facts });
+                // The worker gets the event as parsed here; the stored
+                // payload is read back only by a worker that claims the job.
+                permit.send(jobs::Job {
+                    id,
+                    kind: "event".into(),
+                    payload: serde_json::Value::Null,
+                    attempts: 1,
+                    side_effects_at: None,
+                    facts: Some(facts),
+                    event: Some(Box::new(ev)),
+                });
             }
             id
         }
         None => {
-            let id = jobs::enqueue_event(pool, ev.platform().as_str(), &ev.dedupe_key, &payload).await?;
+            let id = jobs::enqueue_event(pool, ev.platform().as_str(), &ev.dedupe_key, &ev).await?;
             app.wake.jobs.notify_one();
             id
         }

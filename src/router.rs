@@ -361,8 +361,6 @@ impl Router {
             // one statement.
             let rows: Vec<NewOutbound<'_>> =
                 replies.iter().map(|r| outbound(ev, r, false, replaces, Duration::ZERO)).collect();
-            let payload =
-                ask.as_ref().map(serde_json::to_value).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
             // Without embeddings (which need the question's vector first),
             // the answer's memory search runs in the same statement.
             let scopes: Vec<&str> = match (&ask, &app.config.embeddings) {
@@ -370,13 +368,13 @@ impl Router {
                 _ => Vec::new(),
             };
             let search = (!scopes.is_empty()).then_some((scopes.as_slice(), handlers::ask::PASSAGES));
-            let new_ask = ask.as_ref().zip(payload.as_ref()).map(|(job, payload)| routing::NewAsk {
+            let new_ask = ask.as_ref().map(|job| routing::NewAsk {
                 thread: handlers::ask::thread_of(ev),
                 agent: job.ask.agent.as_str(),
                 user_id: job.ask.user_id,
                 workspace: job.ask.workspace.as_deref(),
                 question: &job.ask.question,
-                payload,
+                payload: job,
                 lease: crate::worker::LEASE,
                 search,
             });

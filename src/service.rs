@@ -90,7 +90,7 @@ async fn listen(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 async fn store_socket_events(app: Arc<App>, mut rx: mpsc::Receiver<Handoff>) {
     while let Some((mut event, stored)) = rx.recv().await {
         crate::worker::enrich_from_cache(&app, &mut event);
-        let ok = match ingest::enqueue(&app, &event).await {
+        let ok = match ingest::enqueue(&app, event).await {
             Ok(_) => true,
             Err(error) => {
                 tracing::error!(%error, "could not store a Socket Mode event; it will not be acknowledged");
@@ -100,6 +100,9 @@ async fn store_socket_events(app: Arc<App>, mut rx: mpsc::Receiver<Handoff>) {
         let _ = stored.send(ok);
     }
 }
+
+/// Connections a working process opens at start.
+const WARM_CONNECTIONS: usize = 8;
 
 /// Runs a process's share of Pincer until `shutdown` flips to true.
 pub async fn run(
@@ -126,6 +129,11 @@ pub async fn run(
         }
     }
     if role.works() {
+        // Connections for a burst, opened in the background (not delaying
+        // readiness): otherwise the first burst after start waits for each
+        // one to be made.
+        let store = app.store.clone();
+        tokio::spawn(async move { store.pool.warm(WARM_CONNECTIONS).await });
         tasks.push(tokio::spawn(worker::run(app.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(dispatcher::run(app.clone(), Arc::new(slack_pacer()), shutdown.clone())));
         tasks.push(tokio::spawn(listen(app.clone(), shutdown.clone())));

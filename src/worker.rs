@@ -81,12 +81,16 @@ pub(crate) fn enrich_from_cache(app: &App, ev: &mut ChannelEvent) {
     }
 }
 
-async fn run_job(app: &App, router: &Router, job: &Job, me: &str) -> Result<(), JobError> {
+async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<(), JobError> {
     match job.kind.as_str() {
         "event" => {
-            let mut ev: ChannelEvent = serde::Deserialize::deserialize(&job.payload)?;
-            enrich(app, &mut ev).await?;
-            match router.handle_queued(&ev, job.id, me, job.facts.clone()).await? {
+            // Handed over at ingest as parsed, or read from the payload.
+            let ev: &mut ChannelEvent = match &mut job.event {
+                Some(ev) => ev,
+                slot @ None => slot.insert(Box::new(serde::Deserialize::deserialize(&job.payload)?)),
+            };
+            enrich(app, ev).await?;
+            match router.handle_queued(ev, job.id, me, job.facts.take()).await? {
                 QueuedOutcome::Later => {
                     // An earlier ask in this thread is still being answered.
                     jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
@@ -147,7 +151,10 @@ async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(),
         return Ok(());
     }
     let (event, placeholder): (Option<ChannelEvent>, Option<i64>) = match job.kind.as_str() {
-        "event" => (serde::Deserialize::deserialize(&job.payload).ok(), None),
+        "event" => match &job.event {
+            Some(ev) => (Some((**ev).clone()), None),
+            None => (serde::Deserialize::deserialize(&job.payload).ok(), None),
+        },
         _ => match serde_json::from_value::<AnswerJob>(job.payload.clone()) {
             Ok(a) => (Some(a.event), a.progress_id),
             Err(_) => (None, None),
@@ -170,7 +177,7 @@ async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(),
     Ok(())
 }
 
-async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
+async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
     // Claimed too often already (its runs kept dying or losing the lease):
     // stop, and tell the person.
     if job.attempts > MAX_ATTEMPTS {
@@ -180,7 +187,7 @@ async fn process(app: Arc<App>, router: Router, job: Job, me: Arc<str>) {
         }
         return;
     }
-    let Err(error) = run_job(&app, &router, &job, &me).await else { return };
+    let Err(error) = run_job(&app, &router, &mut job, &me).await else { return };
     if matches!(error, JobError::Store(StoreError::LeaseLost(_))) {
         tracing::warn!(job = job.id, "lease lost; another worker has the job");
         return;

@@ -46,6 +46,11 @@ pub enum BenchCmd {
         /// Distinct channels the events are spread over.
         #[arg(long, default_value_t = 400)]
         channels: u32,
+        /// Rounds: the floor bot and Pincer take turns, each round one run
+        /// of each, so both see the machine in the same state; the CPU
+        /// ratio reported is the median of the rounds'.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// Memory search latency over a large synthetic memory.
     Memory {
@@ -94,7 +99,7 @@ pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Re
             let config = config.ok_or_else(|| anyhow::anyhow!("bench router needs --config"))?;
             router::run(config, url, events, concurrency, memory, realistic_memory).await
         }
-        BenchCmd::Slack { rate, seconds, channels } => slack::run(url, rate, seconds, channels).await,
+        BenchCmd::Slack { rate, seconds, channels, rounds } => slack::run(url, rate, seconds, channels, rounds).await,
         BenchCmd::Memory { items, scopes, queries } => memory::run(url, items, scopes, queries).await,
         BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => {
             floor::serve(listen, llm_url, slack_url, secret).await

@@ -4,11 +4,14 @@
 //! Slack Web API that records every reply with the time it arrived, and a
 //! sender that posts signed `app_mention` events at a fixed rate, spread
 //! over many channels. Under test, as a separate process so its CPU time and
-//! peak RSS can be read from `/proc`: first the floor bot, then a real
+//! peak RSS can be read from `/proc`: the floor bot, and a real
 //! `pincer serve --role gateway` over a fresh database with every durable
-//! write in place. Reported per target: time to ready, ack p50/p99,
-//! end-to-end p50/p99 (event sent → reply received by "Slack"), lost and
-//! duplicated replies, CPU per event and peak RSS.
+//! write in place. Both run side by side, idle but for their turn; the load
+//! goes to each in turn, round after round, so a machine that is busier in
+//! one minute than the next skews both alike. Reported per target and
+//! round: time to ready, ack p50/p99, end-to-end p50/p99 (event sent → reply
+//! received by "Slack"), lost and duplicated replies, CPU per event and
+//! peak RSS (the process's peak so far); then the median CPU ratio.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -162,7 +165,6 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 struct Target {
-    name: &'static str,
     child: Child,
     url: String,
     ready: Duration,
@@ -197,7 +199,7 @@ async fn spawn(name: &'static str, args: &[String], db_url: &str, port: u16) -> 
         anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{name} did not become ready");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(Target { name, child, url, ready: started.elapsed() })
+    Ok(Target { child, url, ready: started.elapsed() })
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -322,8 +324,9 @@ fn sign(ts: u64, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Runs the load against the floor bot, then against Pincer.
-pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::Result<ExitCode> {
+/// Runs the load against the floor bot and against Pincer, in turns, for
+/// `rounds` rounds.
+pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32, rounds: u32) -> anyhow::Result<ExitCode> {
     let seen: Shared = Arc::new(Mutex::new(Seen::default()));
     let (slack_url, llm_url) = serve_mocks(seen.clone()).await?;
     let dir = tempfile_dir()?;
@@ -331,7 +334,7 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     let db = format!("pincer_bench_slack_{}", std::process::id());
     let db_url = with_database(url, &db);
     let count = u64::from(rate) * u64::from(seconds);
-    let mut rows = Vec::new();
+    let rounds = rounds.max(1);
 
     let port = free_port()?;
     let floor_args: Vec<String> = [
@@ -350,10 +353,6 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     .map(|s| s.to_string())
     .collect();
     let floor = spawn("floor bot", &floor_args, &db_url, port).await?;
-    drive(&floor, &seen, "1800000001", 20, 100, channels).await?;
-    let out = drive(&floor, &seen, "1800000002", rate, count, channels).await?;
-    rows.push((floor.name, floor.ready, out));
-    drop(floor);
 
     let port = free_port()?;
     let args: Vec<String> = [
@@ -372,9 +371,24 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     // reported is a second start's, over a migrated database.
     drop(spawn("pincer (first start, migrating)", &args, &db_url, port).await?);
     let pincer = spawn("pincer serve", &args, &db_url, port).await?;
-    drive(&pincer, &seen, "1800000003", 20, 100, channels).await?;
-    let out = drive(&pincer, &seen, "1800000004", rate, count, channels).await?;
-    rows.push((pincer.name, pincer.ready, out));
+
+    // Each run's events have their own `ts` prefix, so replies are told apart.
+    let mut runs = 0u32;
+    let mut next_run = || {
+        runs += 1;
+        format!("18{runs:08}")
+    };
+    // A warm-up at a low rate for each (connections opened, caches filled).
+    drive(&floor, &seen, &next_run(), 20, 100, channels).await?;
+    drive(&pincer, &seen, &next_run(), 20, 100, channels).await?;
+    let mut rows = Vec::new();
+    for round in 1..=rounds {
+        let f = drive(&floor, &seen, &next_run(), rate, count, channels).await?;
+        let p = drive(&pincer, &seen, &next_run(), rate, count, channels).await?;
+        rows.push((round, f, p));
+    }
+    let ready = (floor.ready, pincer.ready);
+    drop(floor);
     drop(pincer);
 
     if let Err(error) = super::drop_database(url, &db).await {
@@ -383,40 +397,59 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32) -> anyhow::R
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
-        "Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels; mock LLM answers at once."
+        "Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels, \
+         {rounds} round(s) of floor bot then Pincer; mock LLM answers at once."
     );
     println!();
     println!(
-        "| target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |"
+        "| round | target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (name, ready, o) in &rows {
-        println!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} |",
-            ready.as_secs_f64() * 1000.0,
-            pct(&o.acks, 0.50),
-            pct(&o.acks, 0.99),
-            pct(&o.e2e, 0.50),
-            pct(&o.e2e, 0.99),
-            o.lost,
-            o.duplicates,
-            o.cpu_ms_per_event,
-            o.peak_rss_mb
-        );
-        if o.sent as u64 != count || o.placeholders > 0 {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for (round, floor_out, pincer_out) in &rows {
+        for (name, ready, o) in [("floor bot", ready.0, floor_out), ("pincer serve", ready.1, pincer_out)] {
             println!(
-                "  ({name}: {} sent, {} acked, {} slow-answer placeholders)",
-                o.sent,
-                o.acks.len(),
-                o.placeholders
+                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} |",
+                ready.as_secs_f64() * 1000.0,
+                pct(&o.acks, 0.50),
+                pct(&o.acks, 0.99),
+                pct(&o.e2e, 0.50),
+                pct(&o.e2e, 0.99),
+                o.lost,
+                o.duplicates,
+                o.cpu_ms_per_event,
+                o.peak_rss_mb
             );
+            if o.sent as u64 != count || o.placeholders > 0 {
+                println!(
+                    "  ({name}: {} sent, {} acked, {} slow-answer placeholders)",
+                    o.sent,
+                    o.acks.len(),
+                    o.placeholders
+                );
+            }
         }
+        ratios.push(pincer_out.cpu_ms_per_event / floor_out.cpu_ms_per_event);
     }
-    if let [(_, _, floor), (_, _, pincer)] = rows.as_slice() {
-        println!();
-        println!("Pincer's CPU per event is {:.2}x the floor bot's.", pincer.cpu_ms_per_event / floor.cpu_ms_per_event);
-    }
+    ratios.sort_by(f64::total_cmp);
+    println!();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "Pincer's CPU per event is {:.2}x the floor bot's (median of {} round(s): {}).",
+        median(&ratios),
+        ratios.len(),
+        shown.join(", ")
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The median of sorted values (0 for none).
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

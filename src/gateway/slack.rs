@@ -56,12 +56,12 @@ fn malformed(error: inbound::InboundError) -> Response {
 
 /// Stores an event and acknowledges it; 500 (so Slack retries) if it could
 /// not be stored.
-async fn store(app: &Arc<App>, ev: &ChannelEvent) -> Response {
+async fn store(app: &Arc<App>, mut ev: ChannelEvent) -> Response {
     // In its own task: if Slack hangs up mid-request, the insert and the
     // hand-over to the worker still finish together.
-    let (app2, mut ev2) = (app.clone(), ev.clone());
-    crate::worker::enrich_from_cache(app, &mut ev2);
-    let stored = match tokio::spawn(async move { ingest::enqueue(&app2, &ev2).await }).await {
+    let app2 = app.clone();
+    crate::worker::enrich_from_cache(app, &mut ev);
+    let stored = match tokio::spawn(async move { ingest::enqueue(&app2, ev).await }).await {
         Ok(r) => r,
         Err(e) => Err(crate::store::StoreError::Corrupt(e.to_string())),
     };
@@ -87,7 +87,7 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
             tracing::debug!(why, "slack event ignored");
             StatusCode::OK.into_response()
         }
-        Ok(Pushed::Event(ev)) => store(&app, &ev).await,
+        Ok(Pushed::Event(ev)) => store(&app, *ev).await,
     }
 }
 
@@ -97,7 +97,7 @@ async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     }
     match inbound::parse_command(&body) {
         Err(e) => malformed(e),
-        Ok(ev) => store(&app, &ev).await,
+        Ok(ev) => store(&app, ev).await,
     }
 }
 
@@ -108,6 +108,6 @@ async fn interactive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     match inbound::parse_interaction(&body) {
         Err(e) => malformed(e),
         Ok(None) => StatusCode::OK.into_response(),
-        Ok(Some(ev)) => store(&app, &ev).await,
+        Ok(Some(ev)) => store(&app, ev).await,
     }
 }

@@ -46,6 +46,10 @@ pub struct Job {
     /// in the same statement that stored it.
     #[sqlx(skip)]
     pub facts: Option<super::routing::Facts>,
+    /// For an event handed over at ingest: the event itself, as parsed (its
+    /// `payload` is then not filled in).
+    #[sqlx(skip)]
+    pub event: Option<Box<pincer_adapters::ChannelEvent>>,
 }
 
 // Dedupe and queue in one statement: a repeat inserts no key, so no job.
@@ -116,8 +120,9 @@ pub async fn enqueue_event<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     platform: &str,
     key: &str,
-    payload: &Value,
+    payload: &(impl serde::Serialize + Sync),
 ) -> Result<Option<i64>, StoreError> {
+    let payload = sqlx::types::Json(payload);
     Ok(sqlx::query_scalar(ENQUEUE_EVENT).bind(platform).bind(key).bind(payload).fetch_optional(conn).await?)
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pincer_adapters::ChannelEvent;
-use serde_json::Value;
 use sqlx::{FromRow, PgConnection};
 
 use super::agents::AgentState;
@@ -157,7 +156,6 @@ pub async fn facts(
 pub async fn enqueue_with_facts(
     pool: &Pool,
     ev: &ChannelEvent,
-    payload: &Value,
     worker: &str,
     lease: Duration,
     agent: Option<&str>,
@@ -165,7 +163,7 @@ pub async fn enqueue_with_facts(
     let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
     let row: Option<FactsRow> = bind_facts(sqlx::query_as(ENQUEUE_WITH_FACTS), ev, is_ask, agent)
         .bind(&ev.dedupe_key)
-        .bind(payload)
+        .bind(sqlx::types::Json(ev))
         .bind(worker)
         .bind(lease.as_secs_f64())
         .fetch_optional(pool)
@@ -214,7 +212,7 @@ impl FactsRow {
 
 /// An accepted ask's writes: the thread's conversation (made on first use),
 /// the asker's message, and the answer job, claimed by the router's worker.
-pub struct NewAsk<'a> {
+pub struct NewAsk<'a, P> {
     /// The thread.
     pub thread: ThreadKey<'a>,
     /// The agent that answers.
@@ -225,9 +223,9 @@ pub struct NewAsk<'a> {
     pub workspace: Option<&'a str>,
     /// The question.
     pub question: &'a str,
-    /// The answer job's payload; its `ask.conversation_id` and
-    /// `ask.new_thread` are filled in by the statement.
-    pub payload: &'a Value,
+    /// The answer job's payload (stored as JSON); its `ask.conversation_id`
+    /// and `ask.new_thread` are filled in by the statement.
+    pub payload: &'a P,
     /// The answer job's lease.
     pub lease: Duration,
     /// Search memory for the answer in the same statement: the scopes it
@@ -261,11 +259,11 @@ struct FinishRow {
 /// same statement, the ask (if any), the replies (all to one place, as a
 /// router's replies to one event are) and the audit rows. `None` if the
 /// lease was lost: nothing was written.
-pub async fn finish(
+pub async fn finish<P: serde::Serialize + Sync>(
     conn: &mut PgConnection,
     job_id: i64,
     worker: &str,
-    ask: Option<&NewAsk<'_>>,
+    ask: Option<&NewAsk<'_, P>>,
     replies: &[NewOutbound<'_>],
     trail: Vec<AuditEntry>,
 ) -> Result<Option<Finished>, StoreError> {
@@ -285,7 +283,7 @@ pub async fn finish(
         .bind(ask.map(|a| a.user_id))
         .bind(ask.and_then(|a| a.workspace))
         .bind(ask.map(|a| a.question))
-        .bind(ask.map(|a| a.payload))
+        .bind(ask.map(|a| sqlx::types::Json(a.payload)))
         .bind(ask.map(|a| a.lease.as_secs_f64()))
         .bind(to.map(|r| r.platform))
         .bind(to.map(|r| r.channel))

@@ -343,14 +343,11 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
         let t = &t;
         async move {
             let ev = t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", "why did it fail?", key);
-            let payload = serde_json::to_value(&ev).unwrap();
             let worker = t.app.handoff.worker.clone();
             let lease = Duration::from_secs(60);
             let agent = Some("ops-oncall");
-            let (id, _) = routing::enqueue_with_facts(&t.app.store.pool, &ev, &payload, &worker, lease, agent)
-                .await
-                .unwrap()
-                .unwrap();
+            let (id, _) =
+                routing::enqueue_with_facts(&t.app.store.pool, &ev, &worker, lease, agent).await.unwrap().unwrap();
             t.router.handle_queued(&ev, id, &worker, Some(facts)).await.unwrap()
         }
     };
