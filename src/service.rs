@@ -101,9 +101,6 @@ async fn store_socket_events(app: Arc<App>, mut rx: mpsc::Receiver<Handoff>) {
     }
 }
 
-/// Connections a working process opens at start.
-const WARM_CONNECTIONS: usize = 8;
-
 /// Runs a process's share of Pincer until `shutdown` flips to true.
 pub async fn run(
     app: Arc<App>,
@@ -129,11 +126,6 @@ pub async fn run(
         }
     }
     if role.works() {
-        // Connections for a burst, opened in the background (not delaying
-        // readiness): otherwise the first burst after start waits for each
-        // one to be made.
-        let store = app.store.clone();
-        tokio::spawn(async move { store.pool.warm(WARM_CONNECTIONS).await });
         tasks.push(tokio::spawn(worker::run(app.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(dispatcher::run(app.clone(), Arc::new(slack_pacer()), shutdown.clone())));
         tasks.push(tokio::spawn(listen(app.clone(), shutdown.clone())));

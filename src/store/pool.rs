@@ -137,18 +137,6 @@ impl Pool {
         }
     }
 
-    /// Opens connections until `n` are open (or the pool is full), so a
-    /// burst of work does not wait for connections to be made; gives up
-    /// quietly if the database refuses (the connections are then made when
-    /// needed, as usual).
-    pub async fn warm(&self, n: usize) {
-        let missing = n.saturating_sub(self.idle());
-        let opened = futures_util::future::join_all((0..missing).map(|_| self.acquire())).await;
-        for conn in opened.into_iter().flatten() {
-            conn.release();
-        }
-    }
-
     /// Whether [`Pool::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.0.closed.load(Ordering::Acquire)

@@ -205,14 +205,6 @@ async fn the_pool_reuses_clean_connections_closes_doubtful_ones_and_replaces_dea
     b.release();
     assert_eq!(pool.idle(), 2);
 
-    // Warming opens connections up to the pool's size, no further.
-    let warm = Pool::new(pool.options().clone(), 3, Duration::from_millis(300));
-    warm.warm(2).await;
-    assert_eq!(warm.idle(), 2);
-    warm.warm(5).await;
-    assert_eq!(warm.idle(), 3);
-    warm.close().await;
-
     pool.close().await;
     assert_eq!(pool.idle(), 0);
     assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolClosed)));
