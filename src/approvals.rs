@@ -211,8 +211,7 @@ pub async fn gate(
             // Woken before anyone decided: wait again.
             let mut job = q.job.clone();
             job.run = Some(st.clone());
-            let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if !jobs::pause(&mut tx, q.job_id, q.worker, &payload, a.expires_at).await? {
+            if !jobs::pause(&mut tx, q.job_id, q.worker, &job, a.expires_at).await? {
                 return Err(StoreError::LeaseLost(q.job_id).into());
             }
             tx.commit().await.map_err(StoreError::from)?;
@@ -304,8 +303,7 @@ async fn request(
     st.approval = Some(id);
     let mut job = q.job.clone();
     job.run = Some(st.clone());
-    let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    if !jobs::pause(tx, q.job_id, q.worker, &payload, expires_at).await? {
+    if !jobs::pause(tx, q.job_id, q.worker, &job, expires_at).await? {
         return Err(StoreError::LeaseLost(q.job_id).into());
     }
     let meta = json!({"approval": id, "agent": agent.name, "tool": call.name, "arguments": shown, "job": q.job_id,

@@ -438,8 +438,7 @@ impl Router {
         // process that dies mid-answer loses nothing.
         let answer = match answer {
             Some(job) => {
-                let payload = serde_json::to_value(&job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let id = jobs::enqueue_claimed(conn, JobKind::Answer, &payload, worker, crate::worker::LEASE).await?;
+                let id = jobs::enqueue_claimed(conn, JobKind::Answer, &job, worker, crate::worker::LEASE).await?;
                 Some((id, job))
             }
             None => None,

@@ -396,8 +396,7 @@ async fn post_progress(app: &App, job: &mut AnswerJob, job_id: i64, worker: &str
     let mut tx = app.store.pool.begin().await?;
     let id = outbox::insert(&mut tx, &row).await?;
     job.progress_id = Some(id);
-    let payload = serde_json::to_value(&*job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    if !jobs::set_payload(&mut tx, job_id, worker, &payload).await? {
+    if !jobs::set_payload(&mut tx, job_id, worker, &*job).await? {
         tx.rollback().await?;
         return Err(StoreError::LeaseLost(job_id));
     }

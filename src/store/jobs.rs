@@ -131,13 +131,13 @@ pub async fn enqueue_event<'c>(
 pub async fn enqueue_claimed(
     conn: &mut PgConnection,
     kind: JobKind,
-    payload: &Value,
+    payload: &(impl serde::Serialize + Sync),
     worker: &str,
     lease: Duration,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(ENQUEUE_CLAIMED)
         .bind(kind.as_str())
-        .bind(payload)
+        .bind(sqlx::types::Json(payload))
         .bind(worker)
         .bind(lease.as_secs_f64())
         .fetch_one(conn)
@@ -145,7 +145,13 @@ pub async fn enqueue_claimed(
 }
 
 /// Rewrites a held job's payload (to remember progress across a crash).
-pub async fn set_payload(conn: &mut PgConnection, id: i64, worker: &str, payload: &Value) -> Result<bool, StoreError> {
+pub async fn set_payload(
+    conn: &mut PgConnection,
+    id: i64,
+    worker: &str,
+    payload: &(impl serde::Serialize + Sync),
+) -> Result<bool, StoreError> {
+    let payload = sqlx::types::Json(payload);
     Ok(sqlx::query(SET_PAYLOAD).bind(id).bind(worker).bind(payload).execute(conn).await?.rows_affected() == 1)
 }
 
@@ -155,9 +161,10 @@ pub async fn pause(
     conn: &mut PgConnection,
     id: i64,
     worker: &str,
-    payload: &Value,
+    payload: &(impl serde::Serialize + Sync),
     until: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, StoreError> {
+    let payload = sqlx::types::Json(payload);
     Ok(sqlx::query(PAUSE).bind(id).bind(worker).bind(payload).bind(until).execute(conn).await?.rows_affected() == 1)
 }
 
