@@ -95,6 +95,8 @@ pub struct Handoff {
     /// The local dispatcher's pacing, once it runs: with it, an answer
     /// delivers its own reply when nothing else waits in the channel.
     pub pacer: std::sync::OnceLock<Arc<crate::dispatcher::Pacer>>,
+    /// The local dispatcher's delivery recorder, once it runs.
+    pub recorder: std::sync::OnceLock<crate::dispatcher::Recorder>,
 }
 
 impl Default for Handoff {
@@ -103,6 +105,7 @@ impl Default for Handoff {
             worker: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into(),
             tx: std::sync::OnceLock::new(),
             pacer: std::sync::OnceLock::new(),
+            recorder: std::sync::OnceLock::new(),
         }
     }
 }

@@ -11,9 +11,16 @@
 //! it — without stalling other channels. Transient failures are retried
 //! with exponential backoff and jitter; permanent ones, and transient ones
 //! past [`MAX_ATTEMPTS`], are dead-lettered with an audit row and listed by
-//! `/admin outbox`. A row is marked delivered the moment the platform
-//! accepts it; a process killed mid-delivery leaves the row `sending`, and
-//! it is delivered again when its lease runs out.
+//! `/admin outbox`.
+//!
+//! Deliveries are recorded in batches by a [`Recorder`] (one statement for
+//! all the replies delivered within [`RECORD_WINDOW`] of each other, one at
+//! once when deliveries are sparse). A row whose delivery was never recorded
+//! — the process died first — stays `sending`; when its lease runs out it is
+//! claimed again as `maybe_sent`, and so is a row whose attempt failed in a
+//! way that does not say whether the platform took it. Before such a row is
+//! sent, the platform is asked whether the reply is already there (Slack:
+//! by the outbox id in the message's metadata), so it is not posted twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use pincer_adapters::delivery::{Delivered, DeliveryError, OutboundMessage};
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::app::{App, Metrics};
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::outbox::{self, OutboxRow};
+use crate::store::outbox::{self, Delivery, OutboxRow};
 
 /// How long a claimed row is held before another dispatcher may take it.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -39,6 +46,11 @@ pub const MAX_ATTEMPTS: i32 = 8;
 const BATCH: i64 = 64;
 /// How often an idle dispatcher looks for work without being woken.
 const POLL: Duration = Duration::from_millis(250);
+/// Deliveries are recorded at most once per this window: the first after a
+/// quiet spell at once, later ones together at the end of the window.
+pub const RECORD_WINDOW: Duration = Duration::from_millis(50);
+/// Deliveries recorded in one statement at most.
+const RECORD_BATCH: usize = 256;
 
 /// Per-channel token buckets.
 #[derive(Debug)]
@@ -87,6 +99,8 @@ async fn send(app: &App, row: &OutboxRow) -> Result<Delivered, DeliveryError> {
         recipient: row.recipient.as_deref(),
         reply: &row.reply.0,
         update: row.progress_ts.as_deref(),
+        maybe_sent: row.maybe_sent,
+        stored_at: row.created_at,
     };
     let sending = async {
         match (row.platform.as_str(), &app.slack) {
@@ -158,20 +172,26 @@ fn delivered_then_wake(app: &App, outcome: Result<bool, StoreError>) {
 async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> {
     match send(app, &row).await {
         Ok(d) => {
-            let more = outbox::delivered(&app.store.pool, row.id, row.attempts, d.message_id.as_deref()).await?;
             Metrics::inc(&app.metrics.delivered);
-            return Ok(more);
+            let done = Delivery { id: row.id, attempts: row.attempts, platform_ts: d.message_id };
+            return match app.handoff.recorder.get() {
+                // The recorder wakes the dispatcher when it has recorded.
+                Some(recorder) => recorder.record(&app.store.pool, done).await.map(|()| false),
+                None => outbox::delivered(&app.store.pool, &[done]).await,
+            };
         }
         Err(DeliveryError::RateLimited(wait)) => {
             Metrics::inc(&app.metrics.rate_limited);
             tracing::info!(outbox_id = row.id, channel = %row.channel, ?wait, "rate limited; holding the channel");
             outbox::hold_channel(&app.store.pool, &row.platform, &row.tenant, &row.channel, wait).await?;
-            outbox::retry(&app.store.pool, row.id, row.attempts, wait, "rate limited").await?;
+            // Refused: this attempt posted nothing (an earlier one still may have).
+            outbox::retry(&app.store.pool, row.id, row.attempts, wait, "rate limited", row.maybe_sent).await?;
         }
         Err(DeliveryError::Transient(e)) if row.attempts < MAX_ATTEMPTS => {
             let wait = backoff(row.attempts);
             tracing::info!(outbox_id = row.id, attempts = row.attempts, ?wait, error = %e, "delivery failed; will retry");
-            outbox::retry(&app.store.pool, row.id, row.attempts, wait, &e).await?;
+            // A timeout or a 5xx does not say whether the platform took it.
+            outbox::retry(&app.store.pool, row.id, row.attempts, wait, &e, true).await?;
         }
         Err(DeliveryError::Transient(e)) => {
             dead_letter(app, &row, &format!("gave up after {} attempts: {e}", row.attempts)).await?
@@ -181,10 +201,91 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
     Ok(true)
 }
 
+/// Records deliveries in batches: a delivery sent to it is recorded with
+/// the others that arrive within [`RECORD_WINDOW`] (at once after a quiet
+/// spell), in one statement, and the dispatcher is woken if a later reply
+/// waits in one of their channels. Once the recorder has stopped,
+/// deliveries are recorded one by one by whoever delivered them.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Delivery>,
+}
+
+impl Recorder {
+    /// A recorder and the loop that writes what it is given, to run until
+    /// `shutdown` flips to true.
+    pub fn new(app: Arc<App>, shutdown: watch::Receiver<bool>) -> (Recorder, impl Future<Output = ()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Recorder { tx }, record_loop(app, rx, shutdown))
+    }
+
+    /// Records `done`: queued for the next batch, or at once if the
+    /// recorder has stopped.
+    pub async fn record(&self, pool: &crate::store::Pool, done: Delivery) -> Result<(), StoreError> {
+        match self.tx.send(done) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(done)) => outbox::delivered(pool, &[done]).await.map(|_| ()),
+        }
+    }
+}
+
+async fn record_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<Delivery>, mut shutdown: watch::Receiver<bool>) {
+    let mut batch = Vec::new();
+    let mut last = Instant::now().checked_sub(RECORD_WINDOW).unwrap_or_else(Instant::now);
+    loop {
+        tokio::select! {
+            first = rx.recv() => match first {
+                Some(d) => batch.push(d),
+                None => break,
+            },
+            _ = shutdown.changed() => break,
+        }
+        // The first delivery after a quiet spell is recorded at once; under
+        // load, what arrives within the window goes in the same statement.
+        let due = tokio::time::Instant::from_std(last + RECORD_WINDOW);
+        while batch.len() < RECORD_BATCH {
+            tokio::select! {
+                biased;
+                next = rx.recv() => match next {
+                    Some(d) => batch.push(d),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(due) => break,
+            }
+        }
+        flush(&app, &mut batch).await;
+        last = Instant::now();
+    }
+    // Stopping: what is queued is recorded now; later deliveries record
+    // themselves.
+    rx.close();
+    while let Ok(d) = rx.try_recv() {
+        batch.push(d);
+    }
+    flush(&app, &mut batch).await;
+}
+
+async fn flush(app: &App, batch: &mut Vec<Delivery>) {
+    if batch.is_empty() {
+        return;
+    }
+    let outcome = outbox::delivered(&app.store.pool, batch).await;
+    if let Err(error) = &outcome {
+        tracing::error!(%error, replies = batch.len(), "could not record deliveries; they are looked for before any resend");
+    }
+    batch.clear();
+    delivered_then_wake(app, outcome);
+}
+
 /// Delivers the outbox until `shutdown` flips to true.
 pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver<bool>) {
     if app.handoff.pacer.set(pacer.clone()).is_err() {
         tracing::warn!("a dispatcher already runs in this process");
+    }
+    let (recorder, recording) = Recorder::new(app.clone(), shutdown.clone());
+    let recording = tokio::spawn(recording);
+    if app.handoff.recorder.set(recorder).is_err() {
+        tracing::warn!("a delivery recorder already runs in this process");
     }
     let mut running = JoinSet::new();
     loop {
@@ -219,6 +320,7 @@ pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver
         }
     }
     while running.join_next().await.is_some() {}
+    let _ = recording.await;
 }
 
 #[cfg(test)]

@@ -25,6 +25,11 @@ pub struct OutboundMessage<'a> {
     pub reply: &'a Reply,
     /// Update this already-posted message instead of posting a new one.
     pub update: Option<&'a str>,
+    /// An earlier attempt may have reached the platform: look for the
+    /// message there before posting it again.
+    pub maybe_sent: bool,
+    /// When the reply was stored (nothing posted before this is it).
+    pub stored_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A successful delivery.

@@ -63,6 +63,8 @@ pub struct OutboxRow {
     pub progress_ts: Option<String>,
     /// Claims so far, this one included.
     pub attempts: i32,
+    /// An earlier attempt may have reached the platform: look before sending.
+    pub maybe_sent: bool,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
 }
@@ -116,7 +118,10 @@ const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND lo
      SELECT s.id, s.claimed, s.created_at,
             (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = $13 AND pr.status = 'delivered') AS progress_ts
      FROM sent s";
-const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1
+// A row taken over from `sending` (its lease ran out mid-delivery) may have
+// reached the platform: it is marked so (`o.status` is the row before the update).
+const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1,
+         maybe_sent = o.maybe_sent OR o.status = 'sending'
      WHERE o.id IN (
          SELECT c.id FROM outbox c
          WHERE c.status IN ('pending', 'sending') AND c.not_before <= now()
@@ -130,16 +135,23 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
          ORDER BY c.id LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id, o.platform, o.tenant, o.channel, o.thread, o.response_url, o.recipient, o.reply, o.is_progress,
                (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = o.progress_of AND pr.status = 'delivered') AS progress_ts,
-               o.attempts, o.created_at";
+               o.attempts, o.maybe_sent, o.created_at";
 // Outcomes are fenced on the claim (status and attempt count): a delivery
 // that outlived its lease cannot overwrite what a later claim recorded.
-// Also says whether a later reply waits in the same channel (it can be
-// claimed now that this one is out).
-const DELIVERED: &str = "UPDATE outbox o SET status = 'delivered', platform_ts = $2, delivered_at = now(), locked_until = NULL, last_error = NULL
-     WHERE o.id = $1 AND o.status = 'sending' AND o.attempts = $3
-     RETURNING EXISTS (SELECT 1 FROM outbox n WHERE n.platform = o.platform AND n.tenant = o.tenant AND n.channel = o.channel
-                         AND n.id > o.id AND n.status IN ('pending', 'sending'))";
-const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3
+// Deliveries are recorded in batches ($1 ids, $2 attempt counts, $3
+// platform ids); also says whether a later reply waits in the channel of
+// any of them (it can be claimed now that this one is out).
+const DELIVERED: &str = "WITH done AS (
+         UPDATE outbox o SET status = 'delivered', platform_ts = d.ts, delivered_at = now(), locked_until = NULL,
+                last_error = NULL, maybe_sent = false
+         FROM UNNEST($1::bigint[], $2::int[], $3::text[]) AS d(id, attempts, ts)
+         WHERE o.id = d.id AND o.status = 'sending' AND o.attempts = d.attempts
+         RETURNING EXISTS (SELECT 1 FROM outbox n WHERE n.platform = o.platform AND n.tenant = o.tenant AND n.channel = o.channel
+                             AND n.id > o.id AND n.status IN ('pending', 'sending')) AS more
+     )
+     SELECT COALESCE(bool_or(more), false) FROM done";
+const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3,
+         maybe_sent = $5
      WHERE id = $1 AND status = 'sending' AND attempts = $4";
 // A claim given back unused (its channel's pacing said wait): not counted
 // as an attempt.
@@ -298,6 +310,7 @@ pub async fn finish_answer(
             is_progress: false,
             progress_ts,
             attempts: 1,
+            maybe_sent: false,
             created_at,
         })),
     })
@@ -308,20 +321,33 @@ pub async fn claim(pool: &Pool, lease: Duration, limit: i64) -> Result<Vec<Outbo
     Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
 }
 
-/// Records a delivery. Returns whether a later reply waits in the same
-/// channel.
+/// One delivery to record: the row, the claim it was sent under, and the
+/// platform's id for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Row id.
+    pub id: i64,
+    /// The claim's attempt count.
+    pub attempts: i32,
+    /// The platform's message id (Slack `ts`), if it gave one.
+    pub platform_ts: Option<String>,
+}
+
+/// Records deliveries, in one statement. Returns whether a later reply
+/// waits in the channel of any of them.
 ///
-/// Tried twice if the first attempt lost its connection: a reply the
-/// platform accepted but not recorded as delivered would be sent again when
-/// its lease runs out (the update is fenced on the claim, so a second try
-/// cannot record twice).
-pub async fn delivered(pool: &Pool, id: i64, attempts: i32, platform_ts: Option<&str>) -> Result<bool, StoreError> {
-    let record = || sqlx::query_scalar(DELIVERED).bind(id).bind(platform_ts).bind(attempts).fetch_optional(pool);
-    let more: Option<bool> = match record().await {
+/// Tried twice if the first attempt lost its connection (the update is
+/// fenced on the claim, so a second try cannot record twice). A delivery
+/// never recorded is looked for on the platform before it is sent again.
+pub async fn delivered(pool: &Pool, batch: &[Delivery]) -> Result<bool, StoreError> {
+    let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
+    let attempts: Vec<i32> = batch.iter().map(|d| d.attempts).collect();
+    let ts: Vec<Option<&str>> = batch.iter().map(|d| d.platform_ts.as_deref()).collect();
+    let record = || sqlx::query_scalar(DELIVERED).bind(&ids).bind(&attempts).bind(&ts).fetch_one(pool);
+    Ok(match record().await {
         Err(e) if !super::pool::keeps_connection(&e) => record().await?,
         other => other?,
-    };
-    Ok(more.unwrap_or(false))
+    })
 }
 
 /// Gives a claimed row back, untried, to be claimed after `delay`.
@@ -330,9 +356,24 @@ pub async fn unclaim(pool: &Pool, id: i64, attempts: i32, delay: Duration) -> Re
     Ok(())
 }
 
-/// Puts a row back to be tried after `delay`.
-pub async fn retry(pool: &Pool, id: i64, attempts: i32, delay: Duration, error: &str) -> Result<(), StoreError> {
-    sqlx::query(RETRY).bind(id).bind(delay.as_secs_f64()).bind(error).bind(attempts).execute(pool).await?;
+/// Puts a row back to be tried after `delay`; `maybe_sent` if the failed
+/// attempt may have reached the platform all the same.
+pub async fn retry(
+    pool: &Pool,
+    id: i64,
+    attempts: i32,
+    delay: Duration,
+    error: &str,
+    maybe_sent: bool,
+) -> Result<(), StoreError> {
+    sqlx::query(RETRY)
+        .bind(id)
+        .bind(delay.as_secs_f64())
+        .bind(error)
+        .bind(attempts)
+        .bind(maybe_sent)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

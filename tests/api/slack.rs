@@ -317,6 +317,39 @@ async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
 }
 
 #[tokio::test]
+async fn a_reply_whose_answer_from_slack_was_lost_is_found_in_its_thread_not_posted_twice() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    // Slack posts the reply but its answer never comes back (a 502 on the way).
+    mock.script.lose_answer_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    let body = mention("EvLost", "UBOB", "CONCALL", "deploy", "1700000310.000001");
+    assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    mock.wait_for(15, "the retry's look into the thread", |c| c.iter().any(|c| c.method == "conversations.replies"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 1, "posted once: {posts:#?}");
+    let metadata = &posts[0].body["metadata"];
+    assert_eq!(metadata["event_type"], "pincer_reply");
+    let look = &mock.calls("conversations.replies")[0].body;
+    assert_eq!(
+        (&look["channel"], &look["ts"], &look["include_all_metadata"]),
+        (&json!("CONCALL"), &json!("1700000310.000001"), &json!("true"))
+    );
+    let t = gw.stop().await;
+    let (id, status, ts, attempts): (i64, String, Option<String>, i32) =
+        sqlx::query_as("SELECT id, status, platform_ts, attempts FROM outbox WHERE NOT is_progress")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(metadata["event_payload"]["outbox_id"], id.to_string());
+    assert_eq!(status, "delivered");
+    assert_eq!(ts.as_deref(), posts[0].body["ts"].as_str(), "recorded as the message Slack had");
+    assert_eq!(attempts, 2);
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn undeliverable_replies_are_dead_lettered_audited_and_listed() {
     let (mock, api) = MockSlack::start().await;
     mock.channels.lock().unwrap().insert("CGONE".into(), "oncall".into());

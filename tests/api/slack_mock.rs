@@ -35,6 +35,9 @@ pub struct Script {
     pub gone: Mutex<Vec<String>>,
     /// How long users.info takes.
     pub users_delay_ms: AtomicU64,
+    /// The next N message posts are posted, but answered HTTP 502 (the
+    /// answer is lost on the way back).
+    pub lose_answer_next: AtomicUsize,
 }
 
 pub struct MockSlack {
@@ -43,6 +46,9 @@ pub struct MockSlack {
     pub channels: Mutex<HashMap<String, String>>,
     pub script: Script,
     pub acks: Mutex<Vec<Value>>,
+    /// The messages in Slack's channels, as `conversations.replies` and
+    /// `conversations.history` show them (posts add to it; tests may seed it).
+    pub posted: Mutex<Vec<Value>>,
     socket: broadcast::Sender<String>,
     ts: AtomicU64,
     pub base: Mutex<String>,
@@ -67,6 +73,7 @@ impl MockSlack {
             ])),
             script: Script::default(),
             acks: Mutex::new(Vec::new()),
+            posted: Mutex::new(Vec::new()),
             socket,
             ts: AtomicU64::new(1),
             base: Mutex::new(String::new()),
@@ -78,6 +85,8 @@ impl MockSlack {
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/chat.update", post(chat_update))
             .route("/api/chat.postEphemeral", post(post_ephemeral))
+            .route("/api/conversations.replies", get(conversations_replies))
+            .route("/api/conversations.history", get(conversations_history))
             .route("/api/apps.connections.open", post(connections_open))
             .route("/response/{id}", post(response_url))
             .route("/ws", get(ws))
@@ -128,7 +137,8 @@ impl MockSlack {
     }
 
     fn next_ts(&self) -> String {
-        format!("1700000000.{:06}", self.ts.fetch_add(1, Ordering::SeqCst))
+        // Like Slack's: the current second, and a counter to keep them unique.
+        format!("{}.{:06}", now(), self.ts.fetch_add(1, Ordering::SeqCst))
     }
 }
 
@@ -216,7 +226,51 @@ async fn post_message(State(m): State<Arc<MockSlack>>, headers: HeaderMap, body:
     let mut recorded = body.clone();
     recorded["ts"] = json!(ts);
     m.record("chat.postMessage", recorded);
+    m.posted.lock().unwrap().push(json!({"channel": body["channel"], "ts": ts, "thread_ts": body["thread_ts"],
+        "text": body["text"], "metadata": body["metadata"]}));
+    if m.script.lose_answer_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return (StatusCode::BAD_GATEWAY, "upstream timed out").into_response();
+    }
     ok(json!({"channel": body["channel"], "ts": ts, "message": {"ts": ts, "text": body["text"]}}))
+}
+
+/// The messages of a thread (`thread`: its parent's ts) or of a channel's
+/// top level, newer than `oldest`, as Slack lists them: with their
+/// metadata only when `include_all_metadata` is asked for.
+fn history(m: &MockSlack, method: &str, q: &HashMap<String, String>, thread: Option<&str>) -> Response {
+    m.record(method, json!(q));
+    if m.script.down.load(Ordering::SeqCst) > 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response();
+    }
+    let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+    let with_metadata = q.get("include_all_metadata").is_some_and(|v| v == "true");
+    let messages: Vec<Value> = m
+        .posted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p["channel"].as_str() == q.get("channel").map(String::as_str))
+        .filter(|p| p["thread_ts"].as_str() == thread)
+        .filter(|p| p["ts"].as_str().and_then(|t| t.parse::<f64>().ok()).is_some_and(|t| t > oldest))
+        .map(|p| {
+            let mut msg =
+                json!({"type": "message", "ts": p["ts"], "text": p["text"], "user": "UBOT", "bot_id": "BBOT"});
+            if with_metadata && !p["metadata"].is_null() {
+                msg["metadata"] = p["metadata"].clone();
+            }
+            msg
+        })
+        .collect();
+    ok(json!({"messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}}))
+}
+
+async fn conversations_replies(State(m): State<Arc<MockSlack>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(ts) = q.get("ts").cloned() else { return api_error("thread_not_found") };
+    history(&m, "conversations.replies", &q, Some(&ts))
+}
+
+async fn conversations_history(State(m): State<Arc<MockSlack>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    history(&m, "conversations.history", &q, None)
 }
 
 async fn chat_update(State(m): State<Arc<MockSlack>>, body: String) -> Response {

@@ -211,3 +211,53 @@ async fn the_pool_reuses_clean_connections_closes_doubtful_ones_and_replaces_dea
     admin.close().await.unwrap();
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marked_maybe_sent() {
+    use std::time::Duration;
+
+    use pincer::store::outbox::{self, NewOutbound};
+    let t = TestApp::spawn().await;
+    let reply = pincer_adapters::Reply::answer("hi");
+    let row = |channel: &'static str| NewOutbound {
+        platform: "slack",
+        tenant: "T1",
+        channel,
+        thread: Some("1.1"),
+        response_url: None,
+        recipient: None,
+        reply: &reply,
+        is_progress: false,
+        progress_of: None,
+        delay: Duration::ZERO,
+    };
+    let mut conn = t.conn().await;
+    let lapsed = outbox::insert(&mut conn, &row("CA")).await.unwrap();
+    let refused = outbox::insert(&mut conn, &row("CB")).await.unwrap();
+    let unsure = outbox::insert(&mut conn, &row("CC")).await.unwrap();
+    drop(conn);
+    let pool = &t.app.store.pool;
+    let first = outbox::claim(pool, Duration::from_millis(200), 10).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|r| !r.maybe_sent && r.attempts == 1));
+    // A 429 says the platform took nothing; a 5xx does not say.
+    outbox::retry(pool, refused, 1, Duration::ZERO, "rate limited", false).await.unwrap();
+    outbox::retry(pool, unsure, 1, Duration::ZERO, "HTTP 502", true).await.unwrap();
+    // `lapsed` stays `sending` until its lease runs out, as if its process died.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut again = outbox::claim(pool, Duration::from_secs(30), 10).await.unwrap();
+    again.sort_by_key(|r| r.id);
+    let seen: Vec<(i64, i32, bool)> = again.iter().map(|r| (r.id, r.attempts, r.maybe_sent)).collect();
+    assert_eq!(seen, vec![(lapsed, 2, true), (refused, 2, false), (unsure, 2, true)]);
+    // Recorded in one batch; a stale claim's record is fenced off.
+    let batch = [
+        outbox::Delivery { id: lapsed, attempts: 2, platform_ts: Some("9.1".into()) },
+        outbox::Delivery { id: refused, attempts: 1, platform_ts: Some("9.2".into()) },
+    ];
+    outbox::delivered(pool, &batch).await.unwrap();
+    let states: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT id, status, platform_ts FROM outbox ORDER BY id").fetch_all(pool).await.unwrap();
+    assert_eq!(states[0], (lapsed, "delivered".to_string(), Some("9.1".to_string())));
+    assert_eq!(states[1], (refused, "sending".to_string(), None));
+    t.cleanup().await;
+}

@@ -4,6 +4,12 @@
 //! or a slash command's `response_url`. The base URL is configurable
 //! (`SLACK_API_URL`), so a proxy or a local mock can stand in for Slack.
 //!
+//! Every posted message carries its outbox id in Slack message metadata
+//! (`event_type` [`METADATA_EVENT`]). A reply an earlier attempt may have
+//! posted is first looked for by that id (`conversations.replies` in its
+//! thread, `conversations.history` in its channel), so it is never posted
+//! twice.
+//!
 //! slack-morphism's own retries and throttling are left off: the outbox
 //! dispatcher owns pacing, `Retry-After` and backoff.
 
@@ -20,6 +26,56 @@ use crate::event::{Reply, ReplyKind};
 
 /// How long a looked-up e-mail or channel name is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// The metadata `event_type` of the messages Pincer posts; its
+/// `event_payload` holds the reply's `outbox_id`.
+pub const METADATA_EVENT: &str = "pincer_reply";
+
+/// Pages of a thread or channel read when looking for a reply (200 each).
+const LOOKUP_PAGES: usize = 10;
+
+/// Slack's clocks and ours may disagree: look this far before the reply was stored.
+const LOOKUP_SKEW_SECS: i64 = 120;
+
+/// A page of `conversations.replies` / `conversations.history`, only what
+/// the lookup reads.
+#[derive(serde::Deserialize)]
+struct HistoryPage {
+    #[serde(default)]
+    messages: Vec<HistoryItem>,
+    response_metadata: Option<NextCursor>,
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryItem {
+    ts: String,
+    metadata: Option<ItemMetadata>,
+}
+
+#[derive(serde::Deserialize)]
+struct ItemMetadata {
+    event_type: String,
+    #[serde(default)]
+    event_payload: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+struct NextCursor {
+    next_cursor: Option<String>,
+}
+
+impl HistoryItem {
+    /// Whether this is the message posted for outbox row `id`.
+    fn is_reply(&self, id: i64) -> bool {
+        self.metadata.as_ref().is_some_and(|m| {
+            m.event_type == METADATA_EVENT
+                && match &m.event_payload["outbox_id"] {
+                    serde_json::Value::String(s) => s.parse() == Ok(id),
+                    v => v.as_i64() == Some(id),
+                }
+        })
+    }
+}
 
 /// Slack error codes that will never succeed on retry.
 const PERMANENT: &[&str] = &[
@@ -276,7 +332,17 @@ impl SlackApi {
                 Err(e) => return Err(e),
             }
         }
-        let mut req = SlackApiChatPostMessageRequest::new(channel, content.clone());
+        if msg.maybe_sent
+            && let Some(ts) = self.find_posted(msg).await?
+        {
+            tracing::info!(outbox_id = msg.id, ts, "reply found already posted; not posting it again");
+            return Ok(Delivered { message_id: Some(ts) });
+        }
+        let metadata = SlackMessageMetadata {
+            event_type: METADATA_EVENT.to_string(),
+            event_payload: Some(HashMap::from([("outbox_id".to_string(), msg.id.to_string())])),
+        };
+        let mut req = SlackApiChatPostMessageRequest::new(channel, content.clone().with_metadata(metadata));
         if let Some(t) = msg.thread {
             req = req.with_thread_ts(SlackTs::new(t.to_string()));
         }
@@ -292,6 +358,47 @@ impl SlackApi {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The `ts` of the message an earlier attempt posted for `msg`, found
+    /// by its outbox id in the message metadata: in its thread
+    /// (`conversations.replies`) or, for a reply to the channel itself,
+    /// in the channel (`conversations.history`), from just before the reply
+    /// was stored. A lookup Slack refuses for good (no `*:history` scope,
+    /// a channel the bot cannot read) finds nothing: posting again is then
+    /// better than never posting.
+    async fn find_posted(&self, msg: &OutboundMessage<'_>) -> Result<Option<String>, DeliveryError> {
+        let session = self.client.open_session(&self.token);
+        let oldest = format!("{}.000000", msg.stored_at.timestamp() - LOOKUP_SKEW_SECS);
+        let method = if msg.thread.is_some() { "conversations.replies" } else { "conversations.history" };
+        let mut cursor: Option<String> = None;
+        for _ in 0..LOOKUP_PAGES {
+            let params = vec![
+                ("channel", Some(msg.channel)),
+                ("ts", msg.thread),
+                ("oldest", Some(oldest.as_str())),
+                ("include_all_metadata", Some("true")),
+                ("limit", Some("200")),
+                ("cursor", cursor.as_deref()),
+            ];
+            let page: HistoryPage =
+                match session.http_session_api.http_get(method, &params, None).await.map_err(classify) {
+                    Ok(page) => page,
+                    Err(DeliveryError::Permanent(code)) => {
+                        tracing::warn!(outbox_id = msg.id, method, code, "could not look for an earlier post; posting");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                };
+            if let Some(found) = page.messages.iter().find(|m| m.is_reply(msg.id)) {
+                return Ok(Some(found.ts.clone()));
+            }
+            cursor = page.response_metadata.and_then(|r| r.next_cursor).filter(|c| !c.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// Posts through a `response_url` visibly to the whole channel.

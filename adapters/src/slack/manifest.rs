@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 /// The bot scopes Pincer needs, and why.
 pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("app_mentions:read", "answer @mentions"),
-    ("channels:history", "answer messages in bound public channels"),
-    ("groups:history", "answer messages in bound private channels"),
+    (
+        "channels:history",
+        "answer messages in bound public channels; look in a thread for a reply before sending it again",
+    ),
+    ("groups:history", "answer messages in bound private channels (and look there before a resend)"),
     ("channels:read", "bind agents to channels by name"),
     ("groups:read", "bind agents to private channels by name"),
     ("chat:write", "post answers and update 'working on it…'"),
