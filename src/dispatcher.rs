@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use pincer_adapters::delivery::{Delivered, DeliveryError, OutboundMessage};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::{App, Metrics};
@@ -49,8 +49,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// Deliveries are recorded at most once per this window: the first after a
 /// quiet spell at once, later ones together at the end of the window.
 pub const RECORD_WINDOW: Duration = Duration::from_millis(50);
-/// Deliveries recorded in one statement at most.
-const RECORD_BATCH: usize = 256;
 
 /// Per-channel token buckets.
 #[derive(Debug)]
@@ -176,7 +174,7 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
             let done = Delivery { id: row.id, attempts: row.attempts, platform_ts: d.message_id };
             return match app.handoff.recorder.get() {
                 // The recorder wakes the dispatcher when it has recorded.
-                Some(recorder) => recorder.record(&app.store.pool, done).await.map(|()| false),
+                Some(recorder) => recorder.record(&app.store.pool, done, row.is_progress).await.map(|()| false),
                 None => outbox::delivered(&app.store.pool, &[done]).await,
             };
         }
@@ -201,79 +199,135 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
     Ok(true)
 }
 
-/// Records deliveries in batches: a delivery sent to it is recorded with
-/// the others that arrive within [`RECORD_WINDOW`] (at once after a quiet
+/// Records deliveries in batches: a delivery handed to it is recorded with
+/// the others handed over within [`RECORD_WINDOW`] (at once after a quiet
 /// spell), in one statement, and the dispatcher is woken if a later reply
-/// waits in one of their channels. Once the recorder has stopped,
-/// deliveries are recorded one by one by whoever delivered them.
+/// waits in one of their channels. Handing a delivery over takes a lock and
+/// a push; only the first of a batch wakes the recorder. Once the recorder
+/// has stopped, deliveries are recorded one by one by whoever delivered them.
+///
+/// Until recorded, a delivered row is still `sending` in the table, which
+/// would hold its channel's next reply back; the recorder tells claims
+/// which rows are delivered already ([`Recorder::settled`]), so they do not
+/// wait for the record. A "working on it…" placeholder is not listed: the
+/// answer that replaces it needs its recorded message id.
 #[derive(Debug, Clone)]
-pub struct Recorder {
-    tx: mpsc::UnboundedSender<Delivery>,
+pub struct Recorder(Arc<RecorderInner>);
+
+#[derive(Debug, Default)]
+struct RecorderInner {
+    /// The next batch, and whether the recorder has stopped taking them.
+    pending: Mutex<(Vec<Delivery>, bool)>,
+    settled: Mutex<std::collections::HashSet<i64>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Recorder {
     /// A recorder and the loop that writes what it is given, to run until
     /// `shutdown` flips to true.
     pub fn new(app: Arc<App>, shutdown: watch::Receiver<bool>) -> (Recorder, impl Future<Output = ()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Recorder { tx }, record_loop(app, rx, shutdown))
+        let inner = Arc::new(RecorderInner::default());
+        (Recorder(inner.clone()), record_loop(app, inner, shutdown))
     }
 
-    /// Records `done`: queued for the next batch, or at once if the
-    /// recorder has stopped.
-    pub async fn record(&self, pool: &crate::store::Pool, done: Delivery) -> Result<(), StoreError> {
-        match self.tx.send(done) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(done)) => outbox::delivered(pool, &[done]).await.map(|_| ()),
+    /// Records `done` (a placeholder if `is_progress`): in the next batch,
+    /// or at once if the recorder has stopped.
+    pub async fn record(&self, pool: &crate::store::Pool, done: Delivery, is_progress: bool) -> Result<(), StoreError> {
+        let id = done.id;
+        if !is_progress && let Ok(mut settled) = self.0.settled.lock() {
+            settled.insert(id);
         }
-    }
-}
-
-async fn record_loop(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<Delivery>, mut shutdown: watch::Receiver<bool>) {
-    let mut batch = Vec::new();
-    let mut last = Instant::now().checked_sub(RECORD_WINDOW).unwrap_or_else(Instant::now);
-    loop {
-        tokio::select! {
-            first = rx.recv() => match first {
-                Some(d) => batch.push(d),
-                None => break,
-            },
-            _ = shutdown.changed() => break,
-        }
-        // The first delivery after a quiet spell is recorded at once; under
-        // load, what arrives within the window goes in the same statement.
-        let due = tokio::time::Instant::from_std(last + RECORD_WINDOW);
-        while batch.len() < RECORD_BATCH {
-            tokio::select! {
-                biased;
-                next = rx.recv() => match next {
-                    Some(d) => batch.push(d),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(due) => break,
+        let handed = match self.0.pending.lock() {
+            Ok(mut pending) if !pending.1 => {
+                pending.0.push(done);
+                Ok(pending.0.len() == 1)
+            }
+            _ => Err(done),
+        };
+        match handed {
+            Ok(first) => {
+                if first {
+                    self.0.wake.notify_one();
+                }
+                Ok(())
+            }
+            Err(done) => {
+                let recorded = outbox::delivered(pool, &[done]).await.map(|_| ());
+                self.0.forget(&[id]);
+                recorded
             }
         }
-        flush(&app, &mut batch).await;
-        last = Instant::now();
     }
-    // Stopping: what is queued is recorded now; later deliveries record
-    // themselves.
-    rx.close();
-    while let Ok(d) = rx.try_recv() {
-        batch.push(d);
+
+    /// Replies delivered by this process whose delivery is not recorded yet
+    /// (placeholders aside).
+    pub fn settled(&self) -> Vec<i64> {
+        self.0.settled.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
     }
-    flush(&app, &mut batch).await;
 }
 
-async fn flush(app: &App, batch: &mut Vec<Delivery>) {
+impl RecorderInner {
+    fn forget(&self, ids: &[i64]) {
+        if let Ok(mut settled) = self.settled.lock() {
+            for id in ids {
+                settled.remove(id);
+            }
+        }
+    }
+
+    /// Takes the batch; with `stop`, no more are taken after it.
+    fn take(&self, stop: bool) -> Vec<Delivery> {
+        match self.pending.lock() {
+            Ok(mut pending) => {
+                pending.1 |= stop;
+                std::mem::take(&mut pending.0)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+async fn record_loop(app: Arc<App>, inner: Arc<RecorderInner>, mut shutdown: watch::Receiver<bool>) {
+    let mut last = Instant::now().checked_sub(RECORD_WINDOW).unwrap_or_else(Instant::now);
+    let stopping = |rx: &watch::Receiver<bool>| *rx.borrow();
+    while !stopping(&shutdown) {
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        }
+        // The first delivery after a quiet spell is recorded at once; under
+        // load, what is handed over within the window goes in the same
+        // statement (stopping cuts the wait short).
+        let due = tokio::time::Instant::from_std(last + RECORD_WINDOW);
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = shutdown.changed() => {}
+        }
+        flush(&app, &inner, inner.take(false)).await;
+        last = Instant::now();
+    }
+    // Stopping: what is handed over is recorded now; later deliveries record
+    // themselves.
+    flush(&app, &inner, inner.take(true)).await;
+}
+
+async fn flush(app: &App, inner: &RecorderInner, batch: Vec<Delivery>) {
     if batch.is_empty() {
         return;
     }
-    let outcome = outbox::delivered(&app.store.pool, batch).await;
+    let outcome = outbox::delivered(&app.store.pool, &batch).await;
     if let Err(error) = &outcome {
         tracing::error!(%error, replies = batch.len(), "could not record deliveries; they are looked for before any resend");
     }
-    batch.clear();
+    // Recorded, or left `sending` for their leases to run out: either way no
+    // longer this process's to vouch for.
+    let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
+    inner.forget(&ids);
     delivered_then_wake(app, outcome);
 }
 
@@ -292,7 +346,8 @@ pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver
         while running.try_join_next().is_some() {}
         let room = BATCH - running.len() as i64;
         let claimed = if room > 0 {
-            outbox::claim(&app.store.pool, LEASE, room).await.unwrap_or_else(|error| {
+            let settled = app.handoff.recorder.get().map(Recorder::settled).unwrap_or_default();
+            outbox::claim(&app.store.pool, LEASE, room, &settled).await.unwrap_or_else(|error| {
                 tracing::warn!(%error, "could not claim replies");
                 Vec::new()
             })

@@ -51,6 +51,12 @@ pub enum BenchCmd {
         /// ratio reported is the median of the rounds'.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// Also time, on another connection, a one-row commit every 20 ms
+        /// during each run, and report when its slow commits and each
+        /// run's slowest ack happened (to tell the disk's stalls from the
+        /// gateway's).
+        #[arg(long)]
+        commit_probe: bool,
     },
     /// Memory search latency over a large synthetic memory.
     Memory {
@@ -99,7 +105,9 @@ pub async fn run(config: Option<Config>, url: &str, cmd: BenchCmd) -> anyhow::Re
             let config = config.ok_or_else(|| anyhow::anyhow!("bench router needs --config"))?;
             router::run(config, url, events, concurrency, memory, realistic_memory).await
         }
-        BenchCmd::Slack { rate, seconds, channels, rounds } => slack::run(url, rate, seconds, channels, rounds).await,
+        BenchCmd::Slack { rate, seconds, channels, rounds, commit_probe } => {
+            slack::run(url, rate, seconds, channels, rounds, commit_probe).await
+        }
         BenchCmd::Memory { items, scopes, queries } => memory::run(url, items, scopes, queries).await,
         BenchCmd::FloorBot { listen, llm_url, slack_url, secret } => {
             floor::serve(listen, llm_url, slack_url, secret).await

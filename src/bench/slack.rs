@@ -220,6 +220,11 @@ fn mention(i: u64, run: &str, channels: u32) -> (String, String) {
 struct Outcome {
     sent: usize,
     acks: Vec<Duration>,
+    /// The slowest ack: when it was sent (from the run's start) and how long it took.
+    slowest_ack: (Duration, Duration),
+    /// The commit probe's latencies, sorted, and its commits over 10 ms
+    /// (when, from the run's start; how long), if it ran.
+    probe: Option<(Vec<Duration>, Vec<(Duration, Duration)>)>,
     e2e: Vec<Duration>,
     lost: usize,
     duplicates: usize,
@@ -228,7 +233,41 @@ struct Outcome {
     peak_rss_mb: f64,
 }
 
-/// Sends `count` events at `rate` per second; waits for the replies.
+/// How often the commit probe commits.
+const PROBE_EVERY: Duration = Duration::from_millis(20);
+
+/// The commit probe: on its own connection to `db_url`, one single-row
+/// `INSERT` (its own transaction, so a WAL flush) every [`PROBE_EVERY`]
+/// until `stop`; returns every commit's latency and those over 10 ms with
+/// their time from `base`. It shows what the database's disk does during a
+/// run, whatever the target under load.
+async fn commit_probe(
+    db_url: String,
+    base: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<(Vec<Duration>, Vec<(Duration, Duration)>)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db_url).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+        .execute(&mut conn)
+        .await?;
+    let (mut all, mut slow) = (Vec::new(), Vec::new());
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let t0 = Instant::now();
+        sqlx::query("INSERT INTO bench_commit_probe DEFAULT VALUES").execute(&mut conn).await?;
+        let took = t0.elapsed();
+        all.push(took);
+        if took > Duration::from_millis(10) {
+            slow.push((t0.duration_since(base), took));
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    all.sort_unstable();
+    Ok((all, slow))
+}
+
+/// Sends `count` events at `rate` per second; waits for the replies. With
+/// `probe` (a database URL), runs the commit probe alongside.
 async fn drive(
     target: &Target,
     seen: &Shared,
@@ -236,19 +275,25 @@ async fn drive(
     rate: u32,
     count: u64,
     channels: u32,
+    probe: Option<&str>,
 ) -> anyhow::Result<Outcome> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let pid = target.child.id();
+    let base = Instant::now();
+    let stop_probe = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probing = probe.map(|url| tokio::spawn(commit_probe(url.to_string(), base, stop_probe.clone())));
     let cpu_before = cpu_seconds(pid)?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let acks = Arc::new(Mutex::new(Vec::new()));
+    let slowest = Arc::new(Mutex::new((Duration::ZERO, Duration::ZERO)));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..count {
         tick.tick().await;
         let (body, ts) = mention(i, run, channels);
-        let (http, url, sent_at, acks) = (http.clone(), target.url.clone(), sent_at.clone(), acks.clone());
+        let (http, url, sent_at, acks, slowest) =
+            (http.clone(), target.url.clone(), sent_at.clone(), acks.clone(), slowest.clone());
         tasks.spawn(async move {
             let now_s =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -267,8 +312,15 @@ async fn drive(
                 .await
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
+            let took = t0.elapsed();
             if ok && let Ok(mut a) = acks.lock() {
-                a.push(t0.elapsed());
+                a.push(took);
+            }
+            if ok
+                && let Ok(mut s) = slowest.lock()
+                && took > s.1
+            {
+                *s = (t0.duration_since(base), took);
             }
         });
     }
@@ -284,6 +336,12 @@ async fn drive(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
+    stop_probe.store(true, std::sync::atomic::Ordering::Relaxed);
+    let probe = match probing {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
+    let slowest_ack = slowest.lock().map(|s| *s).unwrap_or_default();
     let peak = peak_rss_mb(pid)?;
     let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
     let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
@@ -305,6 +363,8 @@ async fn drive(
     Ok(Outcome {
         sent: sent.len(),
         acks,
+        slowest_ack,
+        probe,
         e2e,
         lost,
         duplicates,
@@ -326,7 +386,14 @@ fn sign(ts: u64, body: &str) -> String {
 
 /// Runs the load against the floor bot and against Pincer, in turns, for
 /// `rounds` rounds.
-pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32, rounds: u32) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    url: &str,
+    rate: u32,
+    seconds: u32,
+    channels: u32,
+    rounds: u32,
+    commit_probe: bool,
+) -> anyhow::Result<ExitCode> {
     let seen: Shared = Arc::new(Mutex::new(Seen::default()));
     let (slack_url, llm_url) = serve_mocks(seen.clone()).await?;
     let dir = tempfile_dir()?;
@@ -379,12 +446,13 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32, rounds: u32)
         format!("18{runs:08}")
     };
     // A warm-up at a low rate for each (connections opened, caches filled).
-    drive(&floor, &seen, &next_run(), 20, 100, channels).await?;
-    drive(&pincer, &seen, &next_run(), 20, 100, channels).await?;
+    drive(&floor, &seen, &next_run(), 20, 100, channels, None).await?;
+    drive(&pincer, &seen, &next_run(), 20, 100, channels, None).await?;
+    let probe = commit_probe.then_some(db_url.as_str());
     let mut rows = Vec::new();
     for round in 1..=rounds {
-        let f = drive(&floor, &seen, &next_run(), rate, count, channels).await?;
-        let p = drive(&pincer, &seen, &next_run(), rate, count, channels).await?;
+        let f = drive(&floor, &seen, &next_run(), rate, count, channels, probe).await?;
+        let p = drive(&pincer, &seen, &next_run(), rate, count, channels, probe).await?;
         rows.push((round, f, p));
     }
     let ready = (floor.ready, pincer.ready);
@@ -430,6 +498,33 @@ pub async fn run(url: &str, rate: u32, seconds: u32, channels: u32, rounds: u32)
             }
         }
         ratios.push(pincer_out.cpu_ms_per_event / floor_out.cpu_ms_per_event);
+    }
+    if commit_probe {
+        println!();
+        println!(
+            "Commit probe (another connection: a one-row INSERT, its own transaction, every {} ms) and each run's slowest ack:",
+            PROBE_EVERY.as_millis()
+        );
+        println!();
+        println!("| round | target | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | slowest ack (s into the run: ms) |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (round, floor_out, pincer_out) in &rows {
+            for (name, o) in [("floor bot", floor_out), ("pincer serve", pincer_out)] {
+                let Some((all, slow)) = &o.probe else { continue };
+                let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+                let at = |(when, took): &(Duration, Duration)| format!("{:.1}: {:.0}", when.as_secs_f64(), ms(took));
+                let slow: Vec<String> = slow.iter().map(at).collect();
+                println!(
+                    "| {round} | {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} |",
+                    all.len(),
+                    pct(all, 0.50),
+                    pct(all, 0.99),
+                    all.last().map(ms).unwrap_or(0.0),
+                    if slow.is_empty() { "none".to_string() } else { slow.join(", ") },
+                    at(&o.slowest_ack)
+                );
+            }
+        }
     }
     ratios.sort_by(f64::total_cmp);
     println!();

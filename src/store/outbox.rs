@@ -93,6 +93,8 @@ const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, res
 // took the job over. With a lease given ($20), the reply is claimed for
 // delivery by the caller when nothing else waits in its channel (what the
 // dispatcher's claim would have found), saving the dispatcher's round trip.
+// $21: rows the caller knows are delivered, their delivery not yet recorded
+// (they do not hold the channel).
 const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      said AS (
          INSERT INTO messages (conversation_id, author, workspace, body) SELECT $3, 'assistant', $4, $5 FROM done
@@ -111,7 +113,8 @@ const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND lo
          FROM done, LATERAL (
              SELECT $20::float8 IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM outbox p
-                 WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')) AS free
+                 WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')
+                   AND p.id <> ALL($21::bigint[])) AS free
          ) f
          RETURNING id, status = 'sending' AS claimed, created_at
      )
@@ -120,6 +123,7 @@ const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND lo
      FROM sent s";
 // A row taken over from `sending` (its lease ran out mid-delivery) may have
 // reached the platform: it is marked so (`o.status` is the row before the update).
+// $3: rows known delivered, not yet recorded (they do not hold their channel).
 const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now() + make_interval(secs => $1), attempts = o.attempts + 1,
          maybe_sent = o.maybe_sent OR o.status = 'sending'
      WHERE o.id IN (
@@ -131,7 +135,7 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
            AND NOT EXISTS (
                SELECT 1 FROM outbox p
                WHERE p.platform = c.platform AND p.tenant = c.tenant AND p.channel = c.channel AND p.id < c.id
-                 AND p.status IN ('pending', 'sending'))
+                 AND p.status IN ('pending', 'sending') AND p.id <> ALL($3::bigint[]))
          ORDER BY c.id LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id, o.platform, o.tenant, o.channel, o.thread, o.response_url, o.recipient, o.reply, o.is_progress,
                (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = o.progress_of AND pr.status = 'delivered') AS progress_ts,
@@ -258,7 +262,8 @@ pub enum Answered {
 
 /// Records a produced answer and its usage and queues its reply, completing job `job_id`
 /// held by `worker`, in one statement. With `claim` (a lease), the reply
-/// is claimed for the caller to deliver if nothing else waits in its channel.
+/// is claimed for the caller to deliver if nothing else waits in its channel
+/// (`settled`: rows known delivered whose delivery is not recorded yet).
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_answer(
     pool: &Pool,
@@ -270,6 +275,7 @@ pub async fn finish_answer(
     o: &NewOutbound<'_>,
     used: &super::usage::NewUsage<'_>,
     claim: Option<Duration>,
+    settled: &[i64],
 ) -> Result<Answered, StoreError> {
     let reply = scrubbed(o.reply);
     let row: Option<(i64, bool, DateTime<Utc>, Option<String>)> = sqlx::query_as(FINISH_ANSWER)
@@ -293,6 +299,7 @@ pub async fn finish_answer(
         .bind(used.tokens_out)
         .bind(used.cost_micros)
         .bind(claim.map(|l| l.as_secs_f64()))
+        .bind(settled)
         .fetch_optional(pool)
         .await?;
     Ok(match row {
@@ -316,9 +323,10 @@ pub async fn finish_answer(
     })
 }
 
-/// Claims up to `limit` deliverable rows for `lease`.
-pub async fn claim(pool: &Pool, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
+/// Claims up to `limit` deliverable rows for `lease`; `settled` are rows
+/// known delivered whose delivery is not recorded yet.
+pub async fn claim(pool: &Pool, lease: Duration, limit: i64, settled: &[i64]) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(CLAIM).bind(lease.as_secs_f64()).bind(limit).bind(settled).fetch_all(pool).await?)
 }
 
 /// One delivery to record: the row, the claim it was sent under, and the

@@ -292,7 +292,7 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
     pincer::store::outbox::insert(&mut conn, &row).await.unwrap();
     drop(conn);
     let claimed =
-        pincer::store::outbox::claim(&t.app.store.pool, std::time::Duration::from_secs(30), 10).await.unwrap();
+        pincer::store::outbox::claim(&t.app.store.pool, std::time::Duration::from_secs(30), 10, &[]).await.unwrap();
     assert!(claimed.is_empty(), "{claimed:?}");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let missed = pincer::handlers::ask::catch_up(&t.app, "bob@acme.com", "#oncall").await.unwrap();

@@ -237,7 +237,7 @@ async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marke
     let unsure = outbox::insert(&mut conn, &row("CC")).await.unwrap();
     drop(conn);
     let pool = &t.app.store.pool;
-    let first = outbox::claim(pool, Duration::from_millis(200), 10).await.unwrap();
+    let first = outbox::claim(pool, Duration::from_millis(200), 10, &[]).await.unwrap();
     assert_eq!(first.len(), 3);
     assert!(first.iter().all(|r| !r.maybe_sent && r.attempts == 1));
     // A 429 says the platform took nothing; a 5xx does not say.
@@ -245,7 +245,7 @@ async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marke
     outbox::retry(pool, unsure, 1, Duration::ZERO, "HTTP 502", true).await.unwrap();
     // `lapsed` stays `sending` until its lease runs out, as if its process died.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut again = outbox::claim(pool, Duration::from_secs(30), 10).await.unwrap();
+    let mut again = outbox::claim(pool, Duration::from_secs(30), 10, &[]).await.unwrap();
     again.sort_by_key(|r| r.id);
     let seen: Vec<(i64, i32, bool)> = again.iter().map(|r| (r.id, r.attempts, r.maybe_sent)).collect();
     assert_eq!(seen, vec![(lapsed, 2, true), (refused, 2, false), (unsure, 2, true)]);
@@ -259,5 +259,13 @@ async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marke
         sqlx::query_as("SELECT id, status, platform_ts FROM outbox ORDER BY id").fetch_all(pool).await.unwrap();
     assert_eq!(states[0], (lapsed, "delivered".to_string(), Some("9.1".to_string())));
     assert_eq!(states[1], (refused, "sending".to_string(), None));
+    // A reply waits behind the one before it in its channel while that one
+    // is open — unless the caller knows it delivered (not yet recorded).
+    let mut conn = t.conn().await;
+    let next = outbox::insert(&mut conn, &row("CC")).await.unwrap();
+    drop(conn);
+    assert!(outbox::claim(pool, Duration::from_secs(30), 10, &[]).await.unwrap().is_empty());
+    let behind = outbox::claim(pool, Duration::from_secs(30), 10, &[unsure]).await.unwrap();
+    assert_eq!(behind.iter().map(|r| r.id).collect::<Vec<_>>(), vec![next]);
     t.cleanup().await;
 }
