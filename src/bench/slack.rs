@@ -217,14 +217,20 @@ fn mention(i: u64, run: &str, channels: u32) -> (String, String) {
     (body.to_string(), ts)
 }
 
+/// What the commit probe saw: every commit's latency, sorted, and the
+/// commits over 10 ms (when, from the run's start; how long).
+struct Probed {
+    all: Vec<Duration>,
+    slow: Vec<(Duration, Duration)>,
+}
+
 struct Outcome {
     sent: usize,
     acks: Vec<Duration>,
     /// The slowest ack: when it was sent (from the run's start) and how long it took.
     slowest_ack: (Duration, Duration),
-    /// The commit probe's latencies, sorted, and its commits over 10 ms
-    /// (when, from the run's start; how long), if it ran.
-    probe: Option<(Vec<Duration>, Vec<(Duration, Duration)>)>,
+    /// What the commit probe saw, if it ran.
+    probe: Option<Probed>,
     e2e: Vec<Duration>,
     lost: usize,
     duplicates: usize,
@@ -245,12 +251,14 @@ async fn commit_probe(
     db_url: String,
     base: Instant,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<(Vec<Duration>, Vec<(Duration, Duration)>)> {
+) -> anyhow::Result<Probed> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&db_url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
-        .execute(&mut conn)
-        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
+    )
+    .execute(&mut conn)
+    .await?;
     let (mut all, mut slow) = (Vec::new(), Vec::new());
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let t0 = Instant::now();
@@ -263,7 +271,7 @@ async fn commit_probe(
         tokio::time::sleep(PROBE_EVERY).await;
     }
     all.sort_unstable();
-    Ok((all, slow))
+    Ok(Probed { all, slow })
 }
 
 /// Sends `count` events at `rate` per second; waits for the replies. With
@@ -506,11 +514,13 @@ pub async fn run(
             PROBE_EVERY.as_millis()
         );
         println!();
-        println!("| round | target | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | slowest ack (s into the run: ms) |");
+        println!(
+            "| round | target | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | slowest ack (s into the run: ms) |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         for (round, floor_out, pincer_out) in &rows {
             for (name, o) in [("floor bot", floor_out), ("pincer serve", pincer_out)] {
-                let Some((all, slow)) = &o.probe else { continue };
+                let Some(Probed { all, slow }) = &o.probe else { continue };
                 let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
                 let at = |(when, took): &(Duration, Duration)| format!("{:.1}: {:.0}", when.as_secs_f64(), ms(took));
                 let slow: Vec<String> = slow.iter().map(at).collect();
