@@ -64,6 +64,14 @@ struct NextCursor {
     next_cursor: Option<String>,
 }
 
+/// The metadata a posted reply carries: its outbox id.
+fn reply_metadata(outbox_id: i64) -> SlackMessageMetadata {
+    SlackMessageMetadata {
+        event_type: METADATA_EVENT.to_string(),
+        event_payload: Some(HashMap::from([("outbox_id".to_string(), outbox_id.to_string())])),
+    }
+}
+
 impl HistoryItem {
     /// Whether this is the message posted for outbox row `id`.
     fn is_reply(&self, id: i64) -> bool {
@@ -338,11 +346,8 @@ impl SlackApi {
             tracing::info!(outbox_id = msg.id, ts, "reply found already posted; not posting it again");
             return Ok(Delivered { message_id: Some(ts) });
         }
-        let metadata = SlackMessageMetadata {
-            event_type: METADATA_EVENT.to_string(),
-            event_payload: Some(HashMap::from([("outbox_id".to_string(), msg.id.to_string())])),
-        };
-        let mut req = SlackApiChatPostMessageRequest::new(channel, content.clone().with_metadata(metadata));
+        let mut req =
+            SlackApiChatPostMessageRequest::new(channel, content.clone().with_metadata(reply_metadata(msg.id)));
         if let Some(t) = msg.thread {
             req = req.with_thread_ts(SlackTs::new(t.to_string()));
         }
@@ -446,6 +451,28 @@ mod tests {
         let joined: String = sections.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
         assert_eq!(joined.chars().count(), 6501);
         assert_eq!(blocks.last().unwrap()["type"], "actions");
+    }
+
+    #[test]
+    fn a_posted_reply_is_recognised_by_the_outbox_id_in_its_metadata() {
+        let item = |v: Value| serde_json::from_value::<HistoryItem>(v).unwrap();
+        let ours = item(
+            serde_json::json!({"ts": "1.2", "metadata": {"event_type": "pincer_reply", "event_payload": {"outbox_id": "42"}}}),
+        );
+        assert!(ours.is_reply(42));
+        assert!(!ours.is_reply(4));
+        let numeric = item(
+            serde_json::json!({"ts": "1.3", "metadata": {"event_type": "pincer_reply", "event_payload": {"outbox_id": 42}}}),
+        );
+        assert!(numeric.is_reply(42));
+        let other_app = item(
+            serde_json::json!({"ts": "1.4", "metadata": {"event_type": "deploy", "event_payload": {"outbox_id": "42"}}}),
+        );
+        assert!(!other_app.is_reply(42));
+        assert!(!item(serde_json::json!({"ts": "1.5", "text": "hi"})).is_reply(42));
+        // What chat.postMessage sends carries it.
+        let sent = serde_json::to_value(content(&Reply::answer("x")).with_metadata(reply_metadata(42))).unwrap();
+        assert!(item(serde_json::json!({"ts": "1.6", "metadata": sent["metadata"]})).is_reply(42));
     }
 
     #[test]
