@@ -49,6 +49,7 @@ struct HistoryPage {
 #[derive(serde::Deserialize)]
 struct HistoryItem {
     ts: String,
+    bot_id: Option<String>,
     metadata: Option<ItemMetadata>,
 }
 
@@ -73,15 +74,21 @@ fn reply_metadata(outbox_id: i64) -> SlackMessageMetadata {
 }
 
 impl HistoryItem {
-    /// Whether this is the message posted for outbox row `id`.
-    fn is_reply(&self, id: i64) -> bool {
-        self.metadata.as_ref().is_some_and(|m| {
-            m.event_type == METADATA_EVENT
-                && match &m.event_payload["outbox_id"] {
-                    serde_json::Value::String(s) => s.parse() == Ok(id),
-                    v => v.as_i64() == Some(id),
-                }
-        })
+    /// Whether this is the message posted for outbox row `id` (by the bot
+    /// `ours`, when it is known: another app's message is never ours).
+    fn is_reply(&self, id: i64, ours: Option<&str>) -> bool {
+        let by_us = match (ours, self.bot_id.as_deref()) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
+        by_us
+            && self.metadata.as_ref().is_some_and(|m| {
+                m.event_type == METADATA_EVENT
+                    && match &m.event_payload["outbox_id"] {
+                        serde_json::Value::String(s) => s.parse() == Ok(id),
+                        v => v.as_i64() == Some(id),
+                    }
+            })
     }
 }
 
@@ -120,6 +127,8 @@ pub struct SlackApi {
     token: SlackApiToken,
     emails: Cache,
     channels: Cache,
+    /// The bot's id, once `auth.test` has said it.
+    bot_id: std::sync::RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -226,6 +235,7 @@ impl SlackApi {
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
             emails: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            bot_id: std::sync::RwLock::new(None),
         })
     }
 
@@ -237,6 +247,9 @@ impl SlackApi {
     /// Who the bot is.
     pub async fn auth_test(&self) -> Result<BotIdentity, DeliveryError> {
         let me = self.client.open_session(&self.token).auth_test().await.map_err(classify)?;
+        if let Ok(mut bot) = self.bot_id.write() {
+            *bot = me.bot_id.as_ref().map(|b| b.to_string());
+        }
         Ok(BotIdentity { user_id: Some(me.user_id.to_string()), bot_id: me.bot_id.map(|b| b.to_string()) })
     }
 
@@ -395,7 +408,8 @@ impl SlackApi {
                     }
                     Err(e) => return Err(e),
                 };
-            if let Some(found) = page.messages.iter().find(|m| m.is_reply(msg.id)) {
+            let ours = self.bot_id.read().ok().and_then(|b| b.clone());
+            if let Some(found) = page.messages.iter().find(|m| m.is_reply(msg.id, ours.as_deref())) {
                 return Ok(Some(found.ts.clone()));
             }
             cursor = page.response_metadata.and_then(|r| r.next_cursor).filter(|c| !c.is_empty());
@@ -459,20 +473,27 @@ mod tests {
         let ours = item(
             serde_json::json!({"ts": "1.2", "metadata": {"event_type": "pincer_reply", "event_payload": {"outbox_id": "42"}}}),
         );
-        assert!(ours.is_reply(42));
-        assert!(!ours.is_reply(4));
+        assert!(ours.is_reply(42, None));
+        assert!(!ours.is_reply(4, None));
         let numeric = item(
             serde_json::json!({"ts": "1.3", "metadata": {"event_type": "pincer_reply", "event_payload": {"outbox_id": 42}}}),
         );
-        assert!(numeric.is_reply(42));
+        assert!(numeric.is_reply(42, None));
         let other_app = item(
             serde_json::json!({"ts": "1.4", "metadata": {"event_type": "deploy", "event_payload": {"outbox_id": "42"}}}),
         );
-        assert!(!other_app.is_reply(42));
-        assert!(!item(serde_json::json!({"ts": "1.5", "text": "hi"})).is_reply(42));
+        assert!(!other_app.is_reply(42, None));
+        assert!(!item(serde_json::json!({"ts": "1.5", "text": "hi"})).is_reply(42, None));
+        // Another bot's message with the same id is not ours.
+        let mut theirs = item(
+            serde_json::json!({"ts": "1.7", "bot_id": "BOTHER", "metadata": {"event_type": "pincer_reply", "event_payload": {"outbox_id": "42"}}}),
+        );
+        assert!(!theirs.is_reply(42, Some("BPINCER")));
+        theirs.bot_id = Some("BPINCER".into());
+        assert!(theirs.is_reply(42, Some("BPINCER")));
         // What chat.postMessage sends carries it.
         let sent = serde_json::to_value(content(&Reply::answer("x")).with_metadata(reply_metadata(42))).unwrap();
-        assert!(item(serde_json::json!({"ts": "1.6", "metadata": sent["metadata"]})).is_reply(42));
+        assert!(item(serde_json::json!({"ts": "1.6", "metadata": sent["metadata"]})).is_reply(42, None));
     }
 
     #[test]
