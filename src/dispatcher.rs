@@ -266,6 +266,12 @@ impl Recorder {
     }
 }
 
+/// The rows this process has delivered whose delivery is not recorded yet
+/// (none without a recorder): what a claim may pass over in a channel.
+pub fn settled(app: &App) -> Vec<i64> {
+    app.handoff.recorder.get().map(Recorder::settled).unwrap_or_default()
+}
+
 impl RecorderInner {
     fn forget(&self, ids: &[i64]) {
         if let Ok(mut settled) = self.settled.lock() {
@@ -346,8 +352,7 @@ pub async fn run(app: Arc<App>, pacer: Arc<Pacer>, mut shutdown: watch::Receiver
         while running.try_join_next().is_some() {}
         let room = BATCH - running.len() as i64;
         let claimed = if room > 0 {
-            let settled = app.handoff.recorder.get().map(Recorder::settled).unwrap_or_default();
-            outbox::claim(&app.store.pool, LEASE, room, &settled).await.unwrap_or_else(|error| {
+            outbox::claim(&app.store.pool, LEASE, room, &settled(&app)).await.unwrap_or_else(|error| {
                 tracing::warn!(%error, "could not claim replies");
                 Vec::new()
             })

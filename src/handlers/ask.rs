@@ -474,7 +474,6 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
         // With a dispatcher in this process, the reply is delivered from
         // here if it can go at once (terminal replies wait for `pincer chat`).
         let pacer = app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli"));
-        let settled = app.handoff.recorder.get().map(crate::dispatcher::Recorder::settled).unwrap_or_default();
         let answered = outbox::finish_answer(
             &app.store.pool,
             job_id,
@@ -485,7 +484,7 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
             &row,
             &used,
             pacer.map(|_| crate::dispatcher::LEASE),
-            &settled,
+            &crate::dispatcher::settled(app),
         )
         .await?;
         match (answered, pacer) {
