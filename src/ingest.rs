@@ -29,12 +29,17 @@ pub async fn enqueue(app: &App, ev: ChannelEvent) -> Result<Ingested, StoreError
     let permit = app.handoff.tx.get().and_then(|tx| tx.try_reserve().ok());
     let queued = match permit {
         Some(permit) => {
-            // Stored, claimed, and what routing needs to know read, in one
+            // Stored, claimed, and what routing needs to know read (with,
+            // for an ask, its thread's conversation and memory), in one
             // statement (the router reads again if the event turns out bound
             // to another agent once its channel's name is known).
             let worker = &app.handoff.worker;
-            let agent = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c)).map(|a| a.name.as_str());
-            let stored = routing::enqueue_with_facts(pool, &ev, worker, crate::worker::LEASE, agent).await?;
+            let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
+            let agent = bound.map(|a| a.name.as_str());
+            // An ask's memory is searched here too, so its answer can
+            // start as soon as it is routed.
+            let search = crate::router::prefetch_for(app, &ev, bound);
+            let stored = routing::enqueue_with_facts(pool, &ev, worker, crate::worker::LEASE, agent, search).await?;
             let id = stored.as_ref().map(|(id, _)| *id);
             if let Some((id, facts)) = stored {
                 // The worker gets the event as parsed here; the stored

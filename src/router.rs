@@ -73,6 +73,8 @@ enum Routed {
     Inline(Vec<Reply>),
     /// Stored in the outbox; an ask's answer job, claimed by this worker.
     Queued(Option<Box<(i64, AnswerJob)>>),
+    /// An ask accepted with nothing written yet.
+    Deferred(Box<Deferred>),
     /// An earlier ask of the same thread is still open: try again later.
     Later,
 }
@@ -83,6 +85,10 @@ pub enum QueuedOutcome {
     /// Routed and committed; for an ask, its answer job (claimed by the
     /// worker, who should run it next).
     Routed(Option<Box<(i64, AnswerJob)>>),
+    /// An ask accepted, nothing written yet: the worker answers it and
+    /// writes the router's rows with the answer's
+    /// ([`crate::handlers::ask::answer_deferred`]).
+    Deferred(Box<Deferred>),
     /// Nothing done: an earlier ask of its thread is still being answered.
     Later,
 }
@@ -129,7 +135,7 @@ impl Router {
                 }
                 replies
             }
-            Ok(Routed::Queued(_) | Routed::Later) => Vec::new(),
+            Ok(Routed::Queued(_) | Routed::Deferred(_) | Routed::Later) => Vec::new(),
             Err(_) => vec![Reply::error(messages::internal_error(&ev.id))],
         }
     }
@@ -150,6 +156,7 @@ impl Router {
     ) -> Result<QueuedOutcome, StoreError> {
         match self.run(ev, Mode::Queued { job_id, worker }, facts).await? {
             Routed::Queued(answer) => Ok(QueuedOutcome::Routed(answer)),
+            Routed::Deferred(ask) => Ok(QueuedOutcome::Deferred(ask)),
             Routed::Inline(_) => Ok(QueuedOutcome::Routed(None)),
             Routed::Later => Ok(QueuedOutcome::Later),
         }
@@ -191,7 +198,7 @@ impl Router {
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
         let bound = ev.channel_refs().iter().find_map(|c| app.config.agent_for(c));
-        let (tx, facts) = match mode {
+        let (tx, facts, known) = match mode {
             Mode::Inline => {
                 let mut tx = app.store.pool.begin().await?;
                 if !events::record(&mut tx, ev.platform().as_str(), &ev.dedupe_key).await? {
@@ -200,7 +207,7 @@ impl Router {
                     tracing::debug!(dedupe_key = %ev.dedupe_key, "duplicate event dropped");
                     return Ok(Routed::Inline(Vec::new()));
                 }
-                (tx, None)
+                (tx, None, Known::default())
             }
             Mode::Queued { job_id, .. } => {
                 // One read for what routing needs to know (unless it was read
@@ -209,26 +216,28 @@ impl Router {
                 let mut tx = app.store.pool.lazy().await?;
                 let agent = bound.map(|a| a.name.as_str());
                 let fresh = |f: &routing::Facts| f.for_agent.as_deref() == agent && f.read_at.elapsed() < FRESH_FACTS;
-                let facts = match known.filter(fresh) {
+                let mut facts = match known.filter(fresh) {
                     Some(facts) => facts,
                     None => {
                         // Asks in a thread are answered in order; a button
                         // click is not an ask (and an Approve click must
                         // reach the run that waits for it).
                         let is_ask = !matches!(ev.body, EventBody::Action(_));
-                        routing::facts(tx.read(), ev, job_id, is_ask, agent).await?
+                        let search = prefetch_for(app, ev, bound);
+                        routing::facts(tx.read(), ev, job_id, is_ask, agent, search).await?
                     }
                 };
                 if facts.earlier_in_thread {
                     tx.commit().await?;
                     return Ok(Routed::Later);
                 }
-                (tx, Some(facts))
+                let known = Known { conversation: facts.conversation, found: facts.found.take() };
+                (tx, Some(facts), known)
             }
         };
         let mut tx = tx;
         let decided = self.decide(&mut tx, ev, bound, facts).await?;
-        self.finish(tx, ev, mode, decided).await
+        self.finish(tx, ev, mode, decided, known).await
     }
 
     /// Steps 2–6. Reads go through `tx` outside a transaction until
@@ -349,10 +358,33 @@ impl Router {
         ev: &ChannelEvent,
         mode: Mode<'_>,
         decided: Decided,
+        known: Known,
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
         let Decided { trail, replies, ask, replaces } = decided;
-        let ask = ask.map(|ask| AnswerJob { ask, event: ev.clone(), progress_id: None, run: None });
+        let ask = ask.map(|mut ask| {
+            // Memory found with the facts, if searched in the scopes this
+            // ask may read; otherwise the answer searches.
+            ask.prefetched = known
+                .found
+                .filter(|f| f.scopes.iter().map(String::as_str).eq(ask.scopes.iter().map(|s| s.as_str())))
+                .map(|f| f.passages);
+            AnswerJob { ask, event: ev.clone(), progress_id: None, run: None }
+        });
+        if let Mode::Queued { job_id, .. } = mode
+            && !tx.begun()
+            && replies.is_empty()
+            && ask.as_ref().is_some_and(|j| deferrable(app, &j.ask))
+            && let Some(mut job) = ask
+        {
+            // Nothing was written while deciding, and the answer may well
+            // come at once: the router's writes wait for it, to go in the
+            // same statement ([`crate::handlers::ask::answer_deferred`]).
+            tx.commit().await?; // (nothing was begun: gives the connection back)
+            job.ask.conversation_id = known.conversation.unwrap_or(0);
+            job.ask.new_thread = known.conversation.is_none();
+            return Ok(Routed::Deferred(Box::new(Deferred { job_id, trail, answer: job })));
+        }
         if let Mode::Queued { job_id, worker } = mode
             && !tx.begun()
         {
@@ -361,13 +393,6 @@ impl Router {
             // one statement.
             let rows: Vec<NewOutbound<'_>> =
                 replies.iter().map(|r| outbound(ev, r, false, replaces, Duration::ZERO)).collect();
-            // Without embeddings (which need the question's vector first),
-            // the answer's memory search runs in the same statement.
-            let scopes: Vec<&str> = match (&ask, &app.config.embeddings) {
-                (Some(job), None) => job.ask.scopes.iter().map(|s| s.as_str()).collect(),
-                _ => Vec::new(),
-            };
-            let search = (!scopes.is_empty()).then_some((scopes.as_slice(), handlers::ask::PASSAGES));
             let new_ask = ask.as_ref().map(|job| routing::NewAsk {
                 thread: handlers::ask::thread_of(ev),
                 agent: job.ask.agent.as_str(),
@@ -376,7 +401,6 @@ impl Router {
                 question: &job.ask.question,
                 payload: job,
                 lease: crate::worker::LEASE,
-                search,
             });
             let done = routing::finish(tx.read(), job_id, worker, new_ask.as_ref(), &rows, trail).await?;
             tx.commit().await?; // (nothing was begun: gives the connection back)
@@ -390,7 +414,6 @@ impl Router {
                 (Some(mut job), Some(id), Some(conversation)) => {
                     job.ask.conversation_id = conversation;
                     job.ask.new_thread = done.new_thread;
-                    job.ask.prefetched = done.passages;
                     Some(Box::new((id, job)))
                 }
                 _ => None,
@@ -460,6 +483,52 @@ impl Router {
             }
         }
     }
+}
+
+/// What the facts read for a queued event brought besides routing's needs.
+#[derive(Default)]
+struct Known {
+    /// The thread's conversation, if it has one.
+    conversation: Option<i64>,
+    /// Memory found for the ask.
+    found: Option<routing::Found>,
+}
+
+/// An ask the router accepted and wrote nothing for: the event's job
+/// (still held), the router's audit rows, and the answer job to run.
+#[derive(Debug)]
+pub struct Deferred {
+    /// The event's job.
+    pub job_id: i64,
+    /// The router's audit rows for the event.
+    pub trail: Vec<AuditEntry>,
+    /// The ask, as it would be queued.
+    pub answer: AnswerJob,
+}
+
+/// Whether an accepted ask's writes may wait for its answer: a plain
+/// model call (a tool loop saves its progress in the answer job), with no
+/// question embedding to fetch first.
+fn deferrable(app: &App, ask: &AskJob) -> bool {
+    app.config.embeddings.is_none()
+        && app.config.agents.get(&ask.agent).is_some_and(|agent| !crate::agent::uses_tools(app, agent))
+}
+
+/// The memory search to run with a queued event's facts: for an ask (free
+/// text, or `/ask`) to a bound agent, without embeddings (whose ranking
+/// needs the question's vector first).
+pub(crate) fn prefetch_for<'e>(
+    app: &App,
+    ev: &'e ChannelEvent,
+    bound: Option<&'e AgentConfig>,
+) -> Option<routing::Prefetch<'e>> {
+    let agent = bound.filter(|_| app.config.embeddings.is_none())?;
+    let question = match &ev.body {
+        EventBody::Message(Ok(Input::Text(t))) => t.as_str(),
+        EventBody::Message(Ok(Input::Command(Command::Ask { question }))) => question.as_str(),
+        _ => return None,
+    };
+    Some(routing::Prefetch { question, scopes: &agent.memory_scopes })
 }
 
 /// The outbox row for a reply to `ev`: ephemeral replies go to the sender

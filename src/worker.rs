@@ -106,6 +106,8 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
                     }
                 }
                 QueuedOutcome::Routed(None) => {}
+                // Nothing written yet: answered now, and written with the answer.
+                QueuedOutcome::Deferred(ask) => ask::answer_deferred(app, *ask, me).await?,
             }
         }
         _ => {

@@ -462,6 +462,13 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
             }
         }
     };
+    conclude(app, job, job_id, worker, produced).await
+}
+
+/// Stores what was produced for answer job `job_id` — the answer, or the
+/// failure's sentence — and completes the job; the reply is delivered from
+/// here if it can go at once.
+async fn conclude(app: &App, job: AnswerJob, job_id: i64, worker: &str, produced: Produced) -> Result<(), StoreError> {
     if let Produced::Paused = produced {
         return Ok(());
     }
@@ -471,9 +478,6 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
         let reply = answered(app, answer.text.clone());
         let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
         let ask = &job.ask;
-        // With a dispatcher in this process, the reply is delivered from
-        // here if it can go at once (terminal replies wait for `pincer chat`).
-        let pacer = app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli"));
         let answered = outbox::finish_answer(
             &app.store.pool,
             job_id,
@@ -483,18 +487,11 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
             &reply.text,
             &row,
             &used,
-            pacer.map(|_| crate::dispatcher::LEASE),
+            claim_lease(app, &row),
             &crate::dispatcher::settled(app),
         )
         .await?;
-        match (answered, pacer) {
-            (outbox::Answered::LeaseLost, _) => return Err(StoreError::LeaseLost(job_id)),
-            (outbox::Answered::Claimed(claimed), Some(pacer)) => {
-                crate::dispatcher::deliver_claimed(app, pacer, *claimed).await
-            }
-            _ => app.wake.outbox.notify_one(),
-        }
-        return Ok(());
+        return hand_over(app, answered, job_id).await;
     }
     let mut tx = app.store.pool.begin().await?;
     // The job row first, the audit head after: the same lock order as
@@ -513,6 +510,141 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
     tx.commit().await?;
     app.wake.outbox.notify_one();
     Ok(())
+}
+
+/// With a dispatcher in this process, an answer's reply is claimed as it
+/// is stored, to be delivered from here if it can go at once (terminal
+/// replies wait for `pincer chat`).
+fn claim_lease(app: &App, row: &outbox::NewOutbound<'_>) -> Option<Duration> {
+    app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli")).map(|_| crate::dispatcher::LEASE)
+}
+
+/// After an answer is stored: delivers its reply if it was claimed for
+/// this process, or leaves it to the dispatcher.
+async fn hand_over(app: &App, answered: outbox::Answered, job_id: i64) -> Result<(), StoreError> {
+    match (answered, app.handoff.pacer.get()) {
+        (outbox::Answered::LeaseLost, _) => return Err(StoreError::LeaseLost(job_id)),
+        (outbox::Answered::Claimed(claimed), Some(pacer)) => {
+            crate::dispatcher::deliver_claimed(app, pacer, *claimed).await
+        }
+        _ => app.wake.outbox.notify_one(),
+    }
+    Ok(())
+}
+
+/// Answers an ask the router accepted without writing anything
+/// ([`crate::router::Deferred`]; its event's job is still held). An answer
+/// that comes within [`PROGRESS_DELAY`] is stored in one statement with
+/// what the router decided — the thread's conversation, the question, the
+/// audit rows — completing the event's job: one write for the whole ask.
+/// A slower answer, or a failure, first writes the router's rows as they
+/// would have been (the answer job), then goes on as a queued answer does:
+/// "working on it…", the failure's sentence.
+pub async fn answer_deferred(app: &App, deferred: crate::router::Deferred, worker: &str) -> Result<(), StoreError> {
+    let crate::router::Deferred { job_id, trail, answer: job } = deferred;
+    let work = bounded(produce(app, &job.ask, None));
+    tokio::pin!(work);
+    // Until the router's rows are written, a failure leaves the event's job
+    // to be retried; after, the answer job.
+    let (answer_id, concluded) = tokio::select! {
+        done = &mut work => match done? {
+            Produced::Answer(answer) => return answer_at_once(app, &job, job_id, worker, trail, answer).await,
+            other => {
+                let (id, saved) = write_routed(app, &job, job_id, worker, trail).await?;
+                (id, conclude(app, saved, id, worker, other).await)
+            }
+        },
+        _ = tokio::time::sleep(PROGRESS_DELAY) => {
+            // The run goes on while the router's rows and the placeholder
+            // are written.
+            let routed = async {
+                let (id, mut saved) = write_routed(app, &job, job_id, worker, trail).await?;
+                let posted = post_progress(app, &mut saved, id, worker).await;
+                Ok::<_, StoreError>((id, saved, posted))
+            };
+            let (routed, done) = tokio::join!(routed, &mut work);
+            let (id, saved, posted) = routed?;
+            match (posted, done) {
+                (Ok(()), Ok(produced)) => (id, conclude(app, saved, id, worker, produced).await),
+                (Err(error), _) | (_, Err(error)) => (id, Err(error)),
+            }
+        }
+    };
+    if let Err(error) = concluded {
+        tracing::warn!(job = answer_id, %error, "answer failed; it will be retried");
+        let _ = jobs::release(&app.store.pool, answer_id, worker, Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// The router's rows for a deferred ask, as the router would have written
+/// them: the event's job completed, the conversation, the question, the
+/// audit rows, and the answer job (claimed by `worker`). Returns the
+/// answer job.
+async fn write_routed(
+    app: &App,
+    job: &AnswerJob,
+    job_id: i64,
+    worker: &str,
+    trail: Vec<AuditEntry>,
+) -> Result<(i64, AnswerJob), StoreError> {
+    let a = &job.ask;
+    let ask = crate::store::routing::NewAsk {
+        thread: thread_of(&job.event),
+        agent: a.agent.as_str(),
+        user_id: a.user_id,
+        workspace: a.workspace.as_deref(),
+        question: &a.question,
+        payload: job,
+        lease: crate::worker::LEASE,
+    };
+    let mut conn = app.store.pool.acquire().await?;
+    let done = crate::store::routing::finish(&mut conn, job_id, worker, Some(&ask), &[], trail).await?;
+    conn.release();
+    let Some(done) = done else { return Err(StoreError::LeaseLost(job_id)) };
+    let (Some(id), Some(conversation)) = (done.answer_job, done.conversation_id) else {
+        return Err(StoreError::Corrupt(format!("job {job_id}: the ask was written without its answer job")));
+    };
+    let mut saved = job.clone();
+    saved.ask.conversation_id = conversation;
+    saved.ask.new_thread = done.new_thread;
+    Ok((id, saved))
+}
+
+/// Stores a deferred ask's answer with the router's rows, in one statement.
+async fn answer_at_once(
+    app: &App,
+    job: &AnswerJob,
+    job_id: i64,
+    worker: &str,
+    trail: Vec<AuditEntry>,
+    answer: crate::llm::Answer,
+) -> Result<(), StoreError> {
+    let ask = &job.ask;
+    let used = usage_of(app, ask, &answer);
+    let reply = answered(app, answer.text.clone());
+    let row = crate::router::outbound(&job.event, &reply, false, None, Duration::ZERO);
+    let asked = outbox::Asked {
+        thread: thread_of(&job.event),
+        agent: ask.agent.as_str(),
+        user_id: ask.user_id,
+        question: &ask.question,
+        trail,
+    };
+    let answered = outbox::finish_asked(
+        &app.store.pool,
+        job_id,
+        worker,
+        asked,
+        ask.workspace.as_deref(),
+        &reply.text,
+        &row,
+        &used,
+        claim_lease(app, &row),
+        &crate::dispatcher::settled(app),
+    )
+    .await?;
+    hand_over(app, answered, job_id).await
 }
 
 #[cfg(test)]

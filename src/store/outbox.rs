@@ -95,32 +95,88 @@ const INSERT: &str = "INSERT INTO outbox (platform, tenant, channel, thread, res
 // dispatcher's claim would have found), saving the dispatcher's round trip.
 // $21: rows the caller knows are delivered, their delivery not yet recorded
 // (they do not hold the channel).
-const FINISH_ANSWER: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
+// An answer's usage row, for each row of `$source` (the completed job).
+macro_rules! answer_usage {
+    ($source:literal) => {
+        concat!(
+            "used AS (
+                 INSERT INTO usage (user_email, agent, provider, tokens_in, tokens_out, cost_micros)
+                 SELECT $14, $15, $16, $17, $18, $19 FROM ",
+            $source,
+            "
+             )"
+        )
+    };
+}
+// An answer's reply, for each row of `$source`: $6–$13 the reply, claimed
+// for $20 seconds by the answering worker if nothing else waits in its
+// channel ($21: rows known delivered, not yet recorded).
+macro_rules! answer_reply {
+    ($source:literal) => {
+        concat!(
+            "sent AS (
+                 INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress,
+                                     progress_of, status, locked_until, attempts)
+                 SELECT $6, $7, $8, $9, $10, $11, $12, false, $13,
+                        CASE WHEN f.free THEN 'sending' ELSE 'pending' END,
+                        CASE WHEN f.free THEN now() + make_interval(secs => $20) END,
+                        CASE WHEN f.free THEN 1 ELSE 0 END
+                 FROM ",
+            $source,
+            ", LATERAL (
+                     SELECT $20::float8 IS NOT NULL AND NOT EXISTS (
+                         SELECT 1 FROM outbox p
+                         WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')
+                           AND p.id <> ALL($21::bigint[])) AS free
+                 ) f
+                 RETURNING id, status = 'sending' AS claimed, created_at
+             )"
+        )
+    };
+}
+const FINISH_ANSWER: &str = concat!(
+    "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      said AS (
          INSERT INTO messages (conversation_id, author, workspace, body) SELECT $3, 'assistant', $4, $5 FROM done
-     ),
-     used AS (
-         INSERT INTO usage (user_email, agent, provider, tokens_in, tokens_out, cost_micros)
-         SELECT $14, $15, $16, $17, $18, $19 FROM done
-     ),
-     sent AS (
-         INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress, progress_of,
-                             status, locked_until, attempts)
-         SELECT $6, $7, $8, $9, $10, $11, $12, false, $13,
-                CASE WHEN f.free THEN 'sending' ELSE 'pending' END,
-                CASE WHEN f.free THEN now() + make_interval(secs => $20) END,
-                CASE WHEN f.free THEN 1 ELSE 0 END
-         FROM done, LATERAL (
-             SELECT $20::float8 IS NOT NULL AND NOT EXISTS (
-                 SELECT 1 FROM outbox p
-                 WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')
-                   AND p.id <> ALL($21::bigint[])) AS free
-         ) f
-         RETURNING id, status = 'sending' AS claimed, created_at
-     )
+     ), ",
+    answer_usage!("done"),
+    ", ",
+    answer_reply!("done"),
+    "
      SELECT s.id, s.claimed, s.created_at,
             (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = $13 AND pr.status = 'delivered') AS progress_ts
-     FROM sent s";
+     FROM sent s"
+);
+// An ask answered before anything of it was written, all in one statement:
+// the event's job ($1, held by $2) completed, the thread's conversation
+// ($3 platform, $22 tenant, $23 channel, $24 thread, $25 agent) opened or
+// reused, the question ($26 asker, $27 text) and the answer ($5) stored in
+// that order (in workspace $4), the usage, the reply, and the audit rows
+// ($28–$32). Locks in the usual order: the job row, the conversation, then
+// (when the row is read) the audit head. No row: the lease was lost and
+// nothing was written.
+const FINISH_ASKED: &str = concat!(
+    "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
+     conv AS (
+         INSERT INTO conversations (platform, tenant, channel, thread, agent)
+         SELECT $3::text, $22::text, $23::text, $24::text, $25::text FROM done
+         ON CONFLICT (platform, tenant, channel, thread) DO UPDATE SET agent = EXCLUDED.agent
+         RETURNING id
+     ),
+     said AS (
+         INSERT INTO messages (conversation_id, author, user_id, workspace, body)
+         SELECT conv.id, m.author, m.user_id, $4::text, m.body
+         FROM conv, (VALUES (1, 'user', $26::bigint, $27::text), (2, 'assistant', NULL, $5::text)) AS m(n, author, user_id, body)
+         ORDER BY m.n
+     ), ",
+    answer_usage!("conv"),
+    ", ",
+    answer_reply!("conv"),
+    ",
+     audited AS (SELECT pincer_audit_append($28, $29, $30, $31, $32) AS seq FROM conv)
+     SELECT s.id, s.claimed, s.created_at, NULL::text AS progress_ts, (SELECT seq FROM audited) AS seq
+     FROM sent s"
+);
 // A row taken over from `sending` (its lease ran out mid-delivery) may have
 // reached the platform: it is marked so (`o.status` is the row before the update).
 // $3: rows known delivered, not yet recorded (they do not hold their channel).
@@ -191,6 +247,7 @@ const OPEN: &str = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sen
 pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("outbox.insert", INSERT),
     ("outbox.finish_answer", FINISH_ANSWER),
+    ("outbox.finish_asked", FINISH_ASKED),
     ("outbox.claim", CLAIM),
     ("outbox.delivered", DELIVERED),
     ("outbox.retry", RETRY),
@@ -278,19 +335,83 @@ pub async fn finish_answer(
     settled: &[i64],
 ) -> Result<Answered, StoreError> {
     let reply = scrubbed(o.reply);
-    let row: Option<(i64, bool, DateTime<Utc>, Option<String>)> = sqlx::query_as(FINISH_ANSWER)
-        .bind(job_id)
-        .bind(worker)
-        .bind(conversation_id)
-        .bind(workspace)
-        .bind(body)
-        .bind(o.platform)
+    let q = sqlx::query_as(FINISH_ANSWER).bind(job_id).bind(worker).bind(conversation_id).bind(workspace).bind(body);
+    let row: Option<AnsweredRow> = bind_answer(q, o, &reply, used, claim, settled).fetch_optional(pool).await?;
+    Ok(answered(row, o, reply))
+}
+
+/// An ask that was answered before anything of it was written: what the
+/// router would have written for it (the thread's conversation, the
+/// question, the audit rows), completing the event's job `job_id`.
+pub struct Asked<'a> {
+    /// The thread.
+    pub thread: super::conversations::ThreadKey<'a>,
+    /// The agent that answered.
+    pub agent: &'a str,
+    /// The asker.
+    pub user_id: i64,
+    /// The question.
+    pub question: &'a str,
+    /// The router's audit rows for the event.
+    pub trail: Vec<super::audit::AuditEntry>,
+}
+
+/// Like [`finish_answer`], for an ask answered straight after routing: the
+/// event's job `job_id` is completed, and the router's writes for it go in
+/// the same statement as the answer's.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_asked(
+    pool: &Pool,
+    job_id: i64,
+    worker: &str,
+    asked: Asked<'_>,
+    workspace: Option<&str>,
+    body: &str,
+    o: &NewOutbound<'_>,
+    used: &super::usage::NewUsage<'_>,
+    claim: Option<Duration>,
+    settled: &[i64],
+) -> Result<Answered, StoreError> {
+    let reply = scrubbed(o.reply);
+    let rows = super::audit::prepare(asked.trail);
+    let q =
+        sqlx::query_as(FINISH_ASKED).bind(job_id).bind(worker).bind(asked.thread.platform).bind(workspace).bind(body);
+    let row: Option<AnsweredRow> = bind_answer(q, o, &reply, used, claim, settled)
+        .bind(asked.thread.tenant)
+        .bind(asked.thread.channel)
+        .bind(asked.thread.thread)
+        .bind(asked.agent)
+        .bind(asked.user_id)
+        .bind(asked.question)
+        .bind(&rows.ts)
+        .bind(&rows.users)
+        .bind(&rows.actions)
+        .bind(&rows.metadata)
+        .bind(&rows.tails)
+        .fetch_optional(pool)
+        .await?;
+    Ok(answered(row, o, reply))
+}
+
+type AnsweredRow = (i64, bool, DateTime<Utc>, Option<String>);
+type AnswerQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, AnsweredRow, sqlx::postgres::PgArguments>;
+
+/// Binds an answer's reply and usage, $6–$21 (the caller has bound $1–$5).
+fn bind_answer<'q>(
+    q: AnswerQuery<'q>,
+    o: &NewOutbound<'q>,
+    reply: &'q pincer_adapters::Reply,
+    used: &super::usage::NewUsage<'q>,
+    claim: Option<Duration>,
+    settled: &'q [i64],
+) -> AnswerQuery<'q> {
+    q.bind(o.platform)
         .bind(o.tenant)
         .bind(o.channel)
         .bind(o.thread)
         .bind(o.response_url)
         .bind(o.recipient)
-        .bind(sqlx::types::Json(&reply))
+        .bind(sqlx::types::Json(reply))
         .bind(o.progress_of)
         .bind(used.user_email)
         .bind(used.agent)
@@ -300,9 +421,14 @@ pub async fn finish_answer(
         .bind(used.cost_micros)
         .bind(claim.map(|l| l.as_secs_f64()))
         .bind(settled)
-        .fetch_optional(pool)
-        .await?;
-    Ok(match row {
+}
+
+fn answered(
+    row: Option<AnsweredRow>,
+    o: &NewOutbound<'_>,
+    reply: std::borrow::Cow<'_, pincer_adapters::Reply>,
+) -> Answered {
+    match row {
         None => Answered::LeaseLost,
         Some((_, false, _, _)) => Answered::Queued,
         Some((id, true, created_at, progress_ts)) => Answered::Claimed(Box::new(OutboxRow {
@@ -320,7 +446,7 @@ pub async fn finish_answer(
             maybe_sent: false,
             created_at,
         })),
-    })
+    }
 }
 
 /// Claims up to `limit` deliverable rows for `lease`; `settled` are rows

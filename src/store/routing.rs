@@ -23,9 +23,16 @@ use super::{Pool, StoreError};
 
 // An earlier ask of the same thread still queued or being answered (asks in
 // a thread are answered in order); the sender, if Pincer knows their
-// account on this platform; the bound agent's runtime state. `me` is the
-// event's job. Parameters: $1 is an ask, $2 tenant, $3 channel, $4 thread,
-// $5 received at, $6 platform, $7 sender, $8 agent.
+// account on this platform; the bound agent's runtime state; for an ask,
+// its thread's conversation if it has one, and the memory its answer will
+// be built from — searched in the scopes the asker may read: the agent's
+// ($10) plus the asker's active workspace (the rule of
+// `policy::read_scopes`, which the router checks the result against).
+// `me` is the event's job. Parameters: $1 is an ask, $2 tenant, $3 channel
+// as the job payload writes it, $4 thread, $5 received at, $6 platform,
+// $7 sender, $8 agent, $9 the question to search memory for (none: no
+// search), $10 the agent's scopes, $11 passages wanted, $12 candidates,
+// $13 the channel's id.
 macro_rules! facts_of_me {
     () => {
         "SELECT me.id AS job_id,
@@ -35,37 +42,49 @@ macro_rules! facts_of_me {
                    AND COALESCE(x.e->>'thread', '') = $4 AND (x.e->>'received_at')::timestamptz < $5)
              ELSE false END AS earlier_in_thread,
              u.id AS user_id, u.email, u.role, u.active_workspace,
-             a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason
+             a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason,
+             c.id AS conversation_id, m.scopes AS searched, m.passages
          FROM me
          LEFT JOIN (identities i JOIN users u ON u.id = i.user_id AND u.removed_at IS NULL)
              ON i.platform = $6 AND i.tenant = $2 AND i.platform_user_id = $7
-         LEFT JOIN agents a ON a.name = $8"
+         LEFT JOIN agents a ON a.name = $8
+         LEFT JOIN conversations c ON $1 AND c.platform = $6 AND c.tenant = $2 AND c.channel = $13 AND c.thread = $4
+         LEFT JOIN LATERAL (
+             SELECT s.scopes,
+                    COALESCE((SELECT jsonb_agg(jsonb_build_object('id', f.id, 'scope', f.scope, 'source', f.source,
+                                                                  'locator', f.locator, 'body', f.body, 'rank', f.rank)
+                                               ORDER BY f.n)
+                              FROM pincer_memory_search(s.scopes, $9, $11, $12)
+                                   WITH ORDINALITY AS f(id, scope, source, locator, body, rank, n)),
+                             '[]'::jsonb) AS passages
+             FROM (SELECT CASE WHEN u.active_workspace IS NULL OR u.active_workspace = ANY($10::text[]) THEN $10::text[]
+                               ELSE $10::text[] || u.active_workspace END AS scopes) s
+             WHERE $9::text IS NOT NULL AND u.id IS NOT NULL
+         ) m ON true"
     };
 }
 
-// For an event already queued (job $9).
-const FACTS: &str = concat!("WITH me AS (SELECT $9::bigint AS id) ", facts_of_me!());
+// For an event already queued (job $14).
+const FACTS: &str = concat!("WITH me AS (SELECT $14::bigint AS id) ", facts_of_me!());
 
 // Ingest and facts in one statement, for an event handed to this process's
-// worker: the dedupe key ($9) and the job ($10) claimed by $11 for $12
+// worker: the dedupe key ($14) and the job ($15) claimed by $16 for $17
 // seconds, then the same facts for it. No row: the key was seen before.
 const ENQUEUE_WITH_FACTS: &str = concat!(
     "WITH fresh AS (
-         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($6, $9) ON CONFLICT DO NOTHING RETURNING 1
+         INSERT INTO inbound_events (platform, dedupe_key) VALUES ($6, $14) ON CONFLICT DO NOTHING RETURNING 1
      ),
      me AS (
          INSERT INTO jobs (kind, payload, locked_by, locked_until, attempts)
-         SELECT 'event', $10, $11, now() + make_interval(secs => $12), 1 FROM fresh RETURNING id
+         SELECT 'event', $15, $16, now() + make_interval(secs => $17), 1 FROM fresh RETURNING id
      ) ",
     facts_of_me!()
 );
 
 // Everything a routed event decided, in one statement; `done` is empty when
 // the lease was lost, and then nothing else is written either. The result
-// columns are evaluated in order: the memory search an ask's answer will
-// need first (it takes no lock), then the job row, the conversation and
-// the audit head — the lock order used everywhere — so the audit head is
-// held only for the writes.
+// columns are evaluated in order: the job row, the conversation and the
+// audit head — the lock order used everywhere.
 const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by = $2 RETURNING id),
      conv AS (
          INSERT INTO conversations (platform, tenant, channel, thread, agent)
@@ -90,17 +109,8 @@ const FINISH: &str = "WITH done AS (DELETE FROM jobs WHERE id = $1 AND locked_by
          SELECT $13::text, $25::text, $14::text, $15::text, $16::text, r.recipient, r.reply, false, $17::bigint
          FROM done, UNNEST($18::text[], $19::jsonb[]) AS r(recipient, reply)
      ),
-     audited AS (SELECT pincer_audit_append($20, $21, $22, $23, $24) AS seq FROM done),
-     found AS (
-         SELECT f.*
-         FROM (SELECT 1 WHERE $26::text[] IS NOT NULL) wanted,
-              LATERAL pincer_memory_search($26, $10, $27, $28) WITH ORDINALITY AS f(id, scope, source, locator, body, rank, n)
-     )
-     SELECT CASE WHEN $26::text[] IS NOT NULL THEN COALESCE(
-                (SELECT jsonb_agg(jsonb_build_object('id', id, 'scope', scope, 'source', source, 'locator', locator,
-                                                     'body', body, 'rank', rank) ORDER BY n) FROM found),
-                '[]'::jsonb) END AS passages,
-            (SELECT id FROM answer) AS answer_job, (SELECT id FROM conv) AS conversation_id,
+     audited AS (SELECT pincer_audit_append($20, $21, $22, $23, $24) AS seq FROM done)
+     SELECT (SELECT id FROM answer) AS answer_job, (SELECT id FROM conv) AS conversation_id,
             (SELECT fresh FROM conv) AS new_thread, (SELECT seq FROM audited) AS seq";
 
 pub(crate) const QUERIES: &[(&str, &str)] =
@@ -122,6 +132,31 @@ pub struct Facts {
     /// The bound agent's runtime state (`None`: no agent asked for, or no
     /// row for it).
     pub agent: Option<AgentState>,
+    /// For an ask: its thread's conversation, if the thread has one.
+    pub conversation: Option<i64>,
+    /// For an ask from a known person, when a search was asked for: the
+    /// memory found for it.
+    pub found: Option<Found>,
+}
+
+/// Memory found for an ask while its facts were read.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The scopes searched (the router uses the passages only if these are
+    /// the scopes the ask may read).
+    pub scopes: Vec<String>,
+    /// The passages, best first.
+    pub passages: Vec<Passage>,
+}
+
+/// A memory search to run with the facts: an ask's question and its
+/// agent's scopes (the statement adds the asker's active workspace).
+#[derive(Debug, Clone, Copy)]
+pub struct Prefetch<'a> {
+    /// The question.
+    pub question: &'a str,
+    /// The agent's memory scopes.
+    pub scopes: &'a [pincer_commands::ScopeName],
 }
 
 #[derive(FromRow)]
@@ -136,18 +171,24 @@ struct FactsRow {
     disabled_at: Option<DateTime<Utc>>,
     disabled_by: Option<String>,
     disabled_reason: Option<String>,
+    conversation_id: Option<i64>,
+    searched: Option<Vec<String>>,
+    passages: Option<sqlx::types::Json<Vec<Passage>>>,
 }
 
 /// Reads [`Facts`] for `ev`, queued as job `job_id`; the thread is looked
-/// at only for an ask (`is_ask`), the agent only if one is bound.
+/// at only for an ask (`is_ask`), the agent only if one is bound, memory
+/// only with `search`.
 pub async fn facts(
     conn: &mut PgConnection,
     ev: &ChannelEvent,
     job_id: i64,
     is_ask: bool,
     agent: Option<&str>,
+    search: Option<Prefetch<'_>>,
 ) -> Result<Facts, StoreError> {
-    let row: FactsRow = bind_facts(sqlx::query_as(FACTS), ev, is_ask, agent).bind(job_id).fetch_one(conn).await?;
+    let row: FactsRow =
+        bind_facts(sqlx::query_as(FACTS), ev, is_ask, agent, search).bind(job_id).fetch_one(conn).await?;
     Ok(row.into_facts(agent)?.1)
 }
 
@@ -159,9 +200,10 @@ pub async fn enqueue_with_facts(
     worker: &str,
     lease: Duration,
     agent: Option<&str>,
+    search: Option<Prefetch<'_>>,
 ) -> Result<Option<(i64, Facts)>, StoreError> {
     let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
-    let row: Option<FactsRow> = bind_facts(sqlx::query_as(ENQUEUE_WITH_FACTS), ev, is_ask, agent)
+    let row: Option<FactsRow> = bind_facts(sqlx::query_as(ENQUEUE_WITH_FACTS), ev, is_ask, agent, search)
         .bind(&ev.dedupe_key)
         .bind(sqlx::types::Json(ev))
         .bind(worker)
@@ -173,8 +215,15 @@ pub async fn enqueue_with_facts(
 
 type FactsQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, FactsRow, sqlx::postgres::PgArguments>;
 
-/// Binds the facts' parameters, $1–$8; the caller binds $9 and on.
-fn bind_facts<'q>(q: FactsQuery<'q>, ev: &'q ChannelEvent, is_ask: bool, agent: Option<&'q str>) -> FactsQuery<'q> {
+/// Binds the facts' parameters, $1–$13; the caller binds $14 and on.
+fn bind_facts<'q>(
+    q: FactsQuery<'q>,
+    ev: &'q ChannelEvent,
+    is_ask: bool,
+    agent: Option<&'q str>,
+    search: Option<Prefetch<'q>>,
+) -> FactsQuery<'q> {
+    let scopes: Vec<&str> = search.map(|p| p.scopes.iter().map(|s| s.as_str()).collect()).unwrap_or_default();
     q.bind(is_ask)
         .bind(&ev.tenant)
         .bind(ev.channel.to_string())
@@ -183,6 +232,11 @@ fn bind_facts<'q>(q: FactsQuery<'q>, ev: &'q ChannelEvent, is_ask: bool, agent: 
         .bind(ev.platform().as_str())
         .bind(&ev.sender.platform_user_id)
         .bind(agent)
+        .bind(search.map(|p| p.question))
+        .bind(scopes)
+        .bind(crate::handlers::ask::PASSAGES)
+        .bind(super::memory::CANDIDATES)
+        .bind(&ev.channel.channel)
 }
 
 impl FactsRow {
@@ -199,12 +253,18 @@ impl FactsRow {
             disabled_by: self.disabled_by,
             disabled_reason: self.disabled_reason,
         });
+        let found = match (self.searched, self.passages) {
+            (Some(scopes), Some(passages)) => Some(Found { scopes, passages: passages.0 }),
+            _ => None,
+        };
         let facts = Facts {
             for_agent: agent.map(str::to_string),
             read_at: std::time::Instant::now(),
             earlier_in_thread: self.earlier_in_thread,
             user,
             agent: state,
+            conversation: self.conversation_id,
+            found,
         };
         Ok((self.job_id, facts))
     }
@@ -228,9 +288,6 @@ pub struct NewAsk<'a, P> {
     pub payload: &'a P,
     /// The answer job's lease.
     pub lease: Duration,
-    /// Search memory for the answer in the same statement: the scopes it
-    /// may read and how many passages it uses.
-    pub search: Option<(&'a [&'a str], i64)>,
 }
 
 /// What [`finish`] wrote.
@@ -242,13 +299,10 @@ pub struct Finished {
     pub conversation_id: Option<i64>,
     /// Whether this ask opened the conversation.
     pub new_thread: bool,
-    /// The memory passages found for the ask, when a search was asked for.
-    pub passages: Option<Vec<Passage>>,
 }
 
 #[derive(FromRow)]
 struct FinishRow {
-    passages: Option<sqlx::types::Json<Vec<Passage>>>,
     seq: Option<i64>,
     answer_job: Option<i64>,
     conversation_id: Option<i64>,
@@ -298,9 +352,6 @@ pub async fn finish<P: serde::Serialize + Sync>(
         .bind(&rows.metadata)
         .bind(&rows.tails)
         .bind(to.map(|r| r.tenant))
-        .bind(ask.and_then(|a| a.search).map(|(scopes, _)| scopes))
-        .bind(ask.and_then(|a| a.search).map(|(_, limit)| limit))
-        .bind(super::memory::CANDIDATES)
         .fetch_one(conn)
         .await?;
     if row.seq.is_none() {
@@ -310,6 +361,5 @@ pub async fn finish<P: serde::Serialize + Sync>(
         answer_job: row.answer_job,
         conversation_id: row.conversation_id,
         new_thread: row.new_thread.unwrap_or(false),
-        passages: row.passages.map(|p| p.0),
     }))
 }

@@ -338,6 +338,8 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
             disabled_by: None,
             disabled_reason: None,
         }),
+        conversation: None,
+        found: None,
     };
     let route = |key: &'static str, facts: routing::Facts| {
         let t = &t;
@@ -346,16 +348,19 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
             let worker = t.app.handoff.worker.clone();
             let lease = Duration::from_secs(60);
             let agent = Some("ops-oncall");
-            let (id, _) =
-                routing::enqueue_with_facts(&t.app.store.pool, &ev, &worker, lease, agent).await.unwrap().unwrap();
+            let (id, _) = routing::enqueue_with_facts(&t.app.store.pool, &ev, &worker, lease, agent, None)
+                .await
+                .unwrap()
+                .unwrap();
             t.router.handle_queued(&ev, id, &worker, Some(facts)).await.unwrap()
         }
     };
     // Fresh facts for the bound agent are taken as read: the ask goes through
-    // (which is what shows the router used them rather than the database).
+    // (which is what shows the router used them rather than the database),
+    // to be answered before anything is written.
     let fresh = route("k-fresh", enabled(Instant::now(), "ops-oncall")).await;
-    assert!(matches!(fresh, QueuedOutcome::Routed(Some(_))), "{fresh:?}");
-    // (Its answer job would hold the thread's later asks back.)
+    assert!(matches!(fresh, QueuedOutcome::Deferred(_)), "{fresh:?}");
+    // (Its event's job, still held, would hold the thread's later asks back.)
     sqlx::query("DELETE FROM jobs").execute(&t.app.store.pool).await.unwrap();
     // Stale ones, or ones read for another agent, are read again: refused.
     let stale = route("k-stale", enabled(Instant::now() - Duration::from_secs(1), "ops-oncall")).await;

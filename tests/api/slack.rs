@@ -370,24 +370,89 @@ async fn undeliverable_replies_are_dead_lettered_audited_and_listed() {
 
 #[tokio::test]
 async fn a_slow_answer_shows_progress_then_replaces_it() {
+    // An agent with tools (its run is an answer job from the start), and one
+    // without (its router's rows wait for the answer, and are written when
+    // the answer is slow).
+    for tools in [true, false] {
+        let (mock, api) = MockSlack::start().await;
+        let (llm_url, _llm) = slow_llm(Duration::from_millis(2500)).await;
+        let provider = format!(
+            "providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n    timeout_secs: 10\n"
+        );
+        let mut yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+        if !tools {
+            yaml = without_tools(&yaml);
+        }
+        let gw = Gateway::start(&yaml).await;
+        assert_eq!(
+            gw.signed("/slack/events", &mention("EvS", "UBOB", "CONCALL", "what now?", "1700000400.000001")).await,
+            200
+        );
+        mock.wait_for(10, "the update", |c| c.iter().any(|c| c.method == "chat.update")).await;
+        let posts = mock.calls("chat.postMessage");
+        assert_eq!(posts.len(), 1, "{posts:#?}");
+        assert_eq!(posts[0].body["text"], "Working on it…");
+        let update = &mock.calls("chat.update")[0];
+        assert_eq!(update.body["ts"], posts[0].body["ts"]);
+        assert_eq!(update.body["text"], "Slow but sure.");
+        let t = &gw.t;
+        assert_eq!(count(t, "SELECT count(*) FROM jobs").await, 0, "tools: {tools}");
+        let said: Vec<String> =
+            sqlx::query_scalar("SELECT author FROM messages ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
+        assert_eq!(said, ["user", "assistant"], "tools: {tools}");
+        assert_eq!(count(t, "SELECT count(*) FROM audit_log WHERE action = 'ask'").await, 1);
+        gw.stop().await.cleanup().await;
+    }
+}
+
+/// The example config with the on-call agent offered no tools.
+fn without_tools(yaml: &str) -> String {
+    let tools = "allowed_tools: [memory, shell, pagerduty, \"github:write\"]";
+    assert!(yaml.contains(tools));
+    yaml.replacen(tools, "allowed_tools: []", 1)
+}
+
+#[tokio::test]
+async fn a_failing_model_in_slack_gets_a_sentence_in_the_thread_and_an_audit_row() {
     let (mock, api) = MockSlack::start().await;
-    let (llm_url, _llm) = slow_llm(Duration::from_millis(2500)).await;
-    let provider = format!(
-        "providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n    timeout_secs: 10\n"
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async { (axum::http::StatusCode::BAD_REQUEST, r#"{"error":{"message":"no"}}"#) }),
     );
-    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: http://{addr}/v1\n    model: m\n");
+    let yaml = without_tools(&slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1));
     let gw = Gateway::start(&yaml).await;
     assert_eq!(
-        gw.signed("/slack/events", &mention("EvS", "UBOB", "CONCALL", "what now?", "1700000400.000001")).await,
+        gw.signed("/slack/events", &mention("EvX", "UBOB", "CONCALL", "what now?", "1700000450.000001")).await,
         200
     );
-    mock.wait_for(10, "the update", |c| c.iter().any(|c| c.method == "chat.update")).await;
-    let posts = mock.calls("chat.postMessage");
-    assert_eq!(posts.len(), 1, "{posts:#?}");
-    assert_eq!(posts[0].body["text"], "Working on it…");
-    let update = &mock.calls("chat.update")[0];
-    assert_eq!(update.body["ts"], posts[0].body["ts"]);
-    assert_eq!(update.body["text"], "Slow but sure.");
+    // To the asker only, in the thread.
+    mock.wait_for(10, "the reply", |c| c.iter().any(|c| c.method == "chat.postEphemeral")).await;
+    let post = &mock.calls("chat.postEphemeral")[0];
+    let text = post.body["text"].as_str().unwrap();
+    assert!(
+        text.ends_with(
+            "The model provider is unavailable right now, so I could not answer. Try again in a few minutes."
+        ),
+        "{text}"
+    );
+    assert_eq!((&post.body["thread_ts"], &post.body["user"]), (&json!("1700000450.000001"), &json!("UBOB")));
+    assert!(mock.calls("chat.postMessage").is_empty());
+    let t = &gw.t;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(t, "SELECT count(*) FROM jobs").await > 0 {
+        assert!(Instant::now() < deadline, "the job was not completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let actions = t.audit_actions().await;
+    assert!(actions.contains(&"ask".to_string()) && actions.contains(&"ask.failed".to_string()), "{actions:?}");
+    // The question is kept; no answer was.
+    let said: Vec<String> =
+        sqlx::query_scalar("SELECT author FROM messages ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
+    assert_eq!(said, ["user"]);
     gw.stop().await.cleanup().await;
 }
 

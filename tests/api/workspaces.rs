@@ -107,3 +107,76 @@ async fn deleting_a_workspace_returns_its_people_to_shared() {
     assert!(!r[0].text.contains("alice-lab:"), "{r:?}");
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_queued_ask_is_answered_from_memory_found_at_ingest_and_written_in_one_go() {
+    use pincer::router::QueuedOutcome;
+    use pincer::store::routing;
+
+    let t = with_alice_lab().await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    let agent = t.app.config.agents.values().find(|a| a.name.as_str() == "ops-oncall").unwrap();
+    let question = "tell me about the canary deploy experiment";
+    let worker = t.app.handoff.worker.clone();
+    let lease = std::time::Duration::from_secs(60);
+    let (tr, w, pool) = (&t, &worker, &t.app.store.pool);
+    let ingest = |key: &'static str| {
+        let ev = tr.event("console:#oncall", "alice@acme.com", Some("alice@acme.com"), "local", question, key);
+        async move {
+            let search = routing::Prefetch { question, scopes: &agent.memory_scopes };
+            let stored = routing::enqueue_with_facts(pool, &ev, w, lease, Some("ops-oncall"), Some(search))
+                .await
+                .unwrap()
+                .unwrap();
+            (ev, stored)
+        }
+    };
+    // The memory is searched as the event is stored, in the scopes alice may
+    // read now: the agent's and her workspace.
+    let (ev, (job_id, facts)) = ingest("k-ws-1").await;
+    assert_eq!(facts.conversation, None, "a new thread");
+    let found = facts.found.clone().unwrap();
+    assert_eq!(found.scopes, ["incidents", "postmortems", "alice-lab"]);
+    assert!(found.passages.iter().any(|p| p.scope == "alice-lab" && p.body.contains("canary")), "{found:?}");
+    // Found in other scopes than the ask may read, it is not used.
+    let mut wrong = facts.clone();
+    wrong.found.as_mut().unwrap().scopes = vec!["incidents".into()];
+    let QueuedOutcome::Deferred(d) = t.router.handle_queued(&ev, job_id, &worker, Some(wrong)).await.unwrap() else {
+        panic!("an ask to an agent without tools waits for its answer to be written");
+    };
+    assert!(d.answer.ask.prefetched.is_none());
+    // Routed with its facts: nothing is written until the answer is.
+    let QueuedOutcome::Deferred(d) = t.router.handle_queued(&ev, job_id, &worker, Some(facts)).await.unwrap() else {
+        panic!("an ask to an agent without tools waits for its answer to be written");
+    };
+    assert_eq!(d.answer.ask.prefetched.as_deref(), Some(found.passages.as_slice()));
+    assert!(d.answer.ask.new_thread);
+    let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+    assert_eq!(count("SELECT count(*) FROM conversations").await, 0);
+    assert_eq!(count("SELECT count(*) FROM audit_log WHERE action = 'ask'").await, 0);
+    pincer::handlers::ask::answer_deferred(&t.app, *d, &worker).await.unwrap();
+    // One write: the event's job done, the question then the answer, the
+    // audit row, the usage, the reply.
+    assert_eq!(count("SELECT count(*) FROM jobs").await, 0);
+    let said: Vec<(String, String)> =
+        sqlx::query_as("SELECT author, body FROM messages ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!((said[0].0.as_str(), said[0].1.as_str()), ("user", question));
+    assert_eq!(said[1].0, "assistant");
+    assert!(said[1].1.contains("canary deploy step"), "{said:?}");
+    let scopes: serde_json::Value = sqlx::query_scalar("SELECT metadata->'scopes' FROM audit_log WHERE action = 'ask'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(scopes, serde_json::json!(["incidents", "postmortems", "alice-lab"]));
+    assert_eq!(count("SELECT count(*) FROM usage WHERE user_email = 'alice@acme.com'").await, 1);
+    let reply: String =
+        sqlx::query_scalar("SELECT reply->>'text' FROM outbox").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(reply, said[1].1);
+    // The thread's next ask finds its conversation as it is stored.
+    let (_, (_, facts)) = ingest("k-ws-2").await;
+    let conversation: i64 =
+        sqlx::query_scalar("SELECT id FROM conversations").fetch_one(&t.app.store.pool).await.unwrap();
+    assert_eq!(facts.conversation, Some(conversation));
+    t.cleanup().await;
+}
