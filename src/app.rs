@@ -90,8 +90,9 @@ pub struct Wake {
 pub struct Handoff {
     /// This process's worker id (the `locked_by` of its claims).
     pub worker: Arc<str>,
-    /// The local worker's inbox, once it runs.
-    pub tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::store::jobs::Job>>,
+    /// The local worker, once it runs: a job handed to it runs at once in
+    /// a task of its own, if one of its slots is free.
+    pub local: std::sync::OnceLock<crate::worker::Local>,
     /// The local dispatcher's pacing, once it runs: with it, an answer
     /// delivers its own reply when nothing else waits in the channel.
     pub pacer: std::sync::OnceLock<Arc<crate::dispatcher::Pacer>>,
@@ -103,7 +104,7 @@ impl Default for Handoff {
     fn default() -> Self {
         Self {
             worker: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into(),
-            tx: std::sync::OnceLock::new(),
+            local: std::sync::OnceLock::new(),
             pacer: std::sync::OnceLock::new(),
             recorder: std::sync::OnceLock::new(),
         }

@@ -3,8 +3,8 @@
 //! (a Slack retry, the same event reaching another replica) finds the key
 //! taken and is acknowledged without effect — the key's unique index makes
 //! a concurrent copy wait for the first insert to commit, so only one is
-//! queued. Workers in this process are woken directly; other processes'
-//! workers find the job by polling.
+//! queued. A job for this process's worker starts at once; other
+//! processes' workers find their jobs by polling.
 
 use pincer_adapters::ChannelEvent;
 
@@ -24,11 +24,11 @@ pub enum Ingested {
 /// a crash and may be acknowledged.
 pub async fn enqueue(app: &App, ev: ChannelEvent) -> Result<Ingested, StoreError> {
     let pool = &app.store.pool;
-    // With room in the local worker's inbox, queue the job claimed by it and
-    // hand it over; otherwise queue it for any worker to claim.
-    let permit = app.handoff.tx.get().and_then(|tx| tx.try_reserve().ok());
-    let queued = match permit {
-        Some(permit) => {
+    // With a free slot in the local worker, queue the job claimed by it and
+    // run it at once; otherwise queue it for any worker to claim.
+    let slot = app.handoff.local.get().and_then(|local| local.slot().map(|slot| (local, slot)));
+    let queued = match slot {
+        Some((local, slot)) => {
             // Stored, claimed, and what routing needs to know read (with,
             // for an ask, its thread's conversation and memory), in one
             // statement (the router reads again if the event turns out bound
@@ -44,15 +44,18 @@ pub async fn enqueue(app: &App, ev: ChannelEvent) -> Result<Ingested, StoreError
             if let Some((id, facts)) = stored {
                 // The worker gets the event as parsed here; the stored
                 // payload is read back only by a worker that claims the job.
-                permit.send(jobs::Job {
-                    id,
-                    kind: "event".into(),
-                    payload: serde_json::Value::Null,
-                    attempts: 1,
-                    side_effects_at: None,
-                    facts: Some(facts),
-                    event: Some(Box::new(ev)),
-                });
+                local.run(
+                    jobs::Job {
+                        id,
+                        kind: "event".into(),
+                        payload: serde_json::Value::Null,
+                        attempts: 1,
+                        side_effects_at: None,
+                        facts: Some(facts),
+                        event: Some(Box::new(ev)),
+                    },
+                    slot,
+                );
             }
             id
         }

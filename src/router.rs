@@ -270,14 +270,16 @@ impl Router {
         let resolved = match known {
             Some(user) => Resolved::Person(user, Vec::new()),
             // Not linked yet: linking by e-mail or joining writes.
-            None => identity::resolve(tx.write().await?, &app.config, ev).await?,
+            // (Boxed, here and for the handlers below: the routing future
+            // stays small for the common case.)
+            None => Box::pin(identity::resolve(tx.write().await?, &app.config, ev)).await?,
         };
         let (user, mut trail) = match resolved {
             Resolved::Person(user, trail) => (user, trail),
             Resolved::Unknown => {
                 // The one thing a stranger may do: use a link code they were given.
                 if let EventBody::Message(Ok(Input::Command(Command::Link { code: Some(code) }))) = &ev.body {
-                    let (entry, outcome) = handlers::link::redeem(tx.write().await?, ev, code, None).await?;
+                    let (entry, outcome) = Box::pin(handlers::link::redeem(tx.write().await?, ev, code, None)).await?;
                     return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
                 }
                 let meta = with(
@@ -340,11 +342,12 @@ impl Router {
         let outcome: Outcome = match work {
             // Help and an ask's acceptance only read (the question is stored
             // with the event's other writes, in `finish`).
-            Work::Command(command @ (Command::Help { .. } | Command::Ask { .. })) => {
-                handlers::execute(&ctx, tx.read(), &command).await?
+            Work::Command(Command::Ask { question }) => handlers::ask::accept(&ctx, tx.read(), &question).await?,
+            Work::Command(command @ Command::Help { .. }) => {
+                Box::pin(handlers::execute(&ctx, tx.read(), &command)).await?
             }
-            Work::Command(command) => handlers::execute(&ctx, tx.write().await?, &command).await?,
-            Work::Action(action, _) => actions::execute(&ctx, tx.write().await?, action).await?,
+            Work::Command(command) => Box::pin(handlers::execute(&ctx, tx.write().await?, &command)).await?,
+            Work::Action(action, _) => Box::pin(actions::execute(&ctx, tx.write().await?, action)).await?,
         };
         let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
@@ -471,7 +474,7 @@ impl Router {
             Mode::Inline => {
                 let mut replies = replies;
                 if let Some((id, job)) = answer {
-                    replies.push(handlers::ask::answer_inline(app, job, id, &app.handoff.worker).await?);
+                    replies.push(Box::pin(handlers::ask::answer_inline(app, job, id, &app.handoff.worker)).await?);
                 }
                 Ok(Routed::Inline(replies))
             }

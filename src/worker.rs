@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use pincer_adapters::{ChannelEvent, Platform, Reply};
 use serde_json::json;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::App;
 use crate::handlers::ask::{self, AnswerJob};
@@ -206,48 +205,83 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
     }
 }
 
-/// Works the queue until `shutdown` flips to true.
+/// This process's worker, as ingest sees it: [`BATCH`] slots, one per job
+/// running; a job handed over with a free slot runs at once in a task of
+/// its own, with no queue or task in between.
+#[derive(Debug, Clone)]
+pub struct Local {
+    slots: Arc<Semaphore>,
+    router: Router,
+    me: Arc<str>,
+}
+
+impl Local {
+    /// A free slot, if there is one.
+    pub fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Runs `job` (claimed by this worker) in `slot`.
+    pub fn run(&self, job: Job, slot: OwnedSemaphorePermit) {
+        let (app, router, me) = (self.router.app().clone(), self.router.clone(), self.me.clone());
+        tokio::spawn(async move {
+            process(app, router, job, me).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Works the queue until `shutdown` flips to true, then waits for the jobs
+/// it is running.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let router = Router::new(app.clone());
-    let me = app.handoff.worker.clone();
-    // As deep as one batch: when it is full, ingest queues jobs unclaimed
-    // for any worker (here or on another replica) to take.
-    let (tx, mut inbox) = tokio::sync::mpsc::channel(BATCH as usize);
-    if app.handoff.tx.set(tx).is_err() {
+    let local = Local { slots: Arc::new(Semaphore::new(BATCH as usize)), router, me: app.handoff.worker.clone() };
+    if app.handoff.local.set(local.clone()).is_err() {
         tracing::warn!("a worker already runs in this process; this one only polls");
     }
-    let mut running = JoinSet::new();
     let mut poll = true;
+    // All slots taken when the queue was to be looked at: look once one frees.
+    let mut full = false;
     loop {
-        while running.try_join_next().is_some() {}
-        while running.len() < BATCH as usize {
-            let Ok(job) = inbox.try_recv() else { break };
-            running.spawn(process(app.clone(), router.clone(), job, me.clone()));
-        }
-        if poll && running.len() < BATCH as usize {
-            let room = BATCH - running.len() as i64;
-            let claimed = jobs::claim(&app.store.pool, &me, LEASE, room).await.unwrap_or_else(|error| {
-                tracing::warn!(%error, "could not claim jobs");
-                Vec::new()
-            });
-            // A full batch may mean more are waiting: look again at once.
-            poll = claimed.len() as i64 == room;
-            for job in claimed {
-                running.spawn(process(app.clone(), router.clone(), job, me.clone()));
-            }
-            if poll {
-                continue;
+        if poll {
+            let room = local.slots.available_permits();
+            match local.slots.clone().try_acquire_many_owned(room as u32) {
+                Ok(mut slots) if room > 0 => {
+                    let claimed =
+                        jobs::claim(&app.store.pool, &local.me, LEASE, room as i64).await.unwrap_or_else(|error| {
+                            tracing::warn!(%error, "could not claim jobs");
+                            Vec::new()
+                        });
+                    // A full batch may mean more are waiting: look again at once.
+                    poll = claimed.len() == room;
+                    for job in claimed {
+                        match slots.split(1) {
+                            Some(slot) => local.run(job, slot),
+                            // (Claimed no more than there were slots for.)
+                            None => break,
+                        }
+                    }
+                    drop(slots);
+                    if poll {
+                        continue;
+                    }
+                }
+                _ => full = true,
             }
         }
         tokio::select! {
-            Some(job) = inbox.recv(), if running.len() < BATCH as usize => {
-                running.spawn(process(app.clone(), router.clone(), job, me.clone()));
-            }
             _ = app.wake.jobs.notified() => poll = true,
             _ = tokio::time::sleep(POLL) => poll = true,
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            freed = local.slots.acquire(), if full => {
+                drop(freed);
+                (full, poll) = (false, true);
+            }
             _ = shutdown.changed() => break,
         }
     }
-    while running.join_next().await.is_some() {}
+    // Every slot back: every job running here has ended (and none is
+    // handed over any more).
+    if let Ok(all) = local.slots.acquire_many(BATCH as u32).await {
+        all.forget();
+    }
 }

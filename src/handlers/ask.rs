@@ -444,8 +444,8 @@ async fn answer_job(app: &App, mut job: AnswerJob, job_id: i64, worker: &str, re
     } else {
         let snapshot = job.clone();
         let queued = crate::agent::Queued { job_id, worker, job: &snapshot };
-        let work = bounded(produce(app, &snapshot.ask, Some(queued)));
-        tokio::pin!(work);
+        // (On the heap: this future stays small while it waits.)
+        let mut work = Box::pin(bounded(produce(app, &snapshot.ask, Some(queued))));
         tokio::select! {
             done = &mut work => done?,
             _ = tokio::time::sleep(PROGRESS_DELAY) => {
@@ -542,8 +542,8 @@ async fn hand_over(app: &App, answered: outbox::Answered, job_id: i64) -> Result
 /// "working on it…", the failure's sentence.
 pub async fn answer_deferred(app: &App, deferred: crate::router::Deferred, worker: &str) -> Result<(), StoreError> {
     let crate::router::Deferred { job_id, trail, answer: job } = deferred;
-    let work = bounded(produce(app, &job.ask, None));
-    tokio::pin!(work);
+    // (On the heap: this future stays small while it waits.)
+    let mut work = Box::pin(bounded(produce(app, &job.ask, None)));
     // Until the router's rows are written, a failure leaves the event's job
     // to be retried; after, the answer job.
     let (answer_id, concluded) = tokio::select! {

@@ -753,3 +753,38 @@ async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_p
     assert_eq!(count(&t, "SELECT count(*) FROM jobs").await, 0);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn with_every_worker_slot_taken_an_event_waits_in_the_queue_and_is_answered_when_one_frees() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let local = loop {
+        if let Some(local) = gw.t.app.handoff.local.get() {
+            break local.clone();
+        }
+        assert!(Instant::now() < deadline, "the worker did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut held = Vec::new();
+    while let Some(slot) = local.slot() {
+        held.push(slot);
+    }
+    assert!(!held.is_empty());
+    assert_eq!(
+        gw.signed("/slack/events", &mention("EvQ", "UBOB", "CONCALL", "deploy", "1700000600.000001")).await,
+        200
+    );
+    // Stored before the ack, for any worker; none has a free slot.
+    let unclaimed = "SELECT count(*) FROM jobs WHERE kind = 'event' AND locked_by IS NULL";
+    assert_eq!(count(&gw.t, unclaimed).await, 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(mock.calls("chat.postMessage").is_empty());
+    assert_eq!(count(&gw.t, unclaimed).await, 1);
+    // One slot frees: the worker takes the job and answers.
+    held.pop();
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    assert_eq!(mock.calls("chat.postMessage")[0].body["thread_ts"], "1700000600.000001");
+    drop(held);
+    gw.stop().await.cleanup().await;
+}
