@@ -19,7 +19,10 @@
 //! the admin shell), or — for platform events taken off the job queue —
 //! written to the outbox with the rest, with an ask turned into an answer
 //! job, and the event's job completed in the same commit, so a crash at any
-//! point neither loses nor repeats anything.
+//! point neither loses nor repeats anything. An ask to an agent offered no
+//! tools is not written at all here ([`Deferred`]): its answer is produced
+//! first and stored in one statement with the router's rows, the event's
+//! job held meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,10 @@
 //! and the asker's message, the answer job, the replies and the audit rows
 //! commit together or not at all, and nothing is written if another worker
 //! took the job over. Events whose handling writes more than this (admin
-//! commands, a first link of an identity) go through a transaction instead.
+//! commands, a first link of an identity) go through a transaction instead;
+//! an ask answered at once has no write of its own here — its rows go in
+//! its answer's statement (`outbox::finish_asked`). The read also brings,
+//! for an ask, its thread's conversation and the memory its answer needs.
 
 use std::time::Duration;
 

@@ -62,7 +62,20 @@ fn strip_mention(text: &str, bot: &BotIdentity) -> String {
 
 /// Parses an Events API body (already verified).
 pub fn parse_push(body: &[u8], bot: &BotIdentity) -> Result<Pushed, InboundError> {
-    let push: SlackPushEvent = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let malformed = |e: serde_json::Error| InboundError::Malformed(e.to_string());
+    // Nearly every body is an event callback: read it as one straight away
+    // (a look at `type` skips the rest without building anything), rather
+    // than buffering the whole body to pick the enum's variant.
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    let kind: Kind<'_> = serde_json::from_slice(body).map_err(malformed)?;
+    if kind.kind.as_deref() == Some("event_callback") {
+        return from_callback(serde_json::from_slice(body).map_err(malformed)?, bot);
+    }
+    let push: SlackPushEvent = serde_json::from_slice(body).map_err(malformed)?;
     Ok(match push {
         SlackPushEvent::UrlVerification(v) => Pushed::Challenge(v.challenge),
         SlackPushEvent::AppRateLimited(_) => Pushed::Ignored("app_rate_limited"),
@@ -288,6 +301,12 @@ mod tests {
     #[test]
     fn malformed_bodies_are_errors_not_panics() {
         assert!(parse_push(b"{", &bot()).is_err());
+        // An event callback missing what Slack always sends, a type nobody
+        // knows, a non-object: refused, whichever path reads them.
+        assert!(parse_push(br#"{"type":"event_callback","team_id":"T1"}"#, &bot()).is_err());
+        assert!(parse_push(br#"{"type":"no_such_type"}"#, &bot()).is_err());
+        assert!(parse_push(br#"{"type":"event_callback\u0000"}"#, &bot()).is_err());
+        assert!(parse_push(b"[1]", &bot()).is_err());
         assert!(parse_command(b"team_id=T1").is_err());
         assert!(parse_interaction(b"payload=%7B").is_err());
     }
