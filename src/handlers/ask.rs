@@ -477,20 +477,9 @@ async fn conclude(app: &App, job: AnswerJob, job_id: i64, worker: &str, produced
         let used = usage_of(app, &job.ask, &answer);
         let reply = answered(app, answer.text.clone());
         let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
-        let ask = &job.ask;
-        let answered = outbox::finish_answer(
-            &app.store.pool,
-            job_id,
-            worker,
-            ask.conversation_id,
-            ask.workspace.as_deref(),
-            &reply.text,
-            &row,
-            &used,
-            claim_lease(app, &row),
-            &crate::dispatcher::settled(app),
-        )
-        .await?;
+        let settled = crate::dispatcher::settled(app);
+        let rows = answer_rows(app, &job.ask, &reply, &row, &used, &settled);
+        let answered = outbox::finish_answer(&app.store.pool, job_id, worker, job.ask.conversation_id, &rows).await?;
         return hand_over(app, answered, job_id).await;
     }
     let mut tx = app.store.pool.begin().await?;
@@ -512,11 +501,26 @@ async fn conclude(app: &App, job: AnswerJob, job_id: i64, worker: &str, produced
     Ok(())
 }
 
-/// With a dispatcher in this process, an answer's reply is claimed as it
-/// is stored, to be delivered from here if it can go at once (terminal
-/// replies wait for `pincer chat`).
-fn claim_lease(app: &App, row: &outbox::NewOutbound<'_>) -> Option<Duration> {
-    app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli")).map(|_| crate::dispatcher::LEASE)
+/// An answer's rows. With a dispatcher in this process, its reply is
+/// claimed as it is stored, to be delivered from here if it can go at once
+/// (terminal replies wait for `pincer chat`).
+fn answer_rows<'a>(
+    app: &App,
+    ask: &'a AskJob,
+    reply: &'a Reply,
+    row: &'a outbox::NewOutbound<'a>,
+    used: &'a NewUsage<'a>,
+    settled: &'a [i64],
+) -> outbox::AnswerRows<'a> {
+    let claim = app.handoff.pacer.get().filter(|_| !matches!(row.platform, "console" | "cli"));
+    outbox::AnswerRows {
+        workspace: ask.workspace.as_deref(),
+        body: &reply.text,
+        reply: row,
+        used,
+        claim: claim.map(|_| crate::dispatcher::LEASE),
+        settled,
+    }
 }
 
 /// After an answer is stored: delivers its reply if it was claimed for
@@ -631,19 +635,9 @@ async fn answer_at_once(
         question: &ask.question,
         trail,
     };
-    let answered = outbox::finish_asked(
-        &app.store.pool,
-        job_id,
-        worker,
-        asked,
-        ask.workspace.as_deref(),
-        &reply.text,
-        &row,
-        &used,
-        claim_lease(app, &row),
-        &crate::dispatcher::settled(app),
-    )
-    .await?;
+    let settled = crate::dispatcher::settled(app);
+    let rows = answer_rows(app, ask, &reply, &row, &used, &settled);
+    let answered = outbox::finish_asked(&app.store.pool, job_id, worker, asked, &rows).await?;
     hand_over(app, answered, job_id).await
 }
 

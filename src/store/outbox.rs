@@ -317,27 +317,39 @@ pub enum Answered {
     Claimed(Box<OutboxRow>),
 }
 
-/// Records a produced answer and its usage and queues its reply, completing job `job_id`
-/// held by `worker`, in one statement. With `claim` (a lease), the reply
-/// is claimed for the caller to deliver if nothing else waits in its channel
-/// (`settled`: rows known delivered whose delivery is not recorded yet).
-#[allow(clippy::too_many_arguments)]
+/// A produced answer's rows: its message (in `workspace`), its usage, and
+/// its reply — claimed with `claim` (a lease) for the caller to deliver if
+/// nothing else waits in its channel (`settled`: rows known delivered whose
+/// delivery is not recorded yet).
+pub struct AnswerRows<'a> {
+    /// The asker's workspace, if not shared.
+    pub workspace: Option<&'a str>,
+    /// The answer's text.
+    pub body: &'a str,
+    /// The reply.
+    pub reply: &'a NewOutbound<'a>,
+    /// What it cost.
+    pub used: &'a super::usage::NewUsage<'a>,
+    /// Claim the reply for this long, for the caller to deliver.
+    pub claim: Option<Duration>,
+    /// Rows delivered, not yet recorded.
+    pub settled: &'a [i64],
+}
+
+/// Records a produced answer, completing job `job_id` held by `worker`, in
+/// one statement.
 pub async fn finish_answer(
     pool: &Pool,
     job_id: i64,
     worker: &str,
     conversation_id: i64,
-    workspace: Option<&str>,
-    body: &str,
-    o: &NewOutbound<'_>,
-    used: &super::usage::NewUsage<'_>,
-    claim: Option<Duration>,
-    settled: &[i64],
+    a: &AnswerRows<'_>,
 ) -> Result<Answered, StoreError> {
-    let reply = scrubbed(o.reply);
-    let q = sqlx::query_as(FINISH_ANSWER).bind(job_id).bind(worker).bind(conversation_id).bind(workspace).bind(body);
-    let row: Option<AnsweredRow> = bind_answer(q, o, &reply, used, claim, settled).fetch_optional(pool).await?;
-    Ok(answered(row, o, reply))
+    let reply = scrubbed(a.reply.reply);
+    let q =
+        sqlx::query_as(FINISH_ANSWER).bind(job_id).bind(worker).bind(conversation_id).bind(a.workspace).bind(a.body);
+    let row: Option<AnsweredRow> = bind_answer(q, a, &reply).fetch_optional(pool).await?;
+    Ok(answered(row, a.reply, reply))
 }
 
 /// An ask that was answered before anything of it was written: what the
@@ -359,24 +371,22 @@ pub struct Asked<'a> {
 /// Like [`finish_answer`], for an ask answered straight after routing: the
 /// event's job `job_id` is completed, and the router's writes for it go in
 /// the same statement as the answer's.
-#[allow(clippy::too_many_arguments)]
 pub async fn finish_asked(
     pool: &Pool,
     job_id: i64,
     worker: &str,
     asked: Asked<'_>,
-    workspace: Option<&str>,
-    body: &str,
-    o: &NewOutbound<'_>,
-    used: &super::usage::NewUsage<'_>,
-    claim: Option<Duration>,
-    settled: &[i64],
+    a: &AnswerRows<'_>,
 ) -> Result<Answered, StoreError> {
-    let reply = scrubbed(o.reply);
+    let reply = scrubbed(a.reply.reply);
     let rows = super::audit::prepare(asked.trail);
-    let q =
-        sqlx::query_as(FINISH_ASKED).bind(job_id).bind(worker).bind(asked.thread.platform).bind(workspace).bind(body);
-    let row: Option<AnsweredRow> = bind_answer(q, o, &reply, used, claim, settled)
+    let q = sqlx::query_as(FINISH_ASKED)
+        .bind(job_id)
+        .bind(worker)
+        .bind(asked.thread.platform)
+        .bind(a.workspace)
+        .bind(a.body);
+    let row: Option<AnsweredRow> = bind_answer(q, a, &reply)
         .bind(asked.thread.tenant)
         .bind(asked.thread.channel)
         .bind(asked.thread.thread)
@@ -390,21 +400,15 @@ pub async fn finish_asked(
         .bind(&rows.tails)
         .fetch_optional(pool)
         .await?;
-    Ok(answered(row, o, reply))
+    Ok(answered(row, a.reply, reply))
 }
 
 type AnsweredRow = (i64, bool, DateTime<Utc>, Option<String>);
 type AnswerQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, AnsweredRow, sqlx::postgres::PgArguments>;
 
 /// Binds an answer's reply and usage, $6–$21 (the caller has bound $1–$5).
-fn bind_answer<'q>(
-    q: AnswerQuery<'q>,
-    o: &NewOutbound<'q>,
-    reply: &'q pincer_adapters::Reply,
-    used: &super::usage::NewUsage<'q>,
-    claim: Option<Duration>,
-    settled: &'q [i64],
-) -> AnswerQuery<'q> {
+fn bind_answer<'q>(q: AnswerQuery<'q>, a: &AnswerRows<'q>, reply: &'q pincer_adapters::Reply) -> AnswerQuery<'q> {
+    let (o, used) = (a.reply, a.used);
     q.bind(o.platform)
         .bind(o.tenant)
         .bind(o.channel)
@@ -419,8 +423,8 @@ fn bind_answer<'q>(
         .bind(used.tokens_in)
         .bind(used.tokens_out)
         .bind(used.cost_micros)
-        .bind(claim.map(|l| l.as_secs_f64()))
-        .bind(settled)
+        .bind(a.claim.map(|l| l.as_secs_f64()))
+        .bind(a.settled)
 }
 
 fn answered(
