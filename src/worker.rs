@@ -207,11 +207,12 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
 
 /// This process's worker, as ingest sees it: [`BATCH`] slots, one per job
 /// running; a job handed over with a free slot runs at once in a task of
-/// its own, with no queue or task in between.
+/// its own, with no queue or task in between. (It holds the app weakly:
+/// the app holds it.)
 #[derive(Debug, Clone)]
 pub struct Local {
     slots: Arc<Semaphore>,
-    router: Router,
+    app: std::sync::Weak<App>,
     me: Arc<str>,
 }
 
@@ -221,9 +222,11 @@ impl Local {
         self.slots.clone().try_acquire_owned().ok()
     }
 
-    /// Runs `job` (claimed by this worker) in `slot`.
+    /// Runs `job` (claimed by this worker) in `slot`. (An app being torn
+    /// down runs nothing; the job's lease runs out.)
     pub fn run(&self, job: Job, slot: OwnedSemaphorePermit) {
-        let (app, router, me) = (self.router.app().clone(), self.router.clone(), self.me.clone());
+        let Some(app) = self.app.upgrade() else { return };
+        let (router, me) = (Router::new(app.clone()), self.me.clone());
         tokio::spawn(async move {
             process(app, router, job, me).await;
             drop(slot);
@@ -234,8 +237,8 @@ impl Local {
 /// Works the queue until `shutdown` flips to true, then waits for the jobs
 /// it is running.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let router = Router::new(app.clone());
-    let local = Local { slots: Arc::new(Semaphore::new(BATCH as usize)), router, me: app.handoff.worker.clone() };
+    let slots = Arc::new(Semaphore::new(BATCH as usize));
+    let local = Local { slots, app: Arc::downgrade(&app), me: app.handoff.worker.clone() };
     if app.handoff.local.set(local.clone()).is_err() {
         tracing::warn!("a worker already runs in this process; this one only polls");
     }
