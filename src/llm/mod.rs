@@ -183,7 +183,29 @@ pub enum Provider {
     /// Answers from memory alone.
     Extractive,
     /// A remote model.
-    Remote(ProviderConfig),
+    Remote(Box<Remote>),
+}
+
+/// A remote model's settings, with the URL its answers are asked at parsed
+/// once (not for every request).
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// As configured.
+    pub config: ProviderConfig,
+    /// `{base_url}/chat/completions` or `{base_url}/messages`.
+    pub answer_url: reqwest::Url,
+}
+
+impl Remote {
+    fn new(config: ProviderConfig) -> anyhow::Result<Remote> {
+        let path = match config.kind {
+            ProviderKind::Openai => openai::ANSWER_PATH,
+            ProviderKind::Anthropic => anthropic::ANSWER_PATH,
+        };
+        let answer_url = reqwest::Url::parse(&format!("{}{path}", config.base_url))
+            .map_err(|e| anyhow::anyhow!("provider {}: base_url {}: {e}", config.name, config.base_url))?;
+        Ok(Remote { config, answer_url })
+    }
 }
 
 impl Provider {
@@ -196,11 +218,12 @@ impl Provider {
                 tokens_in: None,
                 tokens_out: None,
             }),
-            Provider::Remote(config) => {
+            Provider::Remote(remote) => {
+                let (config, url) = (&remote.config, &remote.answer_url);
                 with_retries(config.max_retries, || async {
                     match config.kind {
-                        ProviderKind::Openai => openai::answer(config, http, prompt).await,
-                        ProviderKind::Anthropic => anthropic::answer(config, http, prompt).await,
+                        ProviderKind::Openai => openai::answer(config, url, http, prompt).await,
+                        ProviderKind::Anthropic => anthropic::answer(config, url, http, prompt).await,
                     }
                 })
                 .await
@@ -220,7 +243,11 @@ impl Providers {
     /// Builds the providers the config declares.
     pub fn from_config(config: &Config) -> anyhow::Result<Providers> {
         let http = reqwest::Client::builder().user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION"))).build()?;
-        let by_name = config.providers.values().map(|p| (p.name.clone(), Provider::Remote(p.clone()))).collect();
+        let by_name = config
+            .providers
+            .values()
+            .map(|p| Ok((p.name.clone(), Provider::Remote(Box::new(Remote::new(p.clone())?)))))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Providers { http, by_name })
     }
 
@@ -233,7 +260,7 @@ impl Providers {
     /// A remote provider's settings, by name.
     pub fn remote(&self, name: Option<&str>) -> Option<&ProviderConfig> {
         match self.get(name) {
-            Provider::Remote(c) => Some(c),
+            Provider::Remote(r) => Some(&r.config),
             Provider::Extractive => None,
         }
     }

@@ -63,14 +63,18 @@ pub fn parse_response(provider: &str, body: &[u8]) -> Result<Answer, ProviderErr
     })
 }
 
-/// Sends one prompt to `POST {base_url}/chat/completions`.
+/// Where answers are asked for, under the base URL.
+pub const ANSWER_PATH: &str = "/chat/completions";
+
+/// Sends one prompt to `url`, `POST {base_url}/chat/completions`.
 pub async fn answer(
     config: &ProviderConfig,
+    url: &reqwest::Url,
     http: &reqwest::Client,
     prompt: Prompt<'_>,
 ) -> Result<Answer, ProviderError> {
-    let url = format!("{}/chat/completions", config.base_url);
-    let mut req = http.post(url).timeout(config.timeout).json(&request_body(&config.model, config.max_tokens, prompt));
+    let mut req =
+        http.post(url.clone()).timeout(config.timeout).json(&request_body(&config.model, config.max_tokens, prompt));
     if let Some(key) = &config.api_key {
         req = req.bearer_auth(key.expose());
     }
