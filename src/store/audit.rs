@@ -65,43 +65,62 @@ pub struct AuditRow {
 
 /// Writes `v` as JSON with object keys sorted, whatever serde_json's map
 /// order is, so the hash survives a round trip through `jsonb`.
-fn canonical(v: &Value, out: &mut String) {
+fn canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
+                json_into(k, out);
+                out.push(b':');
                 canonical(&map[k], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => json_into(other, out),
     }
 }
 
-/// Removes NUL characters, which `jsonb` cannot store.
-fn sanitize(v: Value) -> Value {
+/// Appends serde_json's text of `v` (a string or a scalar, which cannot
+/// fail to serialise).
+fn json_into<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    if let Err(e) = serde_json::to_writer(&mut *out, v) {
+        tracing::error!(error = %e, "a scalar did not serialise for the audit hash");
+    }
+}
+
+/// The canonical text as a string (serde_json writes UTF-8 only).
+fn canonical_text(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Removes NUL characters, which `jsonb` cannot store (in place: nearly
+/// every value has none).
+fn sanitize(v: &mut Value) {
     match v {
-        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
-        Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('\0', ""), sanitize(v))).collect()),
-        other => other,
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(sanitize),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map).into_iter().map(|(k, v)| (k.replace('\0', ""), v)).collect();
+            }
+            map.values_mut().for_each(sanitize);
+        }
+        _ => {}
     }
 }
 
@@ -122,27 +141,27 @@ pub fn row_hash(
         Value::from(action),
         metadata.clone(),
     ]);
-    let mut text = String::new();
+    let mut text = Vec::new();
     canonical(&fields, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
+    hex::encode(Sha256::digest(&text))
 }
 
 /// The canonical text of a row's hashed array after `[prev_hash,seq,`:
 /// what the database's `pincer_audit_append` completes and hashes.
 fn hash_tail(ts: &DateTime<Utc>, user_email: Option<&str>, action: &str, metadata: &Value) -> String {
-    let mut out = String::with_capacity(160);
-    canonical(&Value::from(ts.to_rfc3339_opts(SecondsFormat::Micros, true)), &mut out);
-    out.push(',');
+    let mut out = Vec::with_capacity(160);
+    json_into(&ts.to_rfc3339_opts(SecondsFormat::Micros, true), &mut out);
+    out.push(b',');
     match user_email {
-        Some(u) => canonical(&Value::from(u), &mut out),
-        None => out.push_str("null"),
+        Some(u) => json_into(u, &mut out),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push(',');
-    canonical(&Value::from(action), &mut out);
-    out.push(',');
+    out.push(b',');
+    json_into(action, &mut out);
+    out.push(b',');
     canonical(metadata, &mut out);
-    out.push(']');
-    out
+    out.push(b']');
+    canonical_text(out)
 }
 
 /// Entries made ready to append: cleaned of what `jsonb` cannot hold,
@@ -175,7 +194,8 @@ pub fn prepare(entries: Vec<AuditEntry>) -> Prepared {
         let now = Utc::now();
         let ts = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         // Secret values never reach the log, whatever a caller put in.
-        let metadata = sanitize(crate::redact::scrub_json(entry.metadata));
+        let mut metadata = crate::redact::scrub_json(entry.metadata);
+        sanitize(&mut metadata);
         let action = entry.action.replace('\0', "");
         let email = entry.user_email.map(|e| e.replace('\0', ""));
         p.tails.push(hash_tail(&ts, email.as_deref(), &action, &metadata));
@@ -242,7 +262,7 @@ pub struct Checkpoint {
 /// The signature of a checkpoint under `key`.
 pub fn sign_checkpoint(key: &[u8], seq: i64, row_hash: &str, ts: &DateTime<Utc>) -> String {
     use hmac::{Hmac, Mac};
-    let mut text = String::new();
+    let mut text = Vec::new();
     canonical(
         &Value::Array(vec![
             Value::from("pincer-audit-checkpoint"),
@@ -253,7 +273,7 @@ pub fn sign_checkpoint(key: &[u8], seq: i64, row_hash: &str, ts: &DateTime<Utc>)
         &mut text,
     );
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return String::new() };
-    mac.update(text.as_bytes());
+    mac.update(&text);
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -532,6 +552,19 @@ mod tests {
 
     #[test]
     fn nul_characters_are_dropped_before_storage() {
-        assert_eq!(sanitize(json!({"k\u{0}": ["a\u{0}b"]})), json!({"k": ["ab"]}));
+        let mut v = json!({"k\u{0}": ["a\u{0}b", {"x": "\u{0}"}], "plain": "kept"});
+        sanitize(&mut v);
+        assert_eq!(v, json!({"k": ["ab", {"x": ""}], "plain": "kept"}));
+    }
+
+    #[test]
+    fn the_canonical_text_is_serde_jsons_with_sorted_keys() {
+        // Escapes, non-ASCII, numbers, nesting: byte for byte what
+        // serde_json writes (the hashes of rows already stored rely on it).
+        let v = json!({"z": [1, -2.5, null, true], "a": "quote \" back \\ nl \n tab \t bell \u{7} é 漢 \u{7f}", "m": {"y": {}, "b": []}});
+        let mut out = Vec::new();
+        canonical(&v, &mut out);
+        let sorted: serde_json::Map<String, Value> = v.as_object().unwrap().clone().into_iter().collect();
+        assert_eq!(canonical_text(out), serde_json::to_string(&Value::Object(sorted)).unwrap());
     }
 }
