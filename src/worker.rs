@@ -232,6 +232,14 @@ impl Local {
             drop(slot);
         });
     }
+
+    /// Runs `job` (claimed by this worker) in `slot`, in the caller's task.
+    pub async fn run_here(&self, job: Job, slot: OwnedSemaphorePermit) {
+        let Some(app) = self.app.upgrade() else { return };
+        let router = Router::new(app.clone());
+        process(app, router, job, self.me.clone()).await;
+        drop(slot);
+    }
 }
 
 /// Works the queue until `shutdown` flips to true, then waits for the jobs

@@ -58,13 +58,14 @@ fn malformed(error: inbound::InboundError) -> Response {
 /// not be stored.
 async fn store(app: &Arc<App>, mut ev: ChannelEvent) -> Response {
     // In its own task: if Slack hangs up mid-request, the insert and the
-    // hand-over to the worker still finish together.
-    let app2 = app.clone();
+    // hand-over to the worker still finish together. The same task then
+    // runs the event's job, if this process took it.
     crate::worker::enrich_from_cache(app, &mut ev);
-    let stored = match tokio::spawn(async move { ingest::enqueue(&app2, ev).await }).await {
-        Ok(r) => r,
-        Err(e) => Err(crate::store::StoreError::Corrupt(e.to_string())),
-    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(ingest::enqueue_then_run(app.clone(), ev, tx));
+    let stored = rx.await.unwrap_or_else(|_| {
+        Err(crate::store::StoreError::Corrupt("the event's ingest ended without an outcome".into()))
+    });
     match stored {
         Ok(_) => StatusCode::OK.into_response(),
         Err(error) => {
