@@ -359,8 +359,7 @@ impl SlackApi {
             tracing::info!(outbox_id = msg.id, ts, "reply found already posted; not posting it again");
             return Ok(Delivered { message_id: Some(ts) });
         }
-        let mut req =
-            SlackApiChatPostMessageRequest::new(channel, content.clone().with_metadata(reply_metadata(msg.id)));
+        let mut req = SlackApiChatPostMessageRequest::new(channel, content.with_metadata(reply_metadata(msg.id)));
         if let Some(t) = msg.thread {
             req = req.with_thread_ts(SlackTs::new(t.to_string()));
         }
@@ -370,7 +369,11 @@ impl SlackApi {
             // command's response_url can still post there for everyone.
             Err(DeliveryError::Permanent(code)) if code == "not_in_channel" || code == "channel_not_found" => {
                 match msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
-                    Some(url) => self.respond_in_channel(url, &content).await,
+                    Some(url) => {
+                        let mut content = req.content;
+                        content.metadata = None;
+                        self.respond_in_channel(url, &content).await
+                    }
                     None => Err(DeliveryError::Permanent(code)),
                 }
             }
