@@ -54,7 +54,9 @@ pub async fn enqueue_then_run(
         }
     };
     if let (Some(local), Some((job, slot))) = (app.handoff.local.get(), taken) {
-        local.run_here(job, slot).await;
+        // (On the heap: the task's future stays small while it is spawned
+        // and stored.)
+        Box::pin(local.run_here(job, slot)).await;
     }
 }
 

@@ -227,8 +227,10 @@ impl Local {
     pub fn run(&self, job: Job, slot: OwnedSemaphorePermit) {
         let Some(app) = self.app.upgrade() else { return };
         let (router, me) = (Router::new(app.clone()), self.me.clone());
+        // (The job's future on the heap: the task's own stays small.)
+        let job = Box::pin(process(app, router, job, me));
         tokio::spawn(async move {
-            process(app, router, job, me).await;
+            job.await;
             drop(slot);
         });
     }
