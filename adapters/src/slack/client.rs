@@ -129,6 +129,17 @@ pub struct SlackApi {
     channels: Cache,
     /// The bot's id, once `auth.test` has said it.
     bot_id: std::sync::RwLock<Option<String>>,
+    /// `chat.postMessage`'s URL, built once (slack-morphism would format and
+    /// parse it for every post).
+    post_message_url: url::Url,
+}
+
+/// What Pincer reads of `chat.postMessage`'s answer: the message's `ts`,
+/// not the whole message Slack echoes back (slack-morphism's response type
+/// reads it all, through flattened structs that serde buffers).
+#[derive(serde::Deserialize)]
+struct Posted {
+    ts: String,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -230,8 +241,13 @@ fn content(reply: &Reply) -> SlackMessageContent {
 impl SlackApi {
     /// A client for `api_url` (e.g. `https://slack.com/api`) with the bot token.
     pub fn new(api_url: &str, bot_token: &str) -> std::io::Result<SlackApi> {
+        let client = hyper_client(api_url)?;
+        let post_message_url = client.http_api.connector.create_method_uri_path("chat.postMessage").map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("Slack API URL {api_url}: {e}"))
+        })?;
         Ok(SlackApi {
-            client: hyper_client(api_url)?,
+            client,
+            post_message_url,
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
             emails: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
@@ -363,8 +379,13 @@ impl SlackApi {
         if let Some(t) = msg.thread {
             req = req.with_thread_ts(SlackTs::new(t.to_string()));
         }
-        match session.chat_post_message(&req).await.map_err(classify) {
-            Ok(posted) => Ok(Delivered { message_id: Some(posted.ts.to_string()) }),
+        let posted = session.http_session_api.http_post_uri::<_, Posted>(
+            self.post_message_url.clone(),
+            &req,
+            Some(&slack_morphism::api::CHAT_POST_MESSAGE_SPECIAL_LIMIT_RATE_CTL),
+        );
+        match posted.await.map_err(classify) {
+            Ok(posted) => Ok(Delivered { message_id: Some(posted.ts) }),
             // The bot is not in the channel (or cannot see it), but a slash
             // command's response_url can still post there for everyone.
             Err(DeliveryError::Permanent(code)) if code == "not_in_channel" || code == "channel_not_found" => {
