@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pincer_adapters::ChannelEvent;
-use sqlx::{FromRow, PgConnection};
+use sqlx::postgres::PgRow;
+use sqlx::{Column, FromRow, PgConnection, Row};
 
 use super::agents::AgentState;
 use super::audit::{self, AuditEntry};
@@ -162,7 +163,6 @@ pub struct Prefetch<'a> {
     pub scopes: &'a [pincer_commands::ScopeName],
 }
 
-#[derive(FromRow)]
 struct FactsRow {
     job_id: i64,
     earlier_in_thread: bool,
@@ -177,6 +177,51 @@ struct FactsRow {
     conversation_id: Option<i64>,
     searched: Option<Vec<String>>,
     passages: Option<sqlx::types::Json<Vec<Passage>>>,
+}
+
+/// The columns both facts statements return, in order. [`FactsRow`] is
+/// read by position — a lookup by name for each of them was ~1% of an
+/// event's CPU — with each column's name checked as it is read, so a
+/// statement whose columns move fails loudly instead of misreading.
+const FACTS_COLUMNS: [&str; 13] = [
+    "job_id",
+    "earlier_in_thread",
+    "user_id",
+    "email",
+    "role",
+    "active_workspace",
+    "agent",
+    "disabled_at",
+    "disabled_by",
+    "disabled_reason",
+    "conversation_id",
+    "searched",
+    "passages",
+];
+
+impl<'r> FromRow<'r, PgRow> for FactsRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let columns = row.columns();
+        if let Some(i) = (0..FACTS_COLUMNS.len()).find(|&i| columns.get(i).map(|c| c.name()) != Some(FACTS_COLUMNS[i]))
+        {
+            return Err(sqlx::Error::ColumnNotFound(FACTS_COLUMNS[i].to_string()));
+        }
+        Ok(FactsRow {
+            job_id: row.try_get(0)?,
+            earlier_in_thread: row.try_get(1)?,
+            user_id: row.try_get(2)?,
+            email: row.try_get(3)?,
+            role: row.try_get(4)?,
+            active_workspace: row.try_get(5)?,
+            agent: row.try_get(6)?,
+            disabled_at: row.try_get(7)?,
+            disabled_by: row.try_get(8)?,
+            disabled_reason: row.try_get(9)?,
+            conversation_id: row.try_get(10)?,
+            searched: row.try_get(11)?,
+            passages: row.try_get(12)?,
+        })
+    }
 }
 
 /// Reads [`Facts`] for `ev`, queued as job `job_id`; the thread is looked
