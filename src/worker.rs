@@ -27,8 +27,8 @@ pub const MAX_ATTEMPTS: i32 = 5;
 /// How long an ask waits before looking again whether the earlier ask in
 /// its thread has been answered.
 const THREAD_WAIT: Duration = Duration::from_millis(200);
-/// Jobs claimed at once by one worker.
-const BATCH: i64 = 32;
+/// Jobs claimed at once by one worker, and jobs it runs at once.
+pub const BATCH: i64 = 32;
 /// How often an idle worker looks for work without being woken.
 const POLL: Duration = Duration::from_millis(500);
 
