@@ -261,7 +261,7 @@ impl Router {
         }
 
         if matches!(ev.body, EventBody::Message(Ok(Input::Text(_)))) && bound.is_none() {
-            let meta = with(&where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
+            let meta = merged(where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
             Metrics::inc(&app.metrics.ignored);
             return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
         }
@@ -285,8 +285,8 @@ impl Router {
                     let (entry, outcome) = Box::pin(handlers::link::redeem(tx.write().await?, ev, code, None)).await?;
                     return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
                 }
-                let meta = with(
-                    &where_,
+                let meta = merged(
+                    where_,
                     json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}),
                 );
                 Metrics::inc(&app.metrics.denied);
@@ -304,13 +304,13 @@ impl Router {
             EventBody::Message(Ok(Input::Command(c))) => Work::Command(c.clone()),
             EventBody::Message(Ok(Input::Text(t))) => Work::Command(Command::Ask { question: t.clone() }),
             EventBody::Message(Err(e)) => {
-                trail.push(AuditEntry::new(who, "command.invalid", with(&where_, json!({"error": e.to_string()}))));
+                trail.push(AuditEntry::new(who, "command.invalid", merged(where_, json!({"error": e.to_string()}))));
                 return Ok(Decided::say(trail, Reply::error(e.to_string())));
             }
             EventBody::Action(a) => match actions::spec(&a.action_id) {
                 Some(spec) => Work::Action(a, spec),
                 None => {
-                    let meta = with(&where_, json!({"action_id": a.action_id, "value": a.value}));
+                    let meta = merged(where_, json!({"action_id": a.action_id, "value": a.value}));
                     trail.push(AuditEntry::new(who, "action.unknown", meta));
                     return Ok(Decided::say(trail, Reply::error(messages::unknown_action())));
                 }
@@ -333,7 +333,7 @@ impl Router {
             (Some(_), _) => ChannelAgent::Enabled,
         };
         if let Decision::Deny(denial) = policy::authorize(user.role, spec, channel_agent, app.config.rbac) {
-            let meta = with(&where_, json!({"command": path, "reason": denial.code(), "role": user.role}));
+            let meta = merged(where_, json!({"command": path, "reason": denial.code(), "role": user.role}));
             trail.push(AuditEntry::new(who, "command.denied", meta));
             Metrics::inc(&app.metrics.denied);
             let agent = bound.map(|a| (a.name.as_str(), agent_state.as_ref()));
@@ -352,7 +352,7 @@ impl Router {
             Work::Command(command) => Box::pin(handlers::execute(&ctx, tx.write().await?, &command)).await?,
             Work::Action(action, _) => Box::pin(actions::execute(&ctx, tx.write().await?, action)).await?,
         };
-        let meta = with(&where_, with(&outcome.metadata, json!({"ok": outcome.ok})));
+        let meta = merged(where_, merged(outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
         Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask, replaces: outcome.replaces })
     }
@@ -568,9 +568,13 @@ impl Dispatch for Router {
 
 /// Merges two JSON objects (keys of `b` win).
 pub(crate) fn with(a: &Value, b: Value) -> Value {
-    let mut out = a.clone();
-    if let (Some(o), Value::Object(extra)) = (out.as_object_mut(), b) {
+    merged(a.clone(), b)
+}
+
+/// [`with`], taking `a` (no copy of it).
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(o), Value::Object(extra)) = (a.as_object_mut(), b) {
         o.extend(extra);
     }
-    out
+    a
 }
