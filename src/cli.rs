@@ -258,9 +258,6 @@ fn config_check(path: &Path) -> ExitCode {
     }
 }
 
-/// Database connections `pincer serve` may open.
-const SERVE_POOL: u32 = 16;
-
 async fn start(config: Config, url: &str, pool: u32) -> anyhow::Result<Arc<App>> {
     let store = Store::connect(url, pool).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     App::start(config, store).await
@@ -275,17 +272,7 @@ async fn serve(config: Config, url: &str, listen: Option<SocketAddr>, role: Serv
             format!("{host}:{port}").parse()?
         }
     };
-    let app = start(config, url, SERVE_POOL).await?;
-    // Half the pool opened (and each statement described on it) in the
-    // background: the first burst of load finds its connections ready.
-    let pool = app.store.pool.clone();
-    tokio::spawn(async move {
-        let statements: Vec<&'static str> = crate::store::all_queries().into_iter().map(|(_, sql)| sql).collect();
-        match pool.warm(SERVE_POOL as usize / 2, &statements).await {
-            Ok(n) => tracing::debug!(connections = n, "database connections warmed"),
-            Err(error) => tracing::warn!(%error, "could not open database connections ahead of load"),
-        }
-    });
+    let app = start(config, url, 16).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

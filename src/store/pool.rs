@@ -48,8 +48,6 @@ struct Inner {
     options: PgConnectOptions,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
     permits: Arc<Semaphore>,
-    /// The pool's size.
-    max: usize,
     acquire_timeout: Duration,
     closed: AtomicBool,
     /// [`IDLE_CHECK`], in milliseconds (settable for tests).
@@ -70,7 +68,6 @@ impl Pool {
             options,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max.max(1) as usize)),
-            max: max.max(1) as usize,
             acquire_timeout,
             closed: AtomicBool::new(false),
             idle_check_ms: std::sync::atomic::AtomicU64::new(IDLE_CHECK.as_millis() as u64),
@@ -149,34 +146,6 @@ impl Pool {
     /// (default [`IDLE_CHECK`]).
     pub fn set_idle_check(&self, after: Duration) {
         self.0.idle_check_ms.store(after.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Opens connections until `n` are idle (or as many as the pool's size
-    /// allows are open), each with `statements` described on it first, so
-    /// the load that needs them does not wait for a connection to be made
-    /// — nor for a fresh server process to load the catalog entries a
-    /// statement needs, several milliseconds for one touching many tables.
-    /// (The statements
-    /// are described, not kept prepared: sqlx prepares them, with their
-    /// arguments' types, on first use.) Returns how many were opened; a
-    /// statement that does not describe is skipped.
-    pub async fn warm(&self, n: usize, statements: &[&'static str]) -> Result<usize, Error> {
-        let inner = &self.0;
-        let mut opened = 0;
-        // (Idle connections hold no permit: the pool's size bounds the
-        // connections open, idle or in use.)
-        let in_use = || inner.max.saturating_sub(inner.permits.available_permits());
-        while self.idle() < n.min(inner.max) && self.idle() + in_use() < inner.max && !self.is_closed() {
-            let Ok(permit) = inner.permits.clone().try_acquire_owned() else { break };
-            let mut conn = inner.options.connect().await?;
-            for sql in statements {
-                let _ = conn.describe(sqlx::SqlSafeStr::into_sql_str(*sql)).await;
-            }
-            lock(&inner.idle).push((conn, Instant::now()));
-            drop(permit);
-            opened += 1;
-        }
-        Ok(opened)
     }
 
     /// Connections open and not in use.

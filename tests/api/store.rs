@@ -19,25 +19,6 @@ async fn every_named_query_fits_the_migrated_schema() {
 }
 
 #[tokio::test]
-async fn warming_the_pool_opens_connections_that_serve_queries() {
-    let t = TestApp::spawn().await;
-    let pool = pincer::store::Pool::new(t.app.store.pool.options().clone(), 3, std::time::Duration::from_secs(5));
-    let statements: Vec<&'static str> = pincer::store::all_queries().into_iter().map(|(_, sql)| sql).collect();
-    assert_eq!(pool.warm(2, &statements).await.unwrap(), 2);
-    assert_eq!(pool.idle(), 2);
-    // Warm already: nothing more opened. Never past the pool's size.
-    assert_eq!(pool.warm(2, &statements).await.unwrap(), 0);
-    assert_eq!(pool.warm(10, &statements).await.unwrap(), 1);
-    assert_eq!(pool.idle(), 3);
-    // The warmed connections run the statements they were warmed with.
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&pool).await.unwrap();
-    assert_eq!(pending, 0);
-    assert_eq!(pincer::store::jobs::pending(&pool).await.unwrap(), 0);
-    pool.close().await;
-    t.cleanup().await;
-}
-
-#[tokio::test]
 async fn migrations_are_idempotent_and_config_sync_keeps_runtime_changes() {
     let t = TestApp::spawn().await;
     t.say1("dan@acme.com", "console:#oncall", "/admin user role bob@acme.com observer").await;
