@@ -183,8 +183,8 @@ pub enum EventBody {
 /// One normalised inbound event. It serialises to its raw parts (the text,
 /// not the parse), so a queued event is parsed again by the same parser
 /// when it is taken off the queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(from = "WireEvent", into = "WireEvent")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "WireEvent")]
 pub struct ChannelEvent {
     /// Pincer's id for this event (tracing, audit).
     pub id: Uuid,
@@ -250,25 +250,42 @@ impl From<WireEvent> for ChannelEvent {
     }
 }
 
-impl From<ChannelEvent> for WireEvent {
-    fn from(e: ChannelEvent) -> Self {
-        let action = match e.body {
-            EventBody::Action(a) => Some(a),
-            EventBody::Message(_) => None,
-        };
-        Self {
-            id: e.id,
-            tenant: e.tenant,
-            channel: e.channel,
-            channel_name: e.channel_name,
-            thread: e.thread,
-            sender: e.sender,
-            text: e.text,
-            action,
-            dedupe_key: e.dedupe_key,
-            reply_to: e.reply_to,
-            received_at: e.received_at,
+/// [`WireEvent`] borrowed from an event: what it serialises to, field for
+/// field (the same names in the same order), without copying the event.
+#[derive(Serialize)]
+struct WireEventRef<'a> {
+    id: &'a Uuid,
+    tenant: &'a str,
+    channel: &'a ChannelRef,
+    channel_name: &'a Option<String>,
+    thread: &'a Option<String>,
+    sender: &'a Sender,
+    text: &'a str,
+    action: Option<&'a Action>,
+    dedupe_key: &'a str,
+    reply_to: &'a ReplyTarget,
+    received_at: &'a DateTime<Utc>,
+}
+
+impl Serialize for ChannelEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireEventRef {
+            id: &self.id,
+            tenant: &self.tenant,
+            channel: &self.channel,
+            channel_name: &self.channel_name,
+            thread: &self.thread,
+            sender: &self.sender,
+            text: &self.text,
+            action: match &self.body {
+                EventBody::Action(a) => Some(a),
+                EventBody::Message(_) => None,
+            },
+            dedupe_key: &self.dedupe_key,
+            reply_to: &self.reply_to,
+            received_at: &self.received_at,
         }
+        .serialize(s)
     }
 }
 
@@ -442,5 +459,34 @@ mod tests {
         let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
         assert_eq!(back.body, ev.body);
         assert_eq!(back.dedupe_key, "k1");
+    }
+
+    #[test]
+    fn events_serialise_to_their_wire_fields_in_order() {
+        let ch: ChannelRef = "slack:C1".parse().unwrap();
+        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None };
+        let action = Action { action_id: "pincer.feedback".into(), value: "up".into(), message_ts: Some("1.2".into()) };
+        let mut ev = ChannelEvent::action("T1", ch, Some("1.0".into()), sender, action, "k2".into());
+        ev.channel_name = Some("#oncall".into());
+        ev.received_at = "2026-11-25T01:02:03Z".parse().unwrap();
+        let text = serde_json::to_string(&ev).unwrap();
+        let id = ev.id;
+        assert_eq!(
+            text,
+            format!(
+                "{{\"id\":\"{id}\",\"tenant\":\"T1\",\"channel\":\"slack:C1\",\"channel_name\":\"#oncall\",\
+                 \"thread\":\"1.0\",\"sender\":{},\"text\":\"\",\
+                 \"action\":{{\"action_id\":\"pincer.feedback\",\"value\":\"up\",\"message_ts\":\"1.2\"}},\
+                 \"dedupe_key\":\"k2\",\"reply_to\":{},\"received_at\":\"2026-11-25T01:02:03Z\"}}",
+                serde_json::to_string(&ev.sender).unwrap(),
+                serde_json::to_string(&ev.reply_to).unwrap(),
+            )
+        );
+        let back: ChannelEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.body, ev.body);
+        assert_eq!(back.reply_to, ev.reply_to);
+        // A message carries no action.
+        let msg = ChannelEvent::new("T1", ev.channel.clone(), None, ev.sender.clone(), "hi", "k3".into());
+        assert!(serde_json::to_string(&msg).unwrap().contains("\"action\":null"));
     }
 }
