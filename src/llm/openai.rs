@@ -2,23 +2,40 @@
 //! The request is built and the response read by pure functions, so the
 //! exact wire body is unit-tested; [`answer`] only moves bytes.
 
-use serde::Deserialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Answer, Prompt, ProviderError};
 use crate::config::ProviderConfig;
 
-/// The request body for one prompt.
-pub fn request_body(model: &str, max_tokens: u32, prompt: Prompt<'_>) -> Value {
-    let system = super::system_text(prompt);
-    json!({
-        "model": model,
-        "max_tokens": max_tokens,
-        "messages": std::iter::once(json!({"role": "system", "content": system}))
-            .chain(super::history_messages(prompt.history))
-            .chain(std::iter::once(json!({"role": "user", "content": prompt.question})))
-            .collect::<Vec<_>>(),
-    })
+/// The request body for one prompt, serialised straight from the prompt
+/// (no JSON tree is built for it).
+#[derive(Debug, Serialize)]
+pub struct Request<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: Vec<ChatMessage<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: Cow<'a, str>,
+}
+
+/// The request body for one prompt: the system text, the thread's history
+/// oldest first, then the question.
+pub fn request_body<'a>(model: &'a str, max_tokens: u32, prompt: Prompt<'a>) -> Request<'a> {
+    let mut messages = Vec::with_capacity(prompt.history.len() + 2);
+    messages.push(ChatMessage { role: "system", content: Cow::Owned(super::system_text(prompt)) });
+    messages.extend(prompt.history.iter().map(|t| ChatMessage {
+        role: if t.assistant { "assistant" } else { "user" },
+        content: Cow::Borrowed(t.text.as_str()),
+    }));
+    messages.push(ChatMessage { role: "user", content: Cow::Borrowed(prompt.question) });
+    Request { model, max_tokens, messages }
 }
 
 #[derive(Deserialize)]
@@ -219,25 +236,35 @@ mod tests {
             body: "The disk filled.".into(),
             rank: 0.5,
         }];
-        let body = request_body(
+        let body = serde_json::to_value(request_body(
             "m",
             100,
             Prompt { system: "Be brief.", question: "why?", passages: &passages, scopes: &[], history: &[] },
-        );
+        ))
+        .unwrap();
+        assert_eq!(body["max_tokens"], 100);
         assert_eq!(body["model"], "m");
         assert_eq!(body["messages"][1]["content"], "why?");
         let history = [
             super::super::Turn { assistant: false, text: "first?".into() },
             super::super::Turn { assistant: true, text: "one".into() },
         ];
-        let threaded = request_body(
+        let threaded = serde_json::to_value(request_body(
             "m",
             100,
             Prompt { system: "s", question: "and then?", passages: &[], scopes: &[], history: &history },
-        );
+        ))
+        .unwrap();
         let roles: Vec<&str> =
             threaded["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        let contents: Vec<&str> =
+            threaded["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(contents, ["s", "first?", "one", "and then?"]);
+        // Exactly these keys, as the OpenAI API takes them.
+        let mut keys: Vec<&String> = threaded.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["max_tokens", "messages", "model"]);
         let system = body["messages"][0]["content"].as_str().unwrap();
         assert!(system.starts_with("Be brief."));
         assert!(system.contains("[1] (incidents: pm.md Root cause)\nThe disk filled."));
