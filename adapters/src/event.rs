@@ -213,7 +213,9 @@ pub struct ChannelEvent {
     pub received_at: DateTime<Utc>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// What a stored event is read back from; it is written by
+/// [`WireEventRef`], field for field.
+#[derive(Deserialize)]
 struct WireEvent {
     id: Uuid,
     tenant: String,
