@@ -60,6 +60,15 @@ fn strip_mention(text: &str, bot: &BotIdentity) -> String {
     t.to_string()
 }
 
+/// Whether `text` mentions the user `id`: `<@ID>` or `<@ID|name>` (not a
+/// longer id that begins with it).
+fn mentions(text: &str, id: &str) -> bool {
+    text.match_indices("<@").any(|(at, _)| {
+        let rest = &text[at + 2..];
+        rest.strip_prefix(id).is_some_and(|after| after.starts_with('>') || after.starts_with('|'))
+    })
+}
+
 /// Parses an Events API body (already verified).
 pub fn parse_push(body: &[u8], bot: &BotIdentity) -> Result<Pushed, InboundError> {
     let malformed = |e: serde_json::Error| InboundError::Malformed(e.to_string());
@@ -140,6 +149,11 @@ fn from_mention(
     if bot.user_id.as_deref() == Some(m.user.as_ref()) {
         return Ok(Pushed::Ignored("own message"));
     }
+    // Editing a message that mentions the bot makes Slack send the mention
+    // again (with `edited`, under a new event id): it was answered already.
+    if m.edited.is_some() {
+        return Ok(Pushed::Ignored("edited mention"));
+    }
     let text = strip_mention(m.content.text.as_deref().unwrap_or_default(), bot);
     let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
     Ok(Pushed::Event(Box::new(ChannelEvent::new(
@@ -177,7 +191,7 @@ fn from_message(
         return Ok(Pushed::Ignored("message without user or channel"));
     };
     let text = m.content.and_then(|c| c.text).unwrap_or_default();
-    if bot.user_id.as_deref().is_some_and(|b| text.contains(&format!("<@{b}"))) {
+    if bot.user_id.as_deref().is_some_and(|b| mentions(&text, b)) {
         // Slack sends an app_mention for this message too; that one answers.
         return Ok(Pushed::Ignored("mention handled by app_mention"));
     }
@@ -380,6 +394,32 @@ mod tests {
             panic!()
         };
         assert_eq!(why, "event type not used");
+    }
+
+    #[test]
+    fn an_edited_mention_is_not_asked_again() {
+        let first = r#"{"type":"app_mention","user":"U1","channel":"C1","text":"<@UBOT> why?","ts":"1.1"}"#;
+        assert!(matches!(parse_push(&callback(first), &bot()).unwrap(), Pushed::Event(_)));
+        let edited = r#"{"type":"app_mention","user":"U1","channel":"C1","text":"<@UBOT> why, really?","ts":"1.1","edited":{"user":"U1","ts":"1.2"}}"#;
+        let Pushed::Ignored(why) = parse_push(&callback(edited), &bot()).unwrap() else { panic!() };
+        assert_eq!(why, "edited mention");
+    }
+
+    #[test]
+    fn only_a_message_that_mentions_this_bot_is_left_to_its_app_mention() {
+        let msg = |text: &str| {
+            callback(&format!(r#"{{"type":"message","user":"U1","channel":"C1","text":"{text}","ts":"1.1"}}"#))
+        };
+        for text in ["<@UBOT> hi", "hi <@UBOT|pincer>", "cc <@U2> and <@UBOT>"] {
+            let Pushed::Ignored(why) = parse_push(&msg(text), &bot()).unwrap() else { panic!("{text}") };
+            assert_eq!(why, "mention handled by app_mention", "{text}");
+        }
+        // Another user whose id begins with the bot's is not the bot.
+        for text in ["<@UBOTX> hi", "<@U2> hi", "UBOT> hi"] {
+            assert!(matches!(parse_push(&msg(text), &bot()).unwrap(), Pushed::Event(_)), "{text}");
+        }
+        assert!(mentions("<@UBOT>", "UBOT"));
+        assert!(!mentions("<@UBOT", "UBOT"));
     }
 
     #[test]
