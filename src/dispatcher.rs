@@ -8,7 +8,8 @@
 //! a thread's replies are always in order), paced by a token bucket (Slack allows about
 //! one message a second per channel, with short bursts). A 429 holds that
 //! channel's queue for `Retry-After` — in Postgres, so every replica holds
-//! it — without stalling other channels. Transient failures are retried
+//! it — without stalling other channels, and is not counted among the
+//! reply's attempts. Transient failures are retried
 //! with exponential backoff and jitter; permanent ones, and transient ones
 //! past [`MAX_ATTEMPTS`], are dead-lettered with an audit row and listed by
 //! `/admin outbox`.
@@ -182,8 +183,9 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
             Metrics::inc(&app.metrics.rate_limited);
             tracing::info!(outbox_id = row.id, channel = %row.channel, ?wait, "rate limited; holding the channel");
             outbox::hold_channel(&app.store.pool, &row.platform, &row.tenant, &row.channel, wait).await?;
-            // Refused: this attempt posted nothing (an earlier one still may have).
-            outbox::retry(&app.store.pool, row.id, row.attempts, wait, "rate limited", row.maybe_sent).await?;
+            // Refused: this attempt posted nothing (an earlier one still may
+            // have), and it does not count against the reply's attempts.
+            outbox::rate_limited(&app.store.pool, row.id, row.attempts, wait, row.maybe_sent).await?;
         }
         Err(DeliveryError::Transient(e)) if row.attempts < MAX_ATTEMPTS => {
             let wait = backoff(row.attempts);

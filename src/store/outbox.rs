@@ -213,6 +213,12 @@ const DELIVERED: &str = "WITH done AS (
 const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3,
          maybe_sent = $5
      WHERE id = $1 AND status = 'sending' AND attempts = $4";
+// A post the platform refused with a rate limit: tried again after `$2`
+// seconds, and not counted as an attempt (a storm of 429s must not use up
+// the attempts a reply has for real failures).
+const RATE_LIMITED: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, attempts = attempts - 1,
+         not_before = now() + make_interval(secs => $2), last_error = 'rate limited', maybe_sent = $4
+     WHERE id = $1 AND status = 'sending' AND attempts = $3";
 // A claim given back unused (its channel's pacing said wait): not counted
 // as an attempt.
 const UNCLAIM: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, attempts = attempts - 1,
@@ -512,6 +518,20 @@ pub async fn retry(
         .bind(maybe_sent)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// Puts a row refused with a rate limit back to be tried after `delay`,
+/// giving its attempt back; `maybe_sent` as the claim had it (the refused
+/// post reached nothing, an earlier attempt still may have).
+pub async fn rate_limited(
+    pool: &Pool,
+    id: i64,
+    attempts: i32,
+    delay: Duration,
+    maybe_sent: bool,
+) -> Result<(), StoreError> {
+    sqlx::query(RATE_LIMITED).bind(id).bind(delay.as_secs_f64()).bind(attempts).bind(maybe_sent).execute(pool).await?;
     Ok(())
 }
 

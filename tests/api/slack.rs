@@ -313,6 +313,13 @@ async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
         .await
         .unwrap();
     assert_eq!(open, 0);
+    // A 429 is not an attempt: each reply took one, however often it was
+    // refused (a storm must not use up what real failures are allowed).
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE NOT is_progress ORDER BY id")
+        .fetch_all(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, vec![1; 6], "{attempts:?}");
     t.cleanup().await;
 }
 
