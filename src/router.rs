@@ -222,10 +222,11 @@ impl Router {
                 let mut facts = match known.filter(fresh) {
                     Some(facts) => facts,
                     None => {
-                        // Asks in a thread are answered in order; a button
-                        // click is not an ask (and an Approve click must
-                        // reach the run that waits for it).
-                        let is_ask = !matches!(ev.body, EventBody::Action(_));
+                        // Asks in a thread are answered in order; commands
+                        // and clicks are not asks (an Approve click must
+                        // reach the run that waits for it, and `/admin` must
+                        // not wait behind a run paused for approval).
+                        let is_ask = is_ask(&ev.body);
                         let search = prefetch_for(app, ev, bound);
                         routing::facts(tx.read(), ev, job_id, is_ask, agent, search).await?
                     }
@@ -523,6 +524,13 @@ fn deferrable(app: &App, ask: &AskJob) -> bool {
 /// The memory search to run with a queued event's facts: for an ask (free
 /// text, or `/ask`) to a bound agent, without embeddings (whose ranking
 /// needs the question's vector first).
+/// Whether `body` asks the bound agent something (free text or `/ask`).
+/// Only asks wait for the earlier asks of their thread and read their
+/// thread's conversation; commands and button clicks go through at once.
+pub fn is_ask(body: &EventBody) -> bool {
+    matches!(body, EventBody::Message(Ok(Input::Text(_) | Input::Command(Command::Ask { .. }))))
+}
+
 pub(crate) fn prefetch_for<'e>(
     app: &App,
     ev: &'e ChannelEvent,

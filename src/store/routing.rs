@@ -250,7 +250,7 @@ pub async fn enqueue_with_facts(
     agent: Option<&str>,
     search: Option<Prefetch<'_>>,
 ) -> Result<Option<(i64, Facts)>, StoreError> {
-    let is_ask = !matches!(ev.body, pincer_adapters::EventBody::Action(_));
+    let is_ask = crate::router::is_ask(&ev.body);
     let row: Option<FactsRow> = bind_facts(sqlx::query_as(ENQUEUE_WITH_FACTS), ev, is_ask, agent, search)
         .bind(&ev.dedupe_key)
         .bind(sqlx::types::Json(ev))

@@ -374,3 +374,56 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
     assert_eq!(denied, 2);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn commands_do_not_wait_behind_an_earlier_ask_of_their_thread_but_asks_do() {
+    use std::time::Duration;
+
+    use pincer::router::QueuedOutcome;
+    use pincer::store::routing;
+
+    let t = TestApp::spawn().await;
+    let worker = t.app.handoff.worker.clone();
+    let lease = Duration::from_secs(60);
+    let queue = |ev: pincer_adapters::ChannelEvent| {
+        let (t, worker) = (&t, worker.clone());
+        async move {
+            let (id, facts) =
+                routing::enqueue_with_facts(&t.app.store.pool, &ev, &worker, lease, Some("ops-oncall"), None)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            (ev, id, facts)
+        }
+    };
+    // An ask still being answered (or paused for an approval) in #oncall:
+    // its job is held.
+    let bob =
+        |text: &str, key: &str| t.event("console:#oncall", "bob@acme.com", Some("bob@acme.com"), "local", text, key);
+    let (_, _, first) = queue(bob("why did the deploy fail?", "k-held")).await;
+    assert!(!first.earlier_in_thread);
+    // A later ask in the same place waits for it...
+    let (_, _, later) = queue(bob("/ask and the rollback?", "k-later")).await;
+    assert!(later.earlier_in_thread);
+    // ...but a command does not: break-glass goes through at once.
+    let disable = t.event(
+        "console:#oncall",
+        "dan@acme.com",
+        Some("dan@acme.com"),
+        "local",
+        "/admin agent disable ops-oncall incident",
+        "k-admin",
+    );
+    let (ev, id, facts) = queue(disable).await;
+    assert!(!facts.earlier_in_thread);
+    let out = t.router.handle_queued(&ev, id, &worker, Some(facts)).await.unwrap();
+    assert!(matches!(out, QueuedOutcome::Routed(None)), "{out:?}");
+    let disabled: bool = sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM agents WHERE name = 'ops-oncall'")
+        .fetch_one(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert!(disabled);
+    let (_, _, help) = queue(bob("/help", "k-help")).await;
+    assert!(!help.earlier_in_thread);
+    t.cleanup().await;
+}
