@@ -261,7 +261,15 @@ impl Router {
             tracing::Span::current().record("agent", agent.name.as_str());
         }
 
-        if matches!(ev.body, EventBody::Message(Ok(Input::Text(_)))) && bound.is_none() {
+        // In a channel with no agent, text is people talking among
+        // themselves, and so is a posted message (one with a thread) that
+        // does not parse: no reply. Slash commands still get one.
+        let chatter = match &ev.body {
+            EventBody::Message(Ok(Input::Text(_))) => true,
+            EventBody::Message(Err(_)) => ev.thread.is_some(),
+            _ => false,
+        };
+        if chatter && bound.is_none() {
             let meta = merged(where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
             Metrics::inc(&app.metrics.ignored);
             return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));

@@ -234,7 +234,7 @@ impl From<WireEvent> for ChannelEvent {
     fn from(w: WireEvent) -> Self {
         let body = match w.action {
             Some(a) => EventBody::Action(a),
-            None => EventBody::Message(parse_line(&w.text)),
+            None => message_body(&w.text, w.thread.is_some()),
         };
         Self {
             id: w.id,
@@ -291,6 +291,17 @@ impl Serialize for ChannelEvent {
     }
 }
 
+/// What a message's text asks for. In a posted message — one that has a
+/// thread: a chat message or a mention, never a slash command or a
+/// terminal line — a `/word` that is not a Pincer command is text ("/var/log
+/// is full, why?" is a question, not a mistyped command).
+fn message_body(text: &str, posted: bool) -> EventBody {
+    match parse_line(text) {
+        Err(ParseError::UnknownCommand { .. }) if posted => EventBody::Message(Ok(Input::Text(clean_text(text)))),
+        parsed => EventBody::Message(parsed),
+    }
+}
+
 impl ChannelEvent {
     /// Builds an event from raw text, cleaning and parsing it at the edge.
     pub fn new(
@@ -307,10 +318,10 @@ impl ChannelEvent {
             reply_to: ReplyTarget { channel: channel.clone(), thread: thread.clone(), response_url: None },
             channel,
             channel_name: None,
+            body: message_body(raw_text, thread.is_some()),
             thread,
             sender,
             text: clean_text(raw_text),
-            body: EventBody::Message(parse_line(raw_text)),
             dedupe_key,
             received_at: Utc::now(),
         }
@@ -461,6 +472,33 @@ mod tests {
         let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
         assert_eq!(back.body, ev.body);
         assert_eq!(back.dedupe_key, "k1");
+    }
+
+    #[test]
+    fn a_slash_word_in_a_posted_message_is_text_unless_it_is_a_command() {
+        let ch: ChannelRef = "slack:C1".parse().unwrap();
+        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None };
+        let at = |thread: Option<&str>, text: &str| {
+            ChannelEvent::new("T1", ch.clone(), thread.map(str::to_string), sender.clone(), text, "k".into())
+        };
+        let question = "/var/log is full, why?";
+        let posted = at(Some("1.1"), question);
+        assert_eq!(posted.body, EventBody::Message(Ok(Input::Text(question.into()))));
+        // Read back from the queue, it is the same.
+        let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&posted).unwrap()).unwrap();
+        assert_eq!(back.body, posted.body);
+        // A real command in a posted message is still a command, and its
+        // mistakes are still mistakes.
+        assert!(matches!(at(Some("1.1"), "/workspace alice-lab").body, EventBody::Message(Ok(Input::Command(_)))));
+        assert!(matches!(
+            at(Some("1.1"), "/workspace Alice").body,
+            EventBody::Message(Err(ParseError::BadName { .. }))
+        ));
+        // A slash command or a terminal line (no thread) names a command.
+        let typed = at(None, question);
+        assert!(matches!(typed.body, EventBody::Message(Err(ParseError::UnknownCommand { .. }))));
+        let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&typed).unwrap()).unwrap();
+        assert_eq!(back.body, typed.body);
     }
 
     #[test]

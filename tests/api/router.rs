@@ -56,6 +56,39 @@ async fn text_in_an_unbound_channel_is_ignored_and_audited_with_no_reply() {
 }
 
 #[tokio::test]
+async fn a_posted_message_is_a_question_or_chatter_never_a_broken_command() {
+    let t = TestApp::spawn().await;
+    t.import_examples().await;
+    // A message posted in a channel (it has a thread), as chat platforms send them.
+    let posted = |channel: &str, text: &str, key: &str| {
+        let sender = pincer_adapters::Sender {
+            platform_user_id: "bob@acme.com".into(),
+            display_name: None,
+            verified_email: Some(pincer_commands::Email::parse("bob@acme.com").unwrap()),
+        };
+        let thread = Some("1700000000.000100".to_string());
+        pincer_adapters::ChannelEvent::new("local", channel.parse().unwrap(), thread, sender, text, key.into())
+    };
+    // In a channel with no agent: no reply, whatever the message parses as.
+    let long = format!("here is the log: {}", "x".repeat(4100));
+    for (i, text) in ["/etc/hosts is wrong again", long.as_str(), "/workspace Alice"].into_iter().enumerate() {
+        let replies = t.router.handle(posted("console:#random", text, &format!("k-chatter-{i}"))).await;
+        assert!(replies.is_empty(), "{replies:?}");
+        assert_eq!(t.audit_actions().await.last().unwrap(), "event.ignored");
+    }
+    // In a bound channel, a `/word` that is not a command is a question.
+    let replies =
+        t.router.handle(posted("console:#oncall", "/var/log is fine, so why did the deploy fail?", "k-q")).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].kind, ReplyKind::Answer, "{replies:?}");
+    assert!(replies[0].text.contains("14 October"), "{}", replies[0].text);
+    // A mistake in a real command there still gets its usage.
+    let replies = t.router.handle(posted("console:#oncall", "/workspace Alice", "k-bad")).await;
+    assert!(replies[0].text.contains("Usage: /workspace NAME"), "{replies:?}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn an_observer_is_refused_every_mutation_with_a_clear_sentence() {
     let t = TestApp::spawn().await;
     let text = t.refused("olivia@acme.com", "console:#oncall", "/admin user add eve@acme.com member").await;
