@@ -346,7 +346,10 @@ impl Router {
             trail.push(AuditEntry::new(who, "command.denied", meta));
             Metrics::inc(&app.metrics.denied);
             let agent = bound.map(|a| (a.name.as_str(), agent_state.as_ref()));
-            let reply = Reply::error(messages::denial(&denial, path, &app.config, &ev.channel, agent));
+            // The channel as people know it (`#random`), when the platform
+            // said its name.
+            let here = ev.channel_refs().pop().unwrap_or_else(|| ev.channel.clone());
+            let reply = Reply::error(messages::denial(&denial, path, &app.config, &here, agent));
             return Ok(Decided::say(trail, reply));
         }
 

@@ -96,6 +96,10 @@ async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     if let Err(r) = verified(&app, &headers, &body) {
         return r.into_response();
     }
+    // Slack checks the URL's certificate with a signed `ssl_check=1` post.
+    if inbound::is_ssl_check(&body) {
+        return StatusCode::OK.into_response();
+    }
     match inbound::parse_command(&body) {
         Err(e) => malformed(e),
         Ok(ev) => store(&app, ev).await,

@@ -209,6 +209,12 @@ fn from_message(
     ))))
 }
 
+/// Whether a slash command's form body is Slack's certificate check
+/// (`ssl_check=1`), which is answered 200 and not run.
+pub fn is_ssl_check(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "ssl_check" && v == "1")
+}
+
 /// Parses a slash command's form body (already verified).
 pub fn parse_command(body: &[u8]) -> Result<ChannelEvent, InboundError> {
     let cmd: SlackCommandEvent =
@@ -394,6 +400,14 @@ mod tests {
             panic!()
         };
         assert_eq!(why, "event type not used");
+    }
+
+    #[test]
+    fn slacks_certificate_check_is_told_from_a_command() {
+        assert!(is_ssl_check(b"ssl_check=1&token=abc"));
+        assert!(is_ssl_check(b"token=abc&ssl_check=1"));
+        assert!(!is_ssl_check(b"ssl_check=0&token=abc"));
+        assert!(!is_ssl_check(b"command=%2Fask&text=ssl_check%3D1"));
     }
 
     #[test]
