@@ -164,11 +164,26 @@ pub async fn run() -> ExitCode {
     }
 }
 
+/// Slack sends events, commands and clicks only to an `https://` address
+/// with a host; anything else would be refused when the manifest is pasted.
+fn check_public_url(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
+    anyhow::ensure!(
+        parsed.scheme() == "https" && parsed.host().is_some(),
+        "--url {url}: Slack sends requests only to an https:// address; give the gateway's public https URL, \
+         or use --socket-mode if it has none"
+    );
+    Ok(())
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Cmd::Config { what: ConfigCmd::Check } = &cli.command {
         return Ok(config_check(&cli.config));
     }
     if let Cmd::Slack { what: SlackCmd::Manifest { url, name, socket_mode } } = &cli.command {
+        if let Some(url) = url.as_deref().filter(|_| !*socket_mode) {
+            check_public_url(url)?;
+        }
         let m = pincer_adapters::slack::manifest::manifest(url.as_deref().unwrap_or_default(), name, *socket_mode);
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(ExitCode::SUCCESS);

@@ -110,3 +110,22 @@ async fn admin_commands_from_the_shell_are_audited_like_chat() {
     assert_eq!(row.1["platform"], "cli");
     t.cleanup().await;
 }
+
+#[test]
+fn the_slack_manifest_needs_a_public_https_url_or_socket_mode() {
+    let (code, out, err) = pincer(&["slack", "manifest", "--url", "https://pincer.acme.com/"], &[], None);
+    assert_eq!(code, 0, "{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(m["settings"]["event_subscriptions"]["request_url"], "https://pincer.acme.com/slack/events");
+    for bad in ["http://pincer.acme.com", "pincer.acme.com", "https://"] {
+        let (code, out, err) = pincer(&["slack", "manifest", "--url", bad], &[], None);
+        assert_ne!(code, 0, "{bad}: {out}");
+        assert!(out.is_empty(), "{bad}: {out}");
+        assert!(err.contains("--url"), "{bad}: {err}");
+    }
+    let (_, _, err) = pincer(&["slack", "manifest", "--url", "http://pincer.acme.com"], &[], None);
+    assert!(err.contains("only to an https:// address"), "{err}");
+    let (code, out, err) = pincer(&["slack", "manifest", "--socket-mode"], &[], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"socket_mode_enabled\": true"), "{out}");
+}
