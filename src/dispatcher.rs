@@ -98,6 +98,7 @@ async fn send(app: &App, row: &OutboxRow) -> Result<Delivered, DeliveryError> {
         recipient: row.recipient.as_deref(),
         reply: &row.reply.0,
         update: row.progress_ts.as_deref(),
+        is_progress: row.is_progress,
         maybe_sent: row.maybe_sent,
         stored_at: row.created_at,
     };

@@ -25,6 +25,8 @@ pub struct OutboundMessage<'a> {
     pub reply: &'a Reply,
     /// Update this already-posted message instead of posting a new one.
     pub update: Option<&'a str>,
+    /// A "working on it…" placeholder, to be replaced by the answer.
+    pub is_progress: bool,
     /// An earlier attempt may have reached the platform: look for the
     /// message there before posting it again.
     pub maybe_sent: bool,

@@ -674,6 +674,29 @@ async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_
     let t = gw.stop().await;
     assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await, 0);
     t.cleanup().await;
+
+    // A slow answer there: "Working on it…" cannot be updated through the
+    // response_url, so only the asker sees it; the channel gets the answer.
+    let (mock, api) = MockSlack::start().await;
+    mock.script.gone.lock().unwrap().push("CPRODUCT".into());
+    let (llm_url, _llm) = slow_llm(Duration::from_millis(2500)).await;
+    let provider = format!(
+        "providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n    timeout_secs: 10\n"
+    );
+    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+    let gw = Gateway::start(&yaml).await;
+    let ask = command(&mock, "/ask", "when does billing v2 ship?", "UBOB", "CPRODUCT", "product-bot", "trslow");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    mock.wait_for(10, "the answer", |c| c.iter().filter(|c| c.method == "response_url").count() >= 2).await;
+    let r = mock.calls("response_url");
+    assert_eq!(r.len(), 2, "{r:#?}");
+    assert_eq!(r[0].body["text"], "Working on it…");
+    assert_ne!(r[0].body["response_type"], "in_channel", "{r:#?}");
+    assert_eq!(r[1].body["response_type"], "in_channel");
+    assert_eq!(r[1].body["text"], "Slow but sure.");
+    let t = gw.stop().await;
+    assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status <> 'delivered'").await, 0);
+    t.cleanup().await;
 }
 
 #[tokio::test]

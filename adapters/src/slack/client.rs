@@ -390,6 +390,16 @@ impl SlackApi {
             // command's response_url can still post there for everyone.
             Err(DeliveryError::Permanent(code)) if code == "not_in_channel" || code == "channel_not_found" => {
                 match msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
+                    // A placeholder posted this way could never be replaced
+                    // (a response_url post has no `ts` to update): the asker
+                    // alone sees it, and the channel only the answer.
+                    Some(url) if msg.is_progress => {
+                        let mut content = req.content;
+                        content.metadata = None;
+                        let private = SlackApiPostWebhookMessageRequest::new(content);
+                        self.client.respond_to_event(&SlackResponseUrl(url), &private).await.map_err(classify)?;
+                        Ok(Delivered { message_id: None })
+                    }
                     Some(url) => {
                         let mut content = req.content;
                         content.metadata = None;
