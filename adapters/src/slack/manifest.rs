@@ -2,7 +2,7 @@
 //! Slack's "Create an app → From an app manifest".
 //!
 //! One Slack slash command per Pincer command (`/ask`, `/workspace`,
-//! `/admin`): each shows its own usage hint in Slack's autocomplete. The
+//! `/admin`, `/link`): each shows its own usage hint in Slack's autocomplete. The
 //! router also understands `/pincer <command>` for workspaces that prefer a
 //! single command.
 
@@ -20,7 +20,7 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("channels:read", "bind agents to channels by name"),
     ("groups:read", "bind agents to private channels by name"),
     ("chat:write", "post answers and update 'working on it…'"),
-    ("commands", "/ask, /workspace, /admin"),
+    ("commands", "/ask, /workspace, /admin, /link"),
     ("users:read", "look people up"),
     ("users:read.email", "match Slack people to org users by e-mail"),
 ];
@@ -59,6 +59,7 @@ pub fn manifest(base_url: &str, name: &str, socket_mode: bool) -> Value {
                 command("/ask", "QUESTION", "ask"),
                 command("/workspace", "[NAME | shared]", "workspace switch"),
                 command("/admin", "user|agent|workspace|audit|whoami …", "admin whoami"),
+                command("/link", "[CODE]", "link"),
             ],
         },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>()}},
@@ -82,7 +83,9 @@ mod tests {
         assert_eq!(m["settings"]["event_subscriptions"]["request_url"], "https://pincer.acme.com/slack/events");
         assert_eq!(m["settings"]["interactivity"]["request_url"], "https://pincer.acme.com/slack/interactive");
         let cmds = m["features"]["slash_commands"].as_array().unwrap();
-        assert_eq!(cmds.len(), 3);
+        let names: Vec<&str> = cmds.iter().map(|c| c["command"].as_str().unwrap()).collect();
+        assert_eq!(names, ["/ask", "/workspace", "/admin", "/link"]);
+        assert!(cmds.iter().all(|c| !c["description"].as_str().unwrap().is_empty()));
         assert!(cmds.iter().all(|c| c["url"] == "https://pincer.acme.com/slack/commands"));
         assert!(m["oauth_config"]["scopes"]["bot"].as_array().unwrap().contains(&json!("users:read.email")));
     }
