@@ -532,9 +532,6 @@ fn deferrable(app: &App, ask: &AskJob) -> bool {
         && app.config.agents.get(&ask.agent).is_some_and(|agent| !crate::agent::uses_tools(app, agent))
 }
 
-/// The memory search to run with a queued event's facts: for an ask (free
-/// text, or `/ask`) to a bound agent, without embeddings (whose ranking
-/// needs the question's vector first).
 /// Whether `body` asks the bound agent something (free text or `/ask`).
 /// Only asks wait for the earlier asks of their thread and read their
 /// thread's conversation; commands and button clicks go through at once.
@@ -542,6 +539,9 @@ pub fn is_ask(body: &EventBody) -> bool {
     matches!(body, EventBody::Message(Ok(Input::Text(_) | Input::Command(Command::Ask { .. }))))
 }
 
+/// The memory search to run with a queued event's facts: for an ask (free
+/// text, or `/ask`) to a bound agent, without embeddings (whose ranking
+/// needs the question's vector first).
 pub(crate) fn prefetch_for<'e>(
     app: &App,
     ev: &'e ChannelEvent,
