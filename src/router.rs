@@ -266,7 +266,7 @@ impl Router {
         // does not parse: no reply. Slash commands still get one.
         let chatter = match &ev.body {
             EventBody::Message(Ok(Input::Text(_))) => true,
-            EventBody::Message(Err(_)) => ev.thread.is_some(),
+            EventBody::Message(Err(_)) => ev.is_posted(),
             _ => false,
         };
         if chatter && bound.is_none() {

@@ -346,6 +346,14 @@ impl ChannelEvent {
         self.channel.platform
     }
 
+    /// For a message event: whether someone posted it in a channel (it has
+    /// a thread: a chat message or a mention) rather than typing it as a
+    /// slash command or a terminal line: the rule a message's text is read
+    /// by. (A click's event may carry a thread too.)
+    pub fn is_posted(&self) -> bool {
+        self.thread.is_some()
+    }
+
     /// The references agents may be bound to this channel by: its id, and
     /// its name when the platform gave one.
     pub fn channel_refs(&self) -> Vec<ChannelRef> {
