@@ -222,7 +222,9 @@ impl Router {
                 let mut facts = match known.filter(fresh) {
                     Some(facts) => facts,
                     None => {
-                        // Asks in a thread are answered in order; commands
+                        // Asks in a conversation (a thread, or one
+                        // person's asks at the top of a channel) are
+                        // answered in order; commands
                         // and clicks are not asks (an Approve click must
                         // reach the run that waits for it, and `/admin` must
                         // not wait behind a run paused for approval).
@@ -533,8 +535,10 @@ fn deferrable(app: &App, ask: &AskJob) -> bool {
 }
 
 /// Whether `body` asks the bound agent something (free text or `/ask`).
-/// Only asks wait for the earlier asks of their thread and read their
-/// thread's conversation; commands and button clicks go through at once.
+/// Only asks wait for the earlier jobs of their conversation and read it
+/// (a thread's, or outside a thread the asker's own in the channel:
+/// `ChannelEvent::conversation_thread`); commands and button clicks go
+/// through at once.
 pub fn is_ask(body: &EventBody) -> bool {
     matches!(body, EventBody::Message(Ok(Input::Text(_) | Input::Command(Command::Ask { .. }))))
 }

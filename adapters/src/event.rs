@@ -149,6 +149,25 @@ pub struct Sender {
     pub verified_email: Option<Email>,
 }
 
+/// The thread key of a conversation: a thread's own id, or, for what is
+/// typed outside any thread (a slash command's answer is posted at the top
+/// of the channel, where no thread ties one ask to the next), `user:` and
+/// the sender's platform id — so each person's top-level asks in a channel
+/// form their own conversation, and one person's question is never context
+/// for another's. (No platform's thread id begins with `user:`; the job
+/// queue's ordering check computes the same key in SQL, in
+/// `store/routing.rs`.)
+pub fn conversation_thread<'a>(thread: Option<&'a str>, sender: &str) -> std::borrow::Cow<'a, str> {
+    match thread {
+        Some(t) => std::borrow::Cow::Borrowed(t),
+        None => std::borrow::Cow::Owned(format!("{PERSONAL_THREAD}{sender}")),
+    }
+}
+
+/// The prefix of a person's top-level conversation key
+/// ([`conversation_thread`]).
+pub const PERSONAL_THREAD: &str = "user:";
+
 /// Where replies to an event go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyTarget {
@@ -354,6 +373,14 @@ impl ChannelEvent {
         self.thread.is_some()
     }
 
+    /// The thread key of the conversation an ask of this event belongs to:
+    /// its thread's, or — typed outside any thread (a slash command, a
+    /// terminal line) — the sender's own in this channel
+    /// ([`conversation_thread`]).
+    pub fn conversation_thread(&self) -> std::borrow::Cow<'_, str> {
+        conversation_thread(self.thread.as_deref(), &self.sender.platform_user_id)
+    }
+
     /// The references agents may be bound to this channel by: its id, and
     /// its name when the platform gave one.
     pub fn channel_refs(&self) -> Vec<ChannelRef> {
@@ -507,6 +534,22 @@ mod tests {
         assert!(matches!(typed.body, EventBody::Message(Err(ParseError::UnknownCommand { .. }))));
         let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&typed).unwrap()).unwrap();
         assert_eq!(back.body, typed.body);
+    }
+
+    #[test]
+    fn a_conversation_is_its_threads_or_outside_a_thread_the_senders_own() {
+        let ch: ChannelRef = "slack:C1".parse().unwrap();
+        let from = |user: &str, thread: Option<&str>| {
+            let sender = Sender { platform_user_id: user.into(), display_name: None, verified_email: None };
+            ChannelEvent::new("T1", ch.clone(), thread.map(str::to_string), sender, "/ask why?", "k".into())
+        };
+        // In a thread, everyone's asks share the thread's conversation.
+        assert_eq!(from("U1", Some("1.1")).conversation_thread(), "1.1");
+        assert_eq!(from("U2", Some("1.1")).conversation_thread(), "1.1");
+        // At the top of the channel, each person has their own.
+        assert_eq!(from("U1", None).conversation_thread(), "user:U1");
+        assert_eq!(from("U2", None).conversation_thread(), "user:U2");
+        assert!(conversation_thread(None, "U1").starts_with(PERSONAL_THREAD));
     }
 
     #[test]

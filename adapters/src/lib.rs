@@ -22,5 +22,5 @@ pub mod slack;
 
 pub use event::{
     Action, Button, ChannelEvent, ChannelRef, ChannelRefError, Dispatch, EventBody, Outbound, Platform, Reply,
-    ReplyKind, ReplyTarget, Sender, Visibility,
+    ReplyKind, ReplyTarget, Sender, Visibility, conversation_thread,
 };

@@ -104,13 +104,15 @@ pub async fn accept(ctx: &Ctx<'_>, conn: &mut PgConnection, question: &str) -> R
     })
 }
 
-/// The conversation an event's ask belongs to: its thread's.
+/// The conversation an event's ask belongs to: its thread's, or outside any
+/// thread the asker's own in the channel.
 pub fn thread_of(ev: &ChannelEvent) -> ThreadKey<'_> {
     ThreadKey {
         platform: ev.platform().as_str(),
         tenant: &ev.tenant,
         channel: &ev.channel.channel,
-        thread: ev.thread.as_deref().unwrap_or(""),
+        thread: ev.thread.as_deref(),
+        asker: &ev.sender.platform_user_id,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Conversations (one per channel thread) and their messages.
+//! Conversations (one per channel thread, and one per person for what is
+//! asked outside any thread) and their messages.
 
 use sqlx::PgConnection;
 
@@ -13,8 +14,18 @@ pub struct ThreadKey<'a> {
     pub tenant: &'a str,
     /// Channel.
     pub channel: &'a str,
-    /// Thread, or "" for the channel itself.
-    pub thread: &'a str,
+    /// The thread the ask was posted in, if any.
+    pub thread: Option<&'a str>,
+    /// Who asked: outside any thread, the conversation is theirs.
+    pub asker: &'a str,
+}
+
+impl<'a> ThreadKey<'a> {
+    /// The conversation's thread key as stored: the thread, or the asker's
+    /// own (`pincer_adapters::conversation_thread`).
+    pub fn key(&self) -> std::borrow::Cow<'a, str> {
+        pincer_adapters::conversation_thread(self.thread, self.asker)
+    }
 }
 
 // The thread's conversation (created on first use) and the asker's message,
@@ -55,7 +66,7 @@ pub async fn open_with_message(
         .bind(key.platform)
         .bind(key.tenant)
         .bind(key.channel)
-        .bind(key.thread)
+        .bind(key.key())
         .bind(agent)
         .bind(user_id)
         .bind(workspace)

@@ -395,7 +395,7 @@ pub async fn finish_asked(
     let row: Option<AnsweredRow> = bind_answer(q, a, &reply)
         .bind(asked.thread.tenant)
         .bind(asked.thread.channel)
-        .bind(asked.thread.thread)
+        .bind(asked.thread.key())
         .bind(asked.agent)
         .bind(asked.user_id)
         .bind(asked.question)

@@ -25,15 +25,18 @@ use super::outbox::NewOutbound;
 use super::users::{User, UserRow};
 use super::{Pool, StoreError};
 
-// An earlier ask of the same thread still queued or being answered (asks in
-// a thread are answered in order); the sender, if Pincer knows their
+// An earlier job of the same conversation still queued or being answered
+// (asks in a conversation are answered in order); the sender, if Pincer knows their
 // account on this platform; the bound agent's runtime state; for an ask,
 // its thread's conversation if it has one, and the memory its answer will
 // be built from — searched in the scopes the asker may read: the agent's
 // ($10) plus the asker's active workspace (the rule of
 // `policy::read_scopes`, which the router checks the result against).
 // `me` is the event's job. Parameters: $1 is an ask, $2 tenant, $3 channel
-// as the job payload writes it, $4 thread, $5 received at, $6 platform,
+// as the job payload writes it, $4 the conversation's thread key (the
+// thread, or `user:` and the sender outside one — the rule of
+// `pincer_adapters::conversation_thread`, which the check of queued events
+// repeats on their payloads), $5 received at, $6 platform,
 // $7 sender, $8 agent, $9 the question to search memory for (none: no
 // search), $10 the agent's scopes, $11 passages wanted, $12 candidates,
 // $13 the channel's id.
@@ -43,7 +46,8 @@ macro_rules! facts_of_me {
              CASE WHEN $1 THEN EXISTS (
                  SELECT 1 FROM jobs j, LATERAL (SELECT COALESCE(j.payload->'event', j.payload) AS e) x
                  WHERE j.id <> me.id AND x.e->>'tenant' = $2 AND x.e->>'channel' = $3
-                   AND COALESCE(x.e->>'thread', '') = $4 AND (x.e->>'received_at')::timestamptz < $5)
+                   AND COALESCE(x.e->>'thread', 'user:' || (x.e->'sender'->>'platform_user_id')) = $4
+                   AND (x.e->>'received_at')::timestamptz < $5)
              ELSE false END AS earlier_in_thread,
              u.id AS user_id, u.email, u.role, u.active_workspace,
              a.name AS agent, a.disabled_at, a.disabled_by, a.disabled_reason,
@@ -275,7 +279,7 @@ fn bind_facts<'q>(
     q.bind(is_ask)
         .bind(&ev.tenant)
         .bind(ev.channel.to_string())
-        .bind(ev.thread.as_deref().unwrap_or(""))
+        .bind(ev.conversation_thread())
         .bind(ev.received_at)
         .bind(ev.platform().as_str())
         .bind(&ev.sender.platform_user_id)
@@ -380,7 +384,7 @@ pub async fn finish<P: serde::Serialize + Sync>(
         .bind(ask.map(|a| a.thread.platform))
         .bind(ask.map(|a| a.thread.tenant))
         .bind(ask.map(|a| a.thread.channel))
-        .bind(ask.map(|a| a.thread.thread))
+        .bind(ask.map(|a| a.thread.key()))
         .bind(ask.map(|a| a.agent))
         .bind(ask.map(|a| a.user_id))
         .bind(ask.and_then(|a| a.workspace))

@@ -418,7 +418,7 @@ async fn web_fetch_refuses_local_addresses_unless_the_egress_rule_allows_them() 
 }
 
 #[tokio::test]
-async fn a_follow_up_in_the_thread_carries_the_earlier_turns_but_not_another_workspaces() {
+async fn a_follow_up_carries_the_askers_earlier_turns_but_not_another_persons_or_another_workspaces() {
     let (mock, url) = start_mock().await;
     let (t, _dir) = spawn_with_provider(&url).await;
     t.say("bob@acme.com", "console:#oncall", "/ask why did the deploy fail?").await;
@@ -439,12 +439,28 @@ async fn a_follow_up_in_the_thread_carries_the_earlier_turns_but_not_another_wor
             ("user".to_string(), "and what fixed it?".to_string()),
         ]
     );
-    // Alice, asking from her own workspace in the same channel, does not get the shared thread's turns.
+    // Dan, asking at the top of the same channel, starts his own
+    // conversation: bob's question is not context for his.
+    t.say("dan@acme.com", "console:#oncall", "/ask is the canary healthy?").await;
+    let third: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[2].1).unwrap();
+    assert_eq!(third["messages"].as_array().unwrap().len(), 2, "{third}");
+    assert!(!third.to_string().contains("deploy fail"), "{third}");
+    // Alice, asking from her own workspace in the same channel, does not get
+    // the earlier turns either.
     t.say1("dan@acme.com", "console:#oncall", "/admin workspace create --user alice@acme.com --scope alice-lab").await;
     t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
     t.say("alice@acme.com", "console:#oncall", "/ask anything new?").await;
-    let third: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[2].1).unwrap();
-    assert_eq!(third["messages"].as_array().unwrap().len(), 2, "{third}");
+    let fourth: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[3].1).unwrap();
+    assert_eq!(fourth["messages"].as_array().unwrap().len(), 2, "{fourth}");
+    // Bob's next top-level ask still follows on from his own two.
+    t.say("bob@acme.com", "console:#oncall", "/ask is it fixed for good?").await;
+    let fifth: serde_json::Value = serde_json::from_str(&mock.bodies.lock().unwrap()[4].1).unwrap();
+    let said = fifth.to_string();
+    assert_eq!(fifth["messages"].as_array().unwrap().len(), 6, "{fifth}");
+    assert!(said.contains("what fixed it") && !said.contains("canary healthy"), "{fifth}");
+    let threads: Vec<String> =
+        sqlx::query_scalar("SELECT thread FROM conversations ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
+    assert_eq!(threads, ["user:bob@acme.com", "user:dan@acme.com", "user:alice@acme.com"]);
     t.cleanup().await;
 }
 

@@ -296,7 +296,13 @@ async fn a_terminal_ask_whose_process_died_is_answered_at_the_next_chat_and_neve
     let bob =
         users::by_email(&mut conn, &pincer_commands::Email::parse("bob@acme.com").unwrap()).await.unwrap().unwrap();
     let question = "why did the deploy fail?";
-    let key = conversations::ThreadKey { platform: "console", tenant: "local", channel: "#oncall", thread: "" };
+    let key = conversations::ThreadKey {
+        platform: "console",
+        tenant: "local",
+        channel: "#oncall",
+        thread: None,
+        asker: "bob@acme.com",
+    };
     let (conversation_id, _) =
         conversations::open_with_message(&mut conn, key, "ops-oncall", bob.id, None, question).await.unwrap();
     let ask = AskJob {
@@ -409,7 +415,7 @@ async fn facts_read_at_ingest_are_used_only_while_fresh_and_for_the_same_agent()
 }
 
 #[tokio::test]
-async fn commands_do_not_wait_behind_an_earlier_ask_of_their_thread_but_asks_do() {
+async fn commands_and_other_peoples_asks_do_not_wait_behind_an_earlier_ask_but_its_conversations_do() {
     use std::time::Duration;
 
     use pincer::router::QueuedOutcome;
@@ -438,6 +444,12 @@ async fn commands_do_not_wait_behind_an_earlier_ask_of_their_thread_but_asks_do(
     // A later ask in the same place waits for it...
     let (_, _, later) = queue(bob("/ask and the rollback?", "k-later")).await;
     assert!(later.earlier_in_thread);
+    // ...but another person's ask at the top of the channel is in a
+    // conversation of its own, and does not wait.
+    let alice =
+        t.event("console:#oncall", "alice@acme.com", Some("alice@acme.com"), "local", "/ask status?", "k-alice");
+    let (_, _, other) = queue(alice).await;
+    assert!(!other.earlier_in_thread);
     // ...but a command does not: break-glass goes through at once.
     let disable = t.event(
         "console:#oncall",
