@@ -237,6 +237,16 @@ struct Outcome {
     placeholders: usize,
     cpu_ms_per_event: f64,
     peak_rss_mb: f64,
+    /// Write-ahead log the whole database cluster wrote during the run, per
+    /// event sent (the commit probe's rows, if it ran, included).
+    wal_kb_per_event: f64,
+}
+
+/// The database cluster's write-ahead log position, in bytes.
+async fn wal_position(db_url: &str) -> anyhow::Result<i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await?;
+    Ok(sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(&mut conn).await?)
 }
 
 /// How often the commit probe commits.
@@ -275,7 +285,9 @@ async fn commit_probe(
 }
 
 /// Sends `count` events at `rate` per second; waits for the replies. With
-/// `probe` (a database URL), runs the commit probe alongside.
+/// `probe`, runs the commit probe alongside. `db_url` is the database's,
+/// for the write-ahead log written meanwhile.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     target: &Target,
     seen: &Shared,
@@ -283,13 +295,15 @@ async fn drive(
     rate: u32,
     count: u64,
     channels: u32,
-    probe: Option<&str>,
+    db_url: &str,
+    probe: bool,
 ) -> anyhow::Result<Outcome> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let pid = target.child.id();
     let base = Instant::now();
     let stop_probe = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probing = probe.map(|url| tokio::spawn(commit_probe(url.to_string(), base, stop_probe.clone())));
+    let probing = probe.then(|| tokio::spawn(commit_probe(db_url.to_string(), base, stop_probe.clone())));
+    let wal_before = wal_position(db_url).await?;
     let cpu_before = cpu_seconds(pid)?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let acks = Arc::new(Mutex::new(Vec::new()));
@@ -344,6 +358,7 @@ async fn drive(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
+    let wal = wal_position(db_url).await? - wal_before;
     stop_probe.store(true, std::sync::atomic::Ordering::Relaxed);
     let probe = match probing {
         Some(task) => Some(task.await??),
@@ -379,6 +394,7 @@ async fn drive(
         placeholders: seen.placeholders,
         cpu_ms_per_event: cpu * 1000.0 / count as f64,
         peak_rss_mb: peak,
+        wal_kb_per_event: wal as f64 / 1024.0 / count as f64,
     })
 }
 
@@ -454,13 +470,12 @@ pub async fn run(
         format!("18{runs:08}")
     };
     // A warm-up at a low rate for each (connections opened, caches filled).
-    drive(&floor, &seen, &next_run(), 20, 100, channels, None).await?;
-    drive(&pincer, &seen, &next_run(), 20, 100, channels, None).await?;
-    let probe = commit_probe.then_some(db_url.as_str());
+    drive(&floor, &seen, &next_run(), 20, 100, channels, &db_url, false).await?;
+    drive(&pincer, &seen, &next_run(), 20, 100, channels, &db_url, false).await?;
     let mut rows = Vec::new();
     for round in 1..=rounds {
-        let f = drive(&floor, &seen, &next_run(), rate, count, channels, probe).await?;
-        let p = drive(&pincer, &seen, &next_run(), rate, count, channels, probe).await?;
+        let f = drive(&floor, &seen, &next_run(), rate, count, channels, &db_url, commit_probe).await?;
+        let p = drive(&pincer, &seen, &next_run(), rate, count, channels, &db_url, commit_probe).await?;
         rows.push((round, f, p));
     }
     let ready = (floor.ready, pincer.ready);
@@ -478,14 +493,14 @@ pub async fn run(
     );
     println!();
     println!(
-        "| round | target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB |"
+        "| round | target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB | WAL KB/event |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for (round, floor_out, pincer_out) in &rows {
         for (name, ready, o) in [("floor bot", ready.0, floor_out), ("pincer serve", ready.1, pincer_out)] {
             println!(
-                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} |",
+                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} | {:.2} |",
                 ready.as_secs_f64() * 1000.0,
                 pct(&o.acks, 0.50),
                 pct(&o.acks, 0.99),
@@ -494,7 +509,8 @@ pub async fn run(
                 o.lost,
                 o.duplicates,
                 o.cpu_ms_per_event,
-                o.peak_rss_mb
+                o.peak_rss_mb,
+                o.wal_kb_per_event
             );
             if o.sent as u64 != count || o.placeholders > 0 {
                 println!(
@@ -539,8 +555,12 @@ pub async fn run(
     ratios.sort_by(f64::total_cmp);
     println!();
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    // Every round pooled: all of Pincer's CPU time over all of the floor
+    // bot's (each round sends the same number of events to each).
+    let total = |pick: fn(&(u32, Outcome, Outcome)) -> f64| rows.iter().map(pick).sum::<f64>();
+    let pooled = total(|r| r.2.cpu_ms_per_event) / total(|r| r.1.cpu_ms_per_event);
     println!(
-        "Pincer's CPU per event is {:.2}x the floor bot's (median of {} round(s): {}).",
+        "Pincer's CPU per event is {:.2}x the floor bot's (median of {} round(s): {}; all rounds pooled: {pooled:.2}x).",
         median(&ratios),
         ratios.len(),
         shown.join(", ")
