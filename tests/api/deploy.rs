@@ -24,6 +24,10 @@ fn every_image_is_pinned_and_postgres_is_15_with_a_volume() {
     }
     let pg = &c["services"]["postgres"];
     assert!(pg["image"].as_str().unwrap().starts_with("postgres:15."), "{pg:?}");
+    // Checkpoints (whose start stalls commits) are spaced out.
+    let args = strs(&pg["command"]);
+    assert_eq!(args[0], "postgres");
+    assert!(args.iter().any(|a| a == "checkpoint_timeout=15min"), "{args:?}");
     let volumes = strs(&pg["volumes"]);
     assert!(volumes.iter().any(|v| v.starts_with("pgdata:")), "{volumes:?}");
     assert!(c["volumes"]["pgdata"].is_null() || c["volumes"]["pgdata"].is_mapping());
