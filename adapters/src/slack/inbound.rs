@@ -88,12 +88,24 @@ pub fn parse_push(body: &[u8], bot: &BotIdentity) -> Result<Pushed, InboundError
     struct EventKind<'a> {
         #[serde(rename = "type", borrow)]
         kind: Option<std::borrow::Cow<'a, str>>,
+        // Set when a bot (an app, a workflow, an integration) posted it.
+        #[serde(borrow, default)]
+        bot_id: Option<std::borrow::Cow<'a, str>>,
     }
     // (A body this look cannot read goes the general way below, which says
     // what is wrong with it.)
     let kind: Option<Kind<'_>> = serde_json::from_slice(body).ok();
     if let Some(kind) = kind.filter(|k| k.kind.as_deref() == Some("event_callback")) {
-        let known = match kind.event.as_ref().and_then(|e| e.kind.as_deref()) {
+        let event = kind.event.as_ref();
+        let known = match event.and_then(|e| e.kind.as_deref()) {
+            // Another bot mentioning ours is not a person asking: answering
+            // it could start two bots talking to each other. (slack-morphism's
+            // mention type has no `bot_id`, so it is read here.)
+            Some("app_mention") if event.is_some_and(|e| e.bot_id.is_some()) => {
+                serde_json::from_slice::<Callback<serde::de::IgnoredAny>>(body)
+                    .ok()
+                    .map(|_| Ok(Pushed::Ignored("bot mention")))
+            }
             Some("app_mention") => serde_json::from_slice::<Callback<SlackAppMentionEvent>>(body)
                 .ok()
                 .map(|cb| from_mention(&cb.team_id, cb.event_id.to_string(), cb.event, bot)),
@@ -336,6 +348,9 @@ mod tests {
             r#"{"type":"message","subtype":"bot_message","channel":"C1","text":"hi","ts":"1.1"}"#,
             r#"{"type":"message","subtype":"message_changed","channel":"C1","ts":"1.1"}"#,
             r#"{"type":"message","user":"U1","channel":"C1","text":"hey <@UBOT> look","ts":"1.1"}"#,
+            // Another app mentioning ours (with its bot user, or without one).
+            r#"{"type":"app_mention","user":"U9","bot_id":"B9","channel":"C1","text":"<@UBOT> hi","ts":"1.1"}"#,
+            r#"{"type":"app_mention","bot_id":"B9","channel":"C1","text":"<@UBOT> hi","ts":"1.1"}"#,
         ] {
             assert!(matches!(parse_push(&callback(event), &bot()).unwrap(), Pushed::Ignored(_)), "{event}");
         }
@@ -445,6 +460,8 @@ mod tests {
         // (The event read, the envelope incomplete.)
         let no_id = br#"{"type":"event_callback","team_id":"T1","api_app_id":"A1","event_time":1,"event":{"type":"app_mention","user":"U1","channel":"C1","text":"hi","ts":"1.1"}}"#;
         assert!(parse_push(no_id, &bot()).is_err());
+        let bot_no_id = br#"{"type":"event_callback","team_id":"T1","api_app_id":"A1","event_time":1,"event":{"type":"app_mention","bot_id":"B9","channel":"C1","text":"hi","ts":"1.1"}}"#;
+        assert!(parse_push(bot_no_id, &bot()).is_err());
         assert!(parse_push(br#"{"type":"event_callback","team_id":"T1","event":"text"}"#, &bot()).is_err());
         assert!(parse_push(br#"{"type":"no_such_type"}"#, &bot()).is_err());
         assert!(parse_push(br#"{"type":"event_callback\u0000"}"#, &bot()).is_err());
