@@ -416,6 +416,7 @@ async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) ->
         platform_user_id: actor.to_string(),
         display_name: std::env::var("USER").ok(),
         verified_email: Some(actor),
+        is_bot: false,
     };
     let channel = ChannelRef { platform: Platform::Cli, channel: "shell".into() };
     let event = ChannelEvent::new("local", channel, None, sender, &line, uuid::Uuid::new_v4().to_string());

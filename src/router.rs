@@ -290,6 +290,13 @@ impl Router {
         };
         let (user, mut trail) = match resolved {
             Resolved::Person(user, trail) => (user, trail),
+            Resolved::Unknown if ev.sender.is_bot => {
+                // Another app: not a person asking, and not told anything
+                // (two bots answering each other never stop).
+                let meta = merged(where_, json!({"reason": "bot", "sender": ev.sender.platform_user_id}));
+                Metrics::inc(&app.metrics.ignored);
+                return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
+            }
             Resolved::Unknown => {
                 // The one thing a stranger may do: use a link code they were given.
                 if let EventBody::Message(Ok(Input::Command(Command::Link { code: Some(code) }))) = &ev.body {

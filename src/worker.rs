@@ -53,6 +53,10 @@ async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
     if ev.sender.verified_email.is_none() {
         let email = slack.api.user_email(&ev.sender.platform_user_id, &ev.tenant).await?;
         ev.sender.verified_email = email.and_then(|e| pincer_commands::Email::parse(&e).ok());
+        // (Over HTTP another app's mention is dropped by its `bot_id`; Socket
+        // Mode's events do not carry it.)
+        ev.sender.is_bot =
+            ev.sender.verified_email.is_none() && slack.api.is_bot(&ev.sender.platform_user_id, &ev.tenant);
     }
     if ev.channel_name.is_none() && binds_by_name(app) {
         ev.channel_name = slack.api.channel_name(&ev.channel.channel).await?;

@@ -31,6 +31,7 @@ impl ConsoleSession {
             platform_user_id: self.user.to_string(),
             display_name: None,
             verified_email: Some(self.user.clone()),
+            is_bot: false,
         };
         ChannelEvent::new(CONSOLE_TENANT, self.channel.clone(), None, sender, line, Uuid::new_v4().to_string())
     }

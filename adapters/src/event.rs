@@ -147,6 +147,11 @@ pub struct Sender {
     /// An e-mail the platform vouches for (Slack `users.info`, the local
     /// console user), used to link the identity to an org user.
     pub verified_email: Option<Email>,
+    /// The platform says this is a bot or an app, not a person (Slack
+    /// `users.info`): what it sends is not asked by anyone, and it is not
+    /// answered, not even to say it is unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_bot: bool,
 }
 
 /// The thread key of a conversation: a thread's own id, or, for what is
@@ -499,7 +504,8 @@ mod tests {
     #[test]
     fn events_are_cleaned_and_parsed_at_the_edge() {
         let ch: ChannelRef = "console:#product-bot".parse().unwrap();
-        let sender = Sender { platform_user_id: "alice".into(), display_name: None, verified_email: None };
+        let sender =
+            Sender { platform_user_id: "alice".into(), display_name: None, verified_email: None, is_bot: false };
         let ev = ChannelEvent::new("local", ch, None, sender, "/ask hi\u{0}", "k1".into());
         assert_eq!(ev.text, "/ask hi");
         assert!(matches!(ev.body, EventBody::Message(Ok(Input::Command(_)))));
@@ -512,7 +518,7 @@ mod tests {
     #[test]
     fn a_slash_word_in_a_posted_message_is_text_unless_it_is_a_command() {
         let ch: ChannelRef = "slack:C1".parse().unwrap();
-        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None };
+        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None, is_bot: false };
         let at = |thread: Option<&str>, text: &str| {
             ChannelEvent::new("T1", ch.clone(), thread.map(str::to_string), sender.clone(), text, "k".into())
         };
@@ -540,7 +546,8 @@ mod tests {
     fn a_conversation_is_its_threads_or_outside_a_thread_the_senders_own() {
         let ch: ChannelRef = "slack:C1".parse().unwrap();
         let from = |user: &str, thread: Option<&str>| {
-            let sender = Sender { platform_user_id: user.into(), display_name: None, verified_email: None };
+            let sender =
+                Sender { platform_user_id: user.into(), display_name: None, verified_email: None, is_bot: false };
             ChannelEvent::new("T1", ch.clone(), thread.map(str::to_string), sender, "/ask why?", "k".into())
         };
         // In a thread, everyone's asks share the thread's conversation.
@@ -555,7 +562,7 @@ mod tests {
     #[test]
     fn events_serialise_to_their_wire_fields_in_order() {
         let ch: ChannelRef = "slack:C1".parse().unwrap();
-        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None };
+        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None, is_bot: false };
         let action = Action { action_id: "pincer.feedback".into(), value: "up".into(), message_ts: Some("1.2".into()) };
         let mut ev = ChannelEvent::action("T1", ch, Some("1.0".into()), sender, action, "k2".into());
         ev.channel_name = Some("#oncall".into());

@@ -109,6 +109,7 @@ impl TestApp {
             platform_user_id: puid.into(),
             display_name: None,
             verified_email: email.map(|e| Email::parse(e).unwrap()),
+            is_bot: false,
         };
         ChannelEvent::new(tenant, ch, None, sender, text, key.into())
     }

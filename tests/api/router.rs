@@ -65,6 +65,7 @@ async fn a_posted_message_is_a_question_or_chatter_never_a_broken_command() {
             platform_user_id: "bob@acme.com".into(),
             display_name: None,
             verified_email: Some(pincer_commands::Email::parse("bob@acme.com").unwrap()),
+            is_bot: false,
         };
         let thread = Some("1700000000.000100".to_string());
         pincer_adapters::ChannelEvent::new("local", channel.parse().unwrap(), thread, sender, text, key.into())

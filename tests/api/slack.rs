@@ -661,6 +661,50 @@ async fn strangers_get_a_private_sentence_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn another_apps_mentions_are_not_answered_at_all() {
+    let (mock, api) = MockSlack::start().await;
+    // An app whose bot user Slack would give an e-mail-less profile; the
+    // mock's says so with `is_bot`.
+    mock.emails.lock().unwrap().insert("UAPP1".into(), "app@bots.example".into());
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    // Over HTTP the mention says which bot posted it: dropped before it is stored.
+    let mut by_bot_id: serde_json::Value =
+        serde_json::from_str(&mention("EvApp1", "UAPP1", "CONCALL", "deploy?", "1.1")).unwrap();
+    by_bot_id["event"]["bot_id"] = json!("BAPP1");
+    assert_eq!(gw.signed("/slack/events", &by_bot_id.to_string()).await, 200);
+    // Without `bot_id` (as in Socket Mode), users.info tells.
+    assert_eq!(gw.signed("/slack/events", &mention("EvApp2", "UAPP1", "CONCALL", "deploy?", "1.2")).await, 200);
+    // A person after them, to know both were handled.
+    assert_eq!(gw.signed("/slack/events", &mention("EvApp3", "UALICE", "CONCALL", "deploy?", "1.3")).await, 200);
+    mock.wait_for(10, "alice's answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    let ignored = "SELECT count(*) FROM audit_log WHERE action = 'event.ignored'";
+    for _ in 0..100 {
+        if count(&gw.t, ignored).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = gw.stop().await;
+    assert!(mock.calls("chat.postEphemeral").is_empty(), "{:#?}", mock.calls("chat.postEphemeral"));
+    let posts = mock.calls("chat.postMessage");
+    assert!(posts.iter().all(|p| p.body["thread_ts"] == "1.3"), "{posts:#?}");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM inbound_events ORDER BY dedupe_key")
+        .fetch_all(&t.app.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ["EvApp2", "EvApp3"]);
+    let ignored: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT metadata FROM audit_log WHERE action = 'event.ignored'")
+            .fetch_all(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(ignored.len(), 1, "{ignored:#?}");
+    assert_eq!((ignored[0]["reason"].as_str(), ignored[0]["sender"].as_str()), (Some("bot"), Some("UAPP1")));
+    assert!(!t.audit_actions().await.contains(&"event.denied".to_string()));
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_response_url() {
     let (mock, api) = MockSlack::start().await;
     mock.script.gone.lock().unwrap().push("CPRODUCT".into());
@@ -754,7 +798,12 @@ async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_p
     let (mock, api) = MockSlack::start().await;
     let gw = Gateway::start(&slack_yaml(&api, "")).await;
     // A job whose earlier run died after a tool with side effects had started.
-    let sender = pincer_adapters::Sender { platform_user_id: "UBOB".into(), display_name: None, verified_email: None };
+    let sender = pincer_adapters::Sender {
+        platform_user_id: "UBOB".into(),
+        display_name: None,
+        verified_email: None,
+        is_bot: false,
+    };
     let event = pincer_adapters::ChannelEvent::new(
         "T1",
         "slack:CONCALL".parse().unwrap(),

@@ -172,11 +172,13 @@ async fn users_info(State(m): State<Arc<MockSlack>>, Query(q): Query<HashMap<Str
     }
     let user = q.get("user").cloned().unwrap_or_default();
     m.record("users.info", json!({"user": user}));
-    // Users named UEXT… belong to another organisation (Slack Connect).
+    // Users named UEXT… belong to another organisation (Slack Connect);
+    // UAPP… are other apps' bot users.
     let (team, stranger) = if user.starts_with("UEXT") { ("T9", true) } else { ("T1", false) };
+    let bot = user.starts_with("UAPP");
     match m.emails.lock().unwrap().get(&user) {
         Some(email) => ok(
-            json!({"user": {"id": user, "team_id": team, "is_stranger": stranger, "name": user.to_lowercase(), "profile": {"email": email}}}),
+            json!({"user": {"id": user, "team_id": team, "is_stranger": stranger, "is_bot": bot, "name": user.to_lowercase(), "profile": {"email": email}}}),
         ),
         None => api_error("user_not_found"),
     }

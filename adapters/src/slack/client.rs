@@ -127,6 +127,8 @@ pub struct SlackApi {
     token: SlackApiToken,
     emails: Cache,
     channels: Cache,
+    /// `team:user` keys `users.info` said are bots or apps.
+    bots: Mutex<std::collections::HashSet<String>>,
     /// The bot's id, once `auth.test` has said it.
     bot_id: std::sync::RwLock<Option<String>>,
     /// `chat.postMessage`'s URL, built once (slack-morphism would format and
@@ -251,8 +253,15 @@ impl SlackApi {
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
             emails: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            bots: Mutex::new(std::collections::HashSet::new()),
             bot_id: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Whether `users.info` said `user` (of `team`) is a bot or an app, in
+    /// an answer [`SlackApi::user_email`] has read.
+    pub fn is_bot(&self, user: &str, team: &str) -> bool {
+        self.bots.lock().is_ok_and(|bots| bots.contains(&format!("{team}:{user}")))
     }
 
     /// The underlying client (Socket Mode shares it).
@@ -315,10 +324,14 @@ impl SlackApi {
             let u = session.users_info(&request).await?.user;
             let own_team = u.team_id.as_ref().is_none_or(|t| t.as_ref() == team);
             let f = &u.flags;
-            let outsider = f.is_stranger == Some(true)
-                || f.is_bot == Some(true)
-                || f.is_app_user == Some(true)
-                || u.deleted == Some(true);
+            let bot = f.is_bot == Some(true) || f.is_app_user == Some(true);
+            if bot && let Ok(mut bots) = self.bots.lock() {
+                if bots.len() > 50_000 {
+                    bots.clear();
+                }
+                bots.insert(key.clone());
+            }
+            let outsider = f.is_stranger == Some(true) || bot || u.deleted == Some(true);
             if !own_team || outsider {
                 return Ok(None);
             }

@@ -43,7 +43,7 @@ fn channel_ref(id: &str) -> Result<ChannelRef, InboundError> {
 }
 
 fn sender(user: &str) -> Sender {
-    Sender { platform_user_id: user.to_string(), display_name: None, verified_email: None }
+    Sender { platform_user_id: user.to_string(), display_name: None, verified_email: None, is_bot: false }
 }
 
 /// Drops leading `<@U…>` mentions of the bot.
