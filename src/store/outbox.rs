@@ -110,17 +110,22 @@ macro_rules! answer_usage {
 }
 // An answer's reply, for each row of `$source`: $6–$13 the reply, claimed
 // for $20 seconds by the answering worker if nothing else waits in its
-// channel ($21: rows known delivered, not yet recorded).
+// channel ($21: rows known delivered, not yet recorded). A public reply
+// outside any thread keeps its conversation (`$conversation`), which a
+// thread started under it continues (see `DELIVERED`).
 macro_rules! answer_reply {
-    ($source:literal) => {
+    ($source:literal, $conversation:literal) => {
         concat!(
             "sent AS (
                  INSERT INTO outbox (platform, tenant, channel, thread, response_url, recipient, reply, is_progress,
-                                     progress_of, status, locked_until, attempts)
+                                     progress_of, status, locked_until, attempts, conversation_id)
                  SELECT $6, $7, $8, $9, $10, $11, $12, false, $13,
                         CASE WHEN f.free THEN 'sending' ELSE 'pending' END,
                         CASE WHEN f.free THEN now() + make_interval(secs => $20) END,
-                        CASE WHEN f.free THEN 1 ELSE 0 END
+                        CASE WHEN f.free THEN 1 ELSE 0 END,
+                        CASE WHEN $9::text IS NULL AND $11::text IS NULL THEN ",
+            $conversation,
+            " END
                  FROM ",
             $source,
             ", LATERAL (
@@ -141,7 +146,7 @@ const FINISH_ANSWER: &str = concat!(
      ), ",
     answer_usage!("done"),
     ", ",
-    answer_reply!("done"),
+    answer_reply!("done", "$3"),
     "
      SELECT s.id, s.claimed, s.created_at,
             (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = $13 AND pr.status = 'delivered') AS progress_ts
@@ -171,7 +176,7 @@ const FINISH_ASKED: &str = concat!(
      ), ",
     answer_usage!("conv"),
     ", ",
-    answer_reply!("conv"),
+    answer_reply!("conv", "conv.id"),
     ",
      audited AS (SELECT pincer_audit_append($28, $29, $30, $31, $32) AS seq FROM conv)
      SELECT s.id, s.claimed, s.created_at, NULL::text AS progress_ts, (SELECT seq FROM audited) AS seq
@@ -201,13 +206,42 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
 // Deliveries are recorded in batches ($1 ids, $2 attempt counts, $3
 // platform ids); also says whether a later reply waits in the channel of
 // any of them (it can be claimed now that this one is out).
+// An answer delivered outside any thread whose message the platform named
+// (a slash command's `/ask`, posted to the channel) starts a conversation
+// for the thread people may open under it, holding the last
+// 20 messages of its own conversation up to that answer (as many as a
+// prompt's history reads)
+// (stored with it, so at the reply's `created_at`): a follow-up there
+// carries the turns before it, and the asker's later top-level asks do not
+// change it.
 const DELIVERED: &str = "WITH done AS (
          UPDATE outbox o SET status = 'delivered', platform_ts = d.ts, delivered_at = now(), locked_until = NULL,
                 last_error = NULL, maybe_sent = false
          FROM UNNEST($1::bigint[], $2::int[], $3::text[]) AS d(id, attempts, ts)
          WHERE o.id = d.id AND o.status = 'sending' AND o.attempts = d.attempts
-         RETURNING EXISTS (SELECT 1 FROM outbox n WHERE n.platform = o.platform AND n.tenant = o.tenant AND n.channel = o.channel
+         RETURNING o.platform, o.tenant, o.channel, o.platform_ts, o.conversation_id, o.created_at,
+                   EXISTS (SELECT 1 FROM outbox n WHERE n.platform = o.platform AND n.tenant = o.tenant AND n.channel = o.channel
                              AND n.id > o.id AND n.status IN ('pending', 'sending')) AS more
+     ),
+     branched AS (
+         INSERT INTO conversations (platform, tenant, channel, thread, agent)
+         SELECT d.platform, d.tenant, d.channel, d.platform_ts, c.agent
+         FROM done d JOIN conversations c ON c.id = d.conversation_id
+         WHERE d.platform_ts IS NOT NULL
+         ON CONFLICT (platform, tenant, channel, thread) DO NOTHING
+         RETURNING id, platform, tenant, channel, thread
+     ),
+     copied AS (
+         INSERT INTO messages (conversation_id, author, user_id, workspace, body, created_at)
+         SELECT b.id, m.author, m.user_id, m.workspace, m.body, m.created_at
+         FROM branched b
+         JOIN done d ON d.platform = b.platform AND d.tenant = b.tenant AND d.channel = b.channel AND d.platform_ts = b.thread
+         CROSS JOIN LATERAL (
+             SELECT * FROM messages m
+             WHERE m.conversation_id = d.conversation_id AND m.created_at <= d.created_at
+             ORDER BY m.id DESC LIMIT 20
+         ) m
+         ORDER BY b.id, m.id
      )
      SELECT COALESCE(bool_or(more), false) FROM done";
 const RETRY: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, not_before = now() + make_interval(secs => $2), last_error = $3,

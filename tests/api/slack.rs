@@ -794,6 +794,82 @@ async fn asks_in_one_thread_are_answered_in_the_order_asked() {
 }
 
 #[tokio::test]
+async fn a_thread_started_under_a_slash_commands_answer_continues_that_conversation() {
+    let (mock, api) = MockSlack::start().await;
+    // A model that says what it was asked and which earlier turns it was given.
+    let llm = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|body: String| async move {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let said: Vec<&str> =
+                v["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+            let (question, earlier) = (said[said.len() - 1], &said[1..said.len() - 1]);
+            let text = format!("[{question}] after [{}]", earlier.join(" / "));
+            let reply = json!({"choices": [{"message": {"role": "assistant", "content": text}}]});
+            ([("content-type", "application/json")], reply.to_string())
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, llm).await });
+    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n");
+    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
+    let gw = Gateway::start(&yaml).await;
+    let posts = |n: usize| {
+        let mock = &mock;
+        async move {
+            mock.wait_for(10, "answers", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() >= n).await;
+            mock.calls("chat.postMessage")
+        }
+    };
+    // Bob asks twice at the top of the channel: both answers are posted there.
+    let ask = command(&mock, "/ask", "why did the deploy fail?", "UBOB", "CONCALL", "oncall", "trb1");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    let first = posts(1).await[0].clone();
+    assert!(first.body["thread_ts"].is_null(), "{first:?}");
+    let ask = command(&mock, "/ask", "is it fixed?", "UBOB", "CONCALL", "oncall", "trb2");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    assert_eq!(
+        posts(2).await[1].body["text"],
+        "[is it fixed?] after [why did the deploy fail? / [why did the deploy fail?] after []]"
+    );
+    // Alice replies in the thread under the first answer: the model gets
+    // bob's first question and its answer, not what he asked after it.
+    let root = first.body["ts"].as_str().unwrap().to_string();
+    let in_thread = |id: &str, text: &str, ts: &str| {
+        json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
+            "event": {"type": "app_mention", "user": "UALICE", "channel": "CONCALL", "text": format!("<@UBOT> {text}"), "ts": ts, "thread_ts": root}})
+        .to_string()
+    };
+    assert_eq!(gw.signed("/slack/events", &in_thread("EvT1", "what fixed it?", "1700001000.000001")).await, 200);
+    let reply = posts(3).await[2].clone();
+    assert_eq!(reply.body["thread_ts"], root.as_str());
+    assert_eq!(
+        reply.body["text"],
+        "[what fixed it?] after [why did the deploy fail? / [why did the deploy fail?] after []]"
+    );
+    // The thread goes on from there.
+    assert_eq!(gw.signed("/slack/events", &in_thread("EvT2", "for good?", "1700001000.000002")).await, 200);
+    let said = posts(4).await[3].body["text"].as_str().unwrap().to_string();
+    assert!(said.starts_with("[for good?] after [why did the deploy fail? / "), "{said}");
+    assert!(said.contains("/ what fixed it? / [what fixed it?]") && !said.contains("is it fixed"), "{said}");
+    // Bob's own top-level conversation is his, unchanged by the thread.
+    let t = gw.stop().await;
+    let threads: Vec<String> =
+        sqlx::query_scalar("SELECT thread FROM conversations ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
+    let second_root = mock.calls("chat.postMessage")[1].body["ts"].as_str().unwrap().to_string();
+    assert_eq!(threads, ["user:UBOB".to_string(), root, second_root]);
+    let bobs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.thread = 'user:UBOB'",
+    )
+    .fetch_one(&t.app.store.pool)
+    .await
+    .unwrap();
+    assert_eq!(bobs, 4);
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_run_interrupted_after_a_side_effect_is_not_repeated_but_handed_to_a_person() {
     let (mock, api) = MockSlack::start().await;
     let gw = Gateway::start(&slack_yaml(&api, "")).await;
