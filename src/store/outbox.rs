@@ -208,12 +208,11 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
 // any of them (it can be claimed now that this one is out).
 // An answer delivered outside any thread whose message the platform named
 // (a slash command's `/ask`, posted to the channel) starts a conversation
-// for the thread people may open under it, holding the last
-// 20 messages of its own conversation up to that answer (as many as a
-// prompt's history reads)
-// (stored with it, so at the reply's `created_at`): a follow-up there
-// carries the turns before it, and the asker's later top-level asks do not
-// change it.
+// for the thread people may open under it, holding the question and that
+// answer (the last two messages of its own conversation up to the answer,
+// stored with it, so at the reply's `created_at`): a follow-up there
+// carries them — not the asker's earlier turns, which the channel never
+// saw — and the asker's later top-level asks do not see the thread.
 const DELIVERED: &str = "WITH done AS (
          UPDATE outbox o SET status = 'delivered', platform_ts = d.ts, delivered_at = now(), locked_until = NULL,
                 last_error = NULL, maybe_sent = false
@@ -239,7 +238,7 @@ const DELIVERED: &str = "WITH done AS (
          CROSS JOIN LATERAL (
              SELECT * FROM messages m
              WHERE m.conversation_id = d.conversation_id AND m.created_at <= d.created_at
-             ORDER BY m.id DESC LIMIT 20
+             ORDER BY m.id DESC LIMIT 2
          ) m
          ORDER BY b.id, m.id
      )

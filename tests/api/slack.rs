@@ -1,7 +1,7 @@
 //! Slack end to end: signed requests to the real gateway (started on port 0)
 //! and a mock Slack Web API on 127.0.0.1.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pincer::service::{self, ServeRole};
@@ -794,19 +794,30 @@ async fn asks_in_one_thread_are_answered_in_the_order_asked() {
 }
 
 #[tokio::test]
-async fn a_thread_started_under_a_slash_commands_answer_continues_that_conversation() {
+async fn a_thread_started_under_a_slash_commands_answer_continues_from_that_question_and_answer() {
     let (mock, api) = MockSlack::start().await;
-    // A model that says what it was asked and which earlier turns it was given.
+    // A model that answers "A(question)" and keeps, for each prompt, the
+    // earlier turns it was given.
+    let prompts: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let seen = prompts.clone();
     let llm = axum::Router::new().route(
         "/v1/chat/completions",
-        axum::routing::post(|body: String| async move {
-            let v: Value = serde_json::from_str(&body).unwrap();
-            let said: Vec<&str> =
-                v["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
-            let (question, earlier) = (said[said.len() - 1], &said[1..said.len() - 1]);
-            let text = format!("[{question}] after [{}]", earlier.join(" / "));
-            let reply = json!({"choices": [{"message": {"role": "assistant", "content": text}}]});
-            ([("content-type", "application/json")], reply.to_string())
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let said: Vec<String> = v["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["content"].as_str().unwrap().to_string())
+                    .collect();
+                let question = said[said.len() - 1].clone();
+                seen.lock().unwrap().push(said[1..said.len() - 1].to_vec());
+                let reply =
+                    json!({"choices": [{"message": {"role": "assistant", "content": format!("A({question})")}}]});
+                ([("content-type", "application/json")], reply.to_string())
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -822,20 +833,22 @@ async fn a_thread_started_under_a_slash_commands_answer_continues_that_conversat
             mock.calls("chat.postMessage")
         }
     };
-    // Bob asks twice at the top of the channel: both answers are posted there.
+    let earlier = |n: usize| prompts.lock().unwrap()[n].clone();
+    // Bob asks twice at the top of the channel: both answers are posted
+    // there, and his second ask carries his first.
     let ask = command(&mock, "/ask", "why did the deploy fail?", "UBOB", "CONCALL", "oncall", "trb1");
     assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
-    let first = posts(1).await[0].clone();
-    assert!(first.body["thread_ts"].is_null(), "{first:?}");
+    posts(1).await;
     let ask = command(&mock, "/ask", "is it fixed?", "UBOB", "CONCALL", "oncall", "trb2");
     assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
-    assert_eq!(
-        posts(2).await[1].body["text"],
-        "[is it fixed?] after [why did the deploy fail? / [why did the deploy fail?] after []]"
-    );
-    // Alice replies in the thread under the first answer: the model gets
-    // bob's first question and its answer, not what he asked after it.
-    let root = first.body["ts"].as_str().unwrap().to_string();
+    let second = posts(2).await[1].clone();
+    assert!(second.body["thread_ts"].is_null(), "{second:?}");
+    assert_eq!(second.body["text"], "A(is it fixed?)");
+    assert_eq!(earlier(1), ["why did the deploy fail?", "A(why did the deploy fail?)"]);
+    // Alice replies in the thread under the second answer: the model gets
+    // that question and its answer — not bob's earlier turns, which were
+    // never shown in the channel.
+    let root = second.body["ts"].as_str().unwrap().to_string();
     let in_thread = |id: &str, text: &str, ts: &str| {
         json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
             "event": {"type": "app_mention", "user": "UALICE", "channel": "CONCALL", "text": format!("<@UBOT> {text}"), "ts": ts, "thread_ts": root}})
@@ -843,29 +856,26 @@ async fn a_thread_started_under_a_slash_commands_answer_continues_that_conversat
     };
     assert_eq!(gw.signed("/slack/events", &in_thread("EvT1", "what fixed it?", "1700001000.000001")).await, 200);
     let reply = posts(3).await[2].clone();
-    assert_eq!(reply.body["thread_ts"], root.as_str());
     assert_eq!(
-        reply.body["text"],
-        "[what fixed it?] after [why did the deploy fail? / [why did the deploy fail?] after []]"
+        (reply.body["thread_ts"].as_str(), reply.body["text"].as_str()),
+        (Some(root.as_str()), Some("A(what fixed it?)"))
     );
-    // The thread goes on from there.
+    assert_eq!(earlier(2), ["is it fixed?", "A(is it fixed?)"]);
+    // The thread goes on from there; bob's next top-level ask does not see it.
     assert_eq!(gw.signed("/slack/events", &in_thread("EvT2", "for good?", "1700001000.000002")).await, 200);
-    let said = posts(4).await[3].body["text"].as_str().unwrap().to_string();
-    assert!(said.starts_with("[for good?] after [why did the deploy fail? / "), "{said}");
-    assert!(said.contains("/ what fixed it? / [what fixed it?]") && !said.contains("is it fixed"), "{said}");
-    // Bob's own top-level conversation is his, unchanged by the thread.
+    posts(4).await;
+    assert_eq!(earlier(3), ["is it fixed?", "A(is it fixed?)", "what fixed it?", "A(what fixed it?)"]);
+    let ask = command(&mock, "/ask", "any other risk?", "UBOB", "CONCALL", "oncall", "trb3");
+    assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
+    posts(5).await;
+    assert_eq!(earlier(4).len(), 4);
+    assert!(!earlier(4).iter().any(|t| t.contains("fixed it")), "{:?}", earlier(4));
     let t = gw.stop().await;
+    let first_root = mock.calls("chat.postMessage")[0].body["ts"].as_str().unwrap().to_string();
     let threads: Vec<String> =
         sqlx::query_scalar("SELECT thread FROM conversations ORDER BY id").fetch_all(&t.app.store.pool).await.unwrap();
-    let second_root = mock.calls("chat.postMessage")[1].body["ts"].as_str().unwrap().to_string();
-    assert_eq!(threads, ["user:UBOB".to_string(), root, second_root]);
-    let bobs: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.thread = 'user:UBOB'",
-    )
-    .fetch_one(&t.app.store.pool)
-    .await
-    .unwrap();
-    assert_eq!(bobs, 4);
+    let third_root = mock.calls("chat.postMessage")[4].body["ts"].as_str().unwrap().to_string();
+    assert_eq!(threads, ["user:UBOB".to_string(), first_root, root, third_root]);
     t.cleanup().await;
 }
 
