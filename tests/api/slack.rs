@@ -757,6 +757,16 @@ async fn someone_from_another_organisation_in_a_shared_channel_is_not_taken_for_
     gw.stop().await.cleanup().await;
 }
 
+/// A gateway whose default provider is `model` (an OpenAI-compatible
+/// router serving `/v1/chat/completions`), served on a port of its own.
+async fn gateway_with_model(api: &str, model: axum::Router) -> Gateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, model).await });
+    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n");
+    Gateway::start(&slack_yaml(api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1)).await
+}
+
 #[tokio::test]
 async fn asks_in_one_thread_are_answered_in_the_order_asked() {
     let (mock, api) = MockSlack::start().await;
@@ -773,12 +783,7 @@ async fn asks_in_one_thread_are_answered_in_the_order_asked() {
             ([("content-type", "application/json")], reply.to_string())
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, llm).await });
-    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n");
-    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
-    let gw = Gateway::start(&yaml).await;
+    let gw = gateway_with_model(&api, llm).await;
     let first = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvO1", "event_time": 1,
         "event": {"type": "app_mention", "user": "UBOB", "channel": "CONCALL", "text": "<@UBOT> first question", "ts": "1700000800.000002", "thread_ts": "1700000800.000001"}});
     let second = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvO2", "event_time": 1,
@@ -820,12 +825,7 @@ async fn a_thread_started_under_a_slash_commands_answer_continues_from_that_ques
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, llm).await });
-    let provider = format!("providers:\n  default:\n    kind: openai\n    base_url: {llm_url}\n    model: m\n");
-    let yaml = slack_yaml(&api, "").replacen("agents:\n", &format!("{provider}\nagents:\n"), 1);
-    let gw = Gateway::start(&yaml).await;
+    let gw = gateway_with_model(&api, llm).await;
     let posts = |n: usize| {
         let mock = &mock;
         async move {
