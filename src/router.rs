@@ -272,9 +272,7 @@ impl Router {
             _ => false,
         };
         if chatter && bound.is_none() {
-            let meta = merged(where_, json!({"reason": "no_agent_bound", "sender": ev.sender.platform_user_id}));
-            Metrics::inc(&app.metrics.ignored);
-            return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
+            return Ok(ignored(app, ev, where_, "no_agent_bound"));
         }
 
         let (known, agent_state) = match facts {
@@ -293,9 +291,7 @@ impl Router {
             Resolved::Unknown if ev.sender.is_bot => {
                 // Another app: not a person asking, and not told anything
                 // (two bots answering each other never stop).
-                let meta = merged(where_, json!({"reason": "bot", "sender": ev.sender.platform_user_id}));
-                Metrics::inc(&app.metrics.ignored);
-                return Ok(Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)]));
+                return Ok(ignored(app, ev, where_, "bot"));
             }
             Resolved::Unknown => {
                 // The one thing a stranger may do: use a link code they were given.
@@ -602,6 +598,13 @@ pub(crate) fn with(a: &Value, b: Value) -> Value {
 }
 
 /// [`with`], taking `a` (no copy of it).
+/// An event answered with nothing, only audited (`event.ignored`, with why).
+fn ignored(app: &App, ev: &ChannelEvent, where_: Value, reason: &str) -> Decided {
+    Metrics::inc(&app.metrics.ignored);
+    let meta = merged(where_, json!({"reason": reason, "sender": ev.sender.platform_user_id}));
+    Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)])
+}
+
 fn merged(mut a: Value, b: Value) -> Value {
     if let (Some(o), Value::Object(extra)) = (a.as_object_mut(), b) {
         o.extend(extra);
