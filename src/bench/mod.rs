@@ -6,6 +6,7 @@
 //! - [`floor`] — the floor bot: verify, call the model, post; nothing else;
 //! - [`memory`] — memory search latency over a large memory.
 
+pub mod disk;
 pub mod floor;
 pub mod memory;
 pub mod router;

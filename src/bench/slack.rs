@@ -225,12 +225,18 @@ struct Probed {
 }
 
 struct Outcome {
+    /// When the run started, by the wall clock (to match a stall with the
+    /// database's log).
+    started: chrono::DateTime<chrono::Utc>,
     sent: usize,
     acks: Vec<Duration>,
     /// The slowest ack: when it was sent (from the run's start) and how long it took.
     slowest_ack: (Duration, Duration),
     /// What the commit probe saw, if it ran.
     probe: Option<Probed>,
+    /// The block devices that held I/O during the run (watched with the
+    /// commit probe).
+    disk: super::disk::Held,
     e2e: Vec<Duration>,
     lost: usize,
     duplicates: usize,
@@ -301,8 +307,10 @@ async fn drive(
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let pid = target.child.id();
     let base = Instant::now();
+    let started = chrono::Utc::now();
     let stop_probe = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probing = probe.then(|| tokio::spawn(commit_probe(db_url.to_string(), base, stop_probe.clone())));
+    let watching = if probe { super::disk::Watcher::start(base) } else { None };
     let wal_before = wal_position(db_url).await?;
     let cpu_before = cpu_seconds(pid)?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
@@ -364,6 +372,7 @@ async fn drive(
         Some(task) => Some(task.await??),
         None => None,
     };
+    let disk = watching.map(super::disk::Watcher::stop).unwrap_or_default();
     let slowest_ack = slowest.lock().map(|s| *s).unwrap_or_default();
     let peak = peak_rss_mb(pid)?;
     let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
@@ -384,10 +393,12 @@ async fn drive(
     acks.sort_unstable();
     e2e.sort_unstable();
     Ok(Outcome {
+        started,
         sent: sent.len(),
         acks,
         slowest_ack,
         probe,
+        disk,
         e2e,
         lost,
         duplicates,
@@ -526,27 +537,39 @@ pub async fn run(
     if commit_probe {
         println!();
         println!(
-            "Commit probe (another connection: a one-row INSERT, its own transaction, every {} ms) and each run's slowest ack:",
-            PROBE_EVERY.as_millis()
+            "Commit probe (another connection: a one-row INSERT, its own transaction, every {} ms), the block devices that held I/O for {} ms or more with none completed (read from /proc/diskstats every {} ms), and each run's slowest ack:",
+            PROBE_EVERY.as_millis(),
+            super::disk::HELD.as_millis(),
+            super::disk::EVERY.as_millis()
         );
         println!();
         println!(
-            "| round | target | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | slowest ack (s into the run: ms) |"
+            "| round | target | started (UTC) | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | disk held I/O (s into the run: ms) | slowest ack (s into the run: ms) |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for (round, floor_out, pincer_out) in &rows {
             for (name, o) in [("floor bot", floor_out), ("pincer serve", pincer_out)] {
                 let Some(Probed { all, slow }) = &o.probe else { continue };
                 let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
                 let at = |(when, took): &(Duration, Duration)| format!("{:.1}: {:.0}", when.as_secs_f64(), ms(took));
                 let slow: Vec<String> = slow.iter().map(at).collect();
+                let held: Vec<String> = o
+                    .disk
+                    .iter()
+                    .map(|(device, holds)| format!("{device} {}", holds.iter().map(at).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                let listed = |items: Vec<String>, sep: &str| {
+                    if items.is_empty() { "none".to_string() } else { items.join(sep) }
+                };
                 println!(
-                    "| {round} | {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} |",
+                    "| {round} | {name} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} |",
+                    o.started.format("%H:%M:%S%.3f"),
                     all.len(),
                     pct(all, 0.50),
                     pct(all, 0.99),
                     all.last().map(ms).unwrap_or(0.0),
-                    if slow.is_empty() { "none".to_string() } else { slow.join(", ") },
+                    listed(slow, ", "),
+                    listed(held, "; "),
                     at(&o.slowest_ack)
                 );
             }
