@@ -80,10 +80,20 @@ fn holds(readings: &[(Duration, Counters)]) -> Vec<(Duration, Duration)> {
     found
 }
 
-/// A running watcher; [`Watcher::stop`] ends it and returns what it saw.
+/// A running watcher; [`Watcher::stop`] ends it and returns what it saw
+/// (dropped, it just ends).
 pub struct Watcher {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<HashMap<String, Vec<(Duration, Counters)>>>,
+    thread: Option<std::thread::JoinHandle<Readings>>,
+}
+
+/// Every device's readings, by name.
+type Readings = HashMap<String, Vec<(Duration, Counters)>>;
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What a watcher saw: per device, the holds of [`HELD`] or more (when,
@@ -98,7 +108,7 @@ impl Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut seen: HashMap<String, Vec<(Duration, Counters)>> = HashMap::new();
+            let mut seen = Readings::new();
             while !flag.load(Ordering::Relaxed) {
                 if let Ok(text) = std::fs::read_to_string("/proc/diskstats") {
                     let at = base.elapsed();
@@ -110,13 +120,13 @@ impl Watcher {
             }
             seen
         });
-        Some(Watcher { stop, thread })
+        Some(Watcher { stop, thread: Some(thread) })
     }
 
     /// Stops watching; the devices that held I/O, by name.
-    pub fn stop(self) -> Held {
+    pub fn stop(mut self) -> Held {
         self.stop.store(true, Ordering::Relaxed);
-        let seen = self.thread.join().unwrap_or_default();
+        let seen = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
         let mut held: Held =
             seen.into_iter().map(|(name, readings)| (name, holds(&readings))).filter(|(_, h)| !h.is_empty()).collect();
         held.sort_by(|a, b| a.0.cmp(&b.0));
