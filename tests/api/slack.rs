@@ -849,6 +849,19 @@ async fn a_thread_started_under_a_slash_commands_answer_continues_from_that_ques
     // that question and its answer — not bob's earlier turns, which were
     // never shown in the channel.
     let root = second.body["ts"].as_str().unwrap().to_string();
+    // The thread's conversation is opened when the answer's delivery is
+    // recorded (in the recorder's next batch, a few ms after the post).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM conversations WHERE thread = $1")
+        .bind(&root)
+        .fetch_one(&gw.t.app.store.pool)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the answer's delivery was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let in_thread = |id: &str, text: &str, ts: &str| {
         json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
             "event": {"type": "app_mention", "user": "UALICE", "channel": "CONCALL", "text": format!("<@UBOT> {text}"), "ts": ts, "thread_ts": root}})
