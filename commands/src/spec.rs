@@ -39,7 +39,7 @@ pub static SPECS: &[CommandSpec] = &[
     CommandSpec {
         path: "ask",
         usage: "/ask QUESTION",
-        summary: "Ask the agent bound to this channel; it answers in the thread.",
+        summary: "Ask the agent bound to this channel; it answers where you asked.",
         min_role: Role::Member,
         mutates: true,
         needs_agent: true,

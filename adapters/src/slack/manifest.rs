@@ -25,14 +25,35 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("users:read.email", "match Slack people to org users by e-mail"),
 ];
 
+/// What `/workspace` does, as Slack's autocomplete shows it (the command
+/// has three forms; [`SPECS`] describes each).
+const WORKSPACE: &str =
+    "Show your workspace; /workspace NAME switches your asks into your own, /workspace shared goes back.";
+
+/// What `/admin` does, as Slack's autocomplete shows it.
+const ADMIN: &str = "Run Pincer's admin commands (people, agents, workspaces, memory, the outbox, the audit log); /admin whoami for anyone.";
+
+/// `/admin`'s usage hint: its sub-commands, as [`SPECS`] lists them.
+fn admin_hint() -> String {
+    let mut groups: Vec<&str> = Vec::new();
+    for spec in SPECS {
+        if let Some(group) = spec.path.strip_prefix("admin ").and_then(|rest| rest.split(' ').next())
+            && !groups.contains(&group)
+        {
+            groups.push(group);
+        }
+    }
+    format!("{} …", groups.join("|"))
+}
+
 /// The manifest for an app called `name` reachable at `base_url`
 /// (e.g. `https://pincer.acme.com`); with `socket_mode`, no URLs at all.
 pub fn manifest(base_url: &str, name: &str, socket_mode: bool) -> Value {
     let base = base_url.trim_end_matches('/');
     let url = |path: &str| (!socket_mode).then(|| format!("{base}{path}"));
     let summary = |path: &str| SPECS.iter().find(|s| s.path == path).map(|s| s.summary).unwrap_or_default();
-    let command = |cmd: &str, hint: &str, path: &str| {
-        let mut c = json!({"command": cmd, "description": summary(path), "usage_hint": hint, "should_escape": false});
+    let command = |cmd: &str, hint: &str, description: &str| {
+        let mut c = json!({"command": cmd, "description": description, "usage_hint": hint, "should_escape": false});
         if let Some(u) = url("/slack/commands") {
             c["url"] = json!(u);
         }
@@ -56,10 +77,10 @@ pub fn manifest(base_url: &str, name: &str, socket_mode: bool) -> Value {
         "features": {
             "bot_user": {"display_name": name.to_lowercase(), "always_online": true},
             "slash_commands": [
-                command("/ask", "QUESTION", "ask"),
-                command("/workspace", "[NAME | shared]", "workspace switch"),
-                command("/admin", "user|agent|workspace|audit|whoami …", "admin whoami"),
-                command("/link", "[CODE]", "link"),
+                command("/ask", "QUESTION", summary("ask")),
+                command("/workspace", "[NAME | shared]", WORKSPACE),
+                command("/admin", &admin_hint(), ADMIN),
+                command("/link", "[CODE]", summary("link")),
             ],
         },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>()}},
@@ -86,6 +107,18 @@ mod tests {
         let names: Vec<&str> = cmds.iter().map(|c| c["command"].as_str().unwrap()).collect();
         assert_eq!(names, ["/ask", "/workspace", "/admin", "/link"]);
         assert!(cmds.iter().all(|c| !c["description"].as_str().unwrap().is_empty()));
+        // /admin's hint names every admin sub-command Pincer has.
+        let hint = cmds[2]["usage_hint"].as_str().unwrap();
+        for spec in SPECS.iter().filter(|s| s.path.starts_with("admin ")) {
+            let group = spec.path.split(' ').nth(1).unwrap();
+            assert!(hint.split(['|', ' ']).any(|g| g == group), "{group} missing from {hint}");
+        }
+        assert!(hint.starts_with("whoami|user|agent|workspace|"), "{hint}");
+        // Within the lengths Slack's manifest schema allows.
+        let len = |v: &Value| v.as_str().unwrap().chars().count();
+        assert!(cmds.iter().all(|c| len(&c["description"]) <= 2000 && len(&c["usage_hint"]) <= 1000));
+        assert!(len(&m["display_information"]["description"]) <= 140);
+        assert!(len(&m["features"]["bot_user"]["display_name"]) <= 80);
         assert!(cmds.iter().all(|c| c["url"] == "https://pincer.acme.com/slack/commands"));
         assert!(m["oauth_config"]["scopes"]["bot"].as_array().unwrap().contains(&json!("users:read.email")));
     }
