@@ -419,9 +419,10 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
         }),
         _ => Err(ParseError::Usage {
-            problem: format!("'/admin {} {}' is not an admin command", shown(&noun), shown(&verb))
-                .trim_end()
-                .to_string(),
+            problem: format!(
+                "'{}' is not an admin command",
+                format!("/admin {} {}", shown(&noun), shown(&verb)).trim_end()
+            ),
             usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
         }),
     }
@@ -545,6 +546,16 @@ mod tests {
         assert_eq!(cmd("/admin workspace create --scope alice-lab --user alice@acme.com"), want);
         assert_eq!(cmd("/admin workspace create alice-lab alice@acme.com"), want);
         assert!(parse_line("/admin workspace create --user alice@acme.com").is_err());
+    }
+
+    #[test]
+    fn an_unknown_admin_command_is_quoted_as_typed() {
+        let problem = |line: &str| match parse_line(line) {
+            Err(ParseError::Usage { problem, .. }) => problem,
+            other => panic!("{line:?} parsed as {other:?}"),
+        };
+        assert_eq!(problem("/admin bogus"), "'/admin bogus' is not an admin command");
+        assert_eq!(problem("/admin user fly"), "'/admin user fly' is not an admin command");
     }
 
     #[test]

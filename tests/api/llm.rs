@@ -269,6 +269,11 @@ async fn usage_is_priced_per_person_and_agent_and_budgets_stop_asks_with_a_sente
         "{bob}"
     );
     assert!(report.lines().any(|l| l.contains("ops-oncall") && l.contains("3 asks")), "{report}");
+    let alice = report.lines().find(|l| l.contains("alice@acme.com")).unwrap();
+    assert!(alice.contains(" 1 ask ") && alice.contains("120 in"), "{alice}");
+    assert_eq!(bob.find(" in "), alice.find(" in "), "the columns line up:\n{bob}\n{alice}");
+    let today = t.say1("dan@acme.com", "console:#oncall", "/admin usage 1").await;
+    assert!(today.starts_with("Usage over the last day: 3 answered asks"), "{today}");
     t.cleanup().await;
 }
 

@@ -17,9 +17,11 @@ fn table(title: &str, rows: &[usage::Total]) -> String {
     }
     for r in rows {
         out.push_str(&format!(
-            "\n  {:<32} {:>6} asks  {:>9} in  {:>9} out  {}",
+            "\n  {:<32} {:>6} {}  {:>9} in  {:>9} out  {}",
             r.key,
             r.runs,
+            // (Padded, so the columns after it stay aligned.)
+            if r.runs == 1 { "ask " } else { "asks" },
             r.tokens_in,
             r.tokens_out,
             dollars(r.cost_micros)
@@ -34,7 +36,8 @@ pub async fn show(conn: &mut PgConnection, days: u32) -> Result<Outcome, StoreEr
     let total: i64 = by_user.iter().map(|r| r.cost_micros).sum();
     let runs: i64 = by_user.iter().map(|r| r.runs).sum();
     let asks = if runs == 1 { "ask" } else { "asks" };
-    let mut text = format!("Usage over the last {days} days: {runs} answered {asks}, {} in all.", dollars(total));
+    let over = if days == 1 { "day".to_string() } else { format!("{days} days") };
+    let mut text = format!("Usage over the last {over}: {runs} answered {asks}, {} in all.", dollars(total));
     text.push_str(&table("By person", &by_user));
     text.push_str(&table("By agent", &by_agent));
     Ok(Outcome::done(text, json!({"days": days, "runs": runs, "cost_micros": total})))
