@@ -415,15 +415,18 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             }
         }
         ("", _) => Err(ParseError::Usage {
-            problem: "Say what to administer: user, agent, workspace, memory, usage, audit, outbox, identity, doctor or whoami".into(),
-            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
+            problem: match crate::spec::admin_groups().split_last() {
+                Some((last, rest)) => format!("Say what to administer: {} or {last}", rest.join(", ")),
+                None => "Say what to administer".into(),
+            },
+            usage: crate::spec::admin_usage(),
         }),
         _ => Err(ParseError::Usage {
             problem: format!(
                 "'{}' is not an admin command",
                 format!("/admin {} {}", shown(&noun), shown(&verb)).trim_end()
             ),
-            usage: "/admin user|agent|workspace|memory|usage|audit|outbox|identity|doctor|whoami … (see /help admin)",
+            usage: crate::spec::admin_usage(),
         }),
     }
 }
@@ -556,6 +559,10 @@ mod tests {
         };
         assert_eq!(problem("/admin bogus"), "'/admin bogus' is not an admin command");
         assert_eq!(problem("/admin user fly"), "'/admin user fly' is not an admin command");
+        assert_eq!(
+            problem("/admin"),
+            "Say what to administer: whoami, user, agent, workspace, memory, usage, outbox, audit, identity or doctor"
+        );
     }
 
     #[test]

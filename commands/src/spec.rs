@@ -180,6 +180,28 @@ pub fn spec_for(path: &str) -> &'static CommandSpec {
     SPECS.iter().find(|s| s.path == path).unwrap_or(&SPECS[0]) // unreachable for parser output; see tests
 }
 
+/// The `/admin` sub-commands' first words (`whoami`, `user`, `agent`, …),
+/// in the order [`SPECS`] lists them.
+pub fn admin_groups() -> Vec<&'static str> {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for spec in SPECS {
+        if let Some(group) = spec.path.strip_prefix("admin ").and_then(|rest| rest.split(' ').next())
+            && !groups.contains(&group)
+        {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
+/// `/admin`'s usage, for an admin command that names no sub-command or an
+/// unknown one.
+pub fn admin_usage() -> &'static str {
+    static USAGE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("/admin {} … (see /help admin)", admin_groups().join("|")));
+    USAGE.as_str()
+}
+
 /// The help text for people of `role`: only what they may run.
 pub fn help_text(role: Role, admin_topic: bool) -> String {
     let mut out = String::new();

@@ -35,15 +35,7 @@ const ADMIN: &str = "Run Pincer's admin commands (people, agents, workspaces, me
 
 /// `/admin`'s usage hint: its sub-commands, as [`SPECS`] lists them.
 fn admin_hint() -> String {
-    let mut groups: Vec<&str> = Vec::new();
-    for spec in SPECS {
-        if let Some(group) = spec.path.strip_prefix("admin ").and_then(|rest| rest.split(' ').next())
-            && !groups.contains(&group)
-        {
-            groups.push(group);
-        }
-    }
-    format!("{} …", groups.join("|"))
+    format!("{} …", pincer_commands::spec::admin_groups().join("|"))
 }
 
 /// The manifest for an app called `name` reachable at `base_url`
