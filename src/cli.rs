@@ -267,7 +267,10 @@ fn config_check(path: &Path) -> ExitCode {
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("{} error(s); Pincer will not start with this config.", errors.0.len());
+            eprintln!(
+                "{}; Pincer will not start with this config.",
+                crate::messages::count(errors.0.len() as u64, "error", "errors")
+            );
             ExitCode::FAILURE
         }
     }

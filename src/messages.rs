@@ -9,6 +9,12 @@ use crate::config::Config;
 use crate::policy::Denial;
 use crate::store::agents::AgentState;
 
+/// A number and its noun, agreeing: "1 passage", "2 passages", "0 passages".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// For someone Pincer does not know.
 pub fn unknown_person(email_known: bool) -> String {
     if email_known {
@@ -109,5 +115,17 @@ pub fn denial(
             ),
             _ => "This channel's agent is disabled, so it cannot answer now.".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn a_count_agrees_with_its_noun() {
+        assert_eq!(count(0u32, "passage", "passages"), "0 passages");
+        assert_eq!(count(1u32, "passage", "passages"), "1 passage");
+        assert_eq!(count(2u64, "person", "people"), "2 people");
     }
 }

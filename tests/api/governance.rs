@@ -205,7 +205,7 @@ async fn denied_expired_tampered_and_voided_requests_never_run_and_say_why() {
     assert_eq!(gw.signed("/slack/events", &ask("1700000703.000001")).await, 200);
     let (ts, approve, _) = request(&mock, 3).await;
     let r = gw.t.say("dan@acme.com", "console:#oncall", "/admin agent disable ops-oncall leaking notes").await;
-    assert!(r[0].text.contains("1 pending approval request(s) were voided"), "{r:?}");
+    assert!(r[0].text.contains("its pending approval request was voided"), "{r:?}");
     answer_containing(&mock, "was disabled by dan@acme.com (leaking notes)").await;
     assert_eq!(gw.signed("/slack/interactive", &click(&mock, "UDAN", "d4", &ts, &approve)).await, 200);
     assert!(private_reply(&mock, "d4").await.contains("voided already"));
@@ -280,7 +280,12 @@ async fn a_one_time_code_links_an_account_on_another_platform_once_and_admins_ca
     let list = t.say1("dan@acme.com", "console:#oncall", "/admin identity list alice@acme.com").await;
     assert!(list.contains("telegram bot1 user tg-42"), "{list}");
     let gone = t.say1("dan@acme.com", "console:#oncall", "/admin identity unlink alice@acme.com telegram").await;
-    assert!(gone.starts_with("Unlinked 1 telegram account(s)"), "{gone}");
+    assert!(gone.starts_with("Unlinked 1 telegram account from alice@acme.com."), "{gone}");
+    let odd = t.refused("dan@acme.com", "console:#oncall", "/admin identity unlink alice@acme.com myspace").await;
+    assert_eq!(
+        odd,
+        "'myspace' is not a platform Pincer knows: use one of console, slack, discord, telegram, whatsapp, cli."
+    );
     let after = t.router.handle(tg("tg-42", "/admin whoami")).await;
     assert!(after[0].text.contains("can't tell who you are"), "{after:?}");
     let actions = t.audit_actions().await;

@@ -88,6 +88,11 @@ async fn admins_can_list_search_and_forget_memory_and_forgetting_is_audited() {
     assert!(list.starts_with("The newest 2 passages in incidents:"), "{list}");
     let found = t.say1("dan@acme.com", "console:#oncall", "/admin memory search postmortems lock timeout").await;
     assert!(found.contains("deploy-locks.md"), "{found}");
+    // A count agrees with its noun.
+    let one = t.say1("dan@acme.com", "console:#oncall", "/admin memory list incidents 1").await;
+    assert!(one.starts_with("The newest passage in incidents:"), "{one}");
+    let single = t.say1("dan@acme.com", "console:#product-bot", "/admin memory search product billing").await;
+    assert!(single.starts_with("1 passage in product matches:"), "{single}");
     let id: i64 = sqlx::query_scalar(
         "SELECT id FROM memory_items WHERE scope = 'incidents' AND body LIKE '%14 October%' LIMIT 1",
     )

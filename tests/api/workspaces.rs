@@ -98,8 +98,15 @@ async fn deleting_a_workspace_returns_its_people_to_shared() {
     let t = with_alice_lab().await;
     t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
     let list = t.say1("dan@acme.com", "console:#oncall", "/admin workspace list").await;
-    assert!(list.contains("alice-lab") && list.contains("owner alice@acme.com"), "{list}");
+    assert!(
+        list.starts_with("1 workspace:") && list.contains("alice-lab") && list.contains("owner alice@acme.com"),
+        "{list}"
+    );
     t.say1("dan@acme.com", "console:#oncall", "/admin workspace delete alice-lab").await;
+    let none = t.say1("dan@acme.com", "console:#oncall", "/admin workspace list").await;
+    assert!(none.starts_with("No workspaces yet."), "{none}");
+    let hers = t.say1("dan@acme.com", "console:#oncall", "/admin workspace list alice@acme.com").await;
+    assert_eq!(hers, "alice@acme.com owns no workspace.");
     let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
     assert!(text.starts_with("You are in the shared workspace"), "{text}");
     let r = t.say("alice@acme.com", "console:#oncall", "/ask canary").await;

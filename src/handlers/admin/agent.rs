@@ -68,7 +68,11 @@ pub async fn disable(
         Ok(Outcome::done(
             format!(
                 "Disabled {name}: every Pincer process refuses its new runs from now on, and running ones stop at their next step{}. /admin agent enable {name} reverses it.",
-                if voided > 0 { format!("; {voided} pending approval request(s) were voided") } else { String::new() }
+                match voided {
+                    0 => String::new(),
+                    1 => "; its pending approval request was voided".to_string(),
+                    n => format!("; its {n} pending approval requests were voided"),
+                }
             ),
             meta,
         ))

@@ -40,15 +40,20 @@ pub async fn verify(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, S
     Ok(match report.broken {
         None => Outcome::done(
             format!(
-                "Audit chain intact: {} rows verified (seq {first} to {}{}).",
-                report.rows,
+                "Audit chain intact: {} verified (seq {first} to {}{}).",
+                crate::messages::count(report.rows as u64, "row", "rows"),
                 report.last_seq,
                 if first > 1 { ", from the signed retention checkpoint" } else { "" }
             ),
             json!({"rows": report.rows, "intact": true}),
         ),
         Some(b) => Outcome::refused(
-            format!("Audit chain BROKEN at seq {}: {}. {} rows before it verified.", b.seq, b.reason, report.rows),
+            format!(
+                "Audit chain BROKEN at seq {}: {}. {} before it verified.",
+                b.seq,
+                b.reason,
+                crate::messages::count(report.rows as u64, "row", "rows")
+            ),
             json!({"rows": report.rows, "intact": false, "first_bad_seq": b.seq}),
         ),
     })

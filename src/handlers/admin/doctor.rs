@@ -106,7 +106,11 @@ pub async fn checks(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Vec<Check>
     check(
         "every agent has an owner and a prompt file",
         owners_ok,
-        if problems.is_empty() { format!("{} agent(s) checked", config.agents.len()) } else { problems.join("; ") },
+        if problems.is_empty() {
+            format!("{} checked", crate::messages::count(config.agents.len() as u64, "agent", "agents"))
+        } else {
+            problems.join("; ")
+        },
     );
     let probe = break_glass_probe(conn, ctx.user.email.as_str()).await?;
     check(
@@ -145,7 +149,14 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection) -> Result<Outcome, Stor
     for c in &checks {
         text.push_str(&format!("\n{} {} — {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail));
     }
-    text.push_str(&if failed == 0 { "\nAll checks pass.".to_string() } else { format!("\n{failed} check(s) fail.") });
+    text.push_str(&if failed == 0 {
+        "\nAll checks pass.".to_string()
+    } else {
+        match failed {
+            1 => "\n1 check fails.".to_string(),
+            n => format!("\n{n} checks fail."),
+        }
+    });
     let meta = json!({"failed": checks.iter().filter(|c| !c.pass).map(|c| c.name).collect::<Vec<_>>()});
     let mut outcome = Outcome::done(text, meta);
     if failed > 0 {

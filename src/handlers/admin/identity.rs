@@ -1,10 +1,12 @@
 //! `/admin identity list|unlink`: the chat accounts linked to people.
 
+use pincer_adapters::Platform;
 use pincer_commands::Email;
 use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::handlers::Outcome;
+use crate::messages;
 use crate::store::{StoreError, users};
 
 /// Lists linked accounts, of one person or everyone.
@@ -13,7 +15,7 @@ pub async fn list(conn: &mut PgConnection, email: Option<&Email>) -> Result<Outc
     if rows.is_empty() {
         return Ok(Outcome::done("No linked accounts.", json!({"count": 0})));
     }
-    let mut text = format!("{} linked account(s):", rows.len());
+    let mut text = format!("{}:", messages::count(rows.len() as u64, "linked account", "linked accounts"));
     for r in &rows {
         text.push_str(&format!(
             "\n• {} — {} {} user {} (since {})",
@@ -30,11 +32,19 @@ pub async fn list(conn: &mut PgConnection, email: Option<&Email>) -> Result<Outc
 /// Unlinks a person's accounts on one platform.
 pub async fn unlink(conn: &mut PgConnection, email: &Email, platform: &str) -> Result<Outcome, StoreError> {
     let meta = json!({"email": email, "platform": platform});
+    if platform.parse::<Platform>().is_err() {
+        let known: Vec<&str> = Platform::BINDABLE.iter().map(|p| p.as_str()).chain([Platform::Cli.as_str()]).collect();
+        return Ok(Outcome::refused(
+            format!("'{platform}' is not a platform Pincer knows: use one of {}.", known.join(", ")),
+            meta,
+        ));
+    }
     match users::unlink_platform(conn, email, platform).await? {
         0 => Ok(Outcome::refused(format!("{email} has no linked {platform} account."), meta)),
         n => Ok(Outcome::done(
             format!(
-                "Unlinked {n} {platform} account(s) from {email}. They will need to link again to use Pincer there."
+                "Unlinked {} from {email}. They will need to link again to use Pincer there.",
+                messages::count(n, &format!("{platform} account"), &format!("{platform} accounts"))
             ),
             json!({"email": email, "platform": platform, "unlinked": n}),
         )),

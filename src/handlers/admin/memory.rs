@@ -16,7 +16,14 @@ fn lines(passages: &[Passage]) -> String {
     passages
         .iter()
         .map(|p| {
-            let body: String = p.body.split_whitespace().collect::<Vec<_>>().join(" ");
+            // A section's passage starts with its heading, which the
+            // locator already shows.
+            let heading = p.locator.rsplit(" > ").next().unwrap_or_default();
+            let text = match p.body.split_once('\n') {
+                Some((first, rest)) if !heading.is_empty() && first.trim() == heading => rest,
+                _ => p.body.as_str(),
+            };
+            let body: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
             let preview = if body.chars().count() > PREVIEW_CHARS {
                 format!("{}…", body.chars().take(PREVIEW_CHARS).collect::<String>())
             } else {
@@ -34,7 +41,10 @@ pub async fn list(conn: &mut PgConnection, scope: &ScopeName, n: u32) -> Result<
     let text = if found.is_empty() {
         format!("Scope {scope} holds no passages. pincer memory import --scope {scope} FILE… adds some.")
     } else {
-        format!("The newest {} passages in {scope}:{}", found.len(), lines(&found))
+        match found.len() {
+            1 => format!("The newest passage in {scope}:{}", lines(&found)),
+            n => format!("The newest {n} passages in {scope}:{}", lines(&found)),
+        }
     };
     Ok(Outcome::done(text, json!({"scope": scope, "count": found.len()})))
 }
@@ -45,7 +55,10 @@ pub async fn search(conn: &mut PgConnection, scope: &ScopeName, query: &str) -> 
     let text = if found.is_empty() {
         format!("Nothing in {scope} matches that.")
     } else {
-        format!("{} passages in {scope} match:{}", found.len(), lines(&found))
+        match found.len() {
+            1 => format!("1 passage in {scope} matches:{}", lines(&found)),
+            n => format!("{n} passages in {scope} match:{}", lines(&found)),
+        }
     };
     Ok(Outcome::done(text, json!({"scope": scope, "query": query, "count": found.len()})))
 }
@@ -58,5 +71,33 @@ pub async fn forget(conn: &mut PgConnection, id: i64) -> Result<Outcome, StoreEr
             json!({"id": id, "scope": scope, "source": source, "locator": locator}),
         )),
         None => Ok(Outcome::refused(format!("There is no passage #{id}."), json!({"id": id}))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(locator: &str, body: &str) -> Passage {
+        Passage {
+            id: 7,
+            scope: "product".into(),
+            source: "roadmap.md".into(),
+            locator: locator.into(),
+            body: body.into(),
+            rank: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_listing_does_not_repeat_the_heading_the_locator_shows() {
+        let p = passage("Roadmap > Billing v2", "Billing v2\nBilling v2 moves invoices\nto usage-based pricing.");
+        assert_eq!(
+            lines(&[p]),
+            "\n  #7 roadmap.md § Roadmap > Billing v2: Billing v2 moves invoices to usage-based pricing."
+        );
+        // Text that only happens to start like the heading is kept.
+        let p = passage("line 3", "line 3 of the notes");
+        assert_eq!(lines(&[p]), "\n  #7 roadmap.md § line 3: line 3 of the notes");
     }
 }

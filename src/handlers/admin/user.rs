@@ -77,7 +77,7 @@ pub async fn remove(_ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email) -> R
 /// Lists people.
 pub async fn list(conn: &mut PgConnection) -> Result<Outcome, StoreError> {
     let people = users::list(conn).await?;
-    let mut text = format!("{} people:", people.len());
+    let mut text = format!("{}:", crate::messages::count(people.len() as u64, "person", "people"));
     for u in &people {
         let ws = u.active_workspace.as_ref().map(|w| format!(" (in {w})")).unwrap_or_default();
         text.push_str(&format!("\n  {:<32} {}{ws}", u.email.as_str(), u.role));

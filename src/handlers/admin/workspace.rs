@@ -47,7 +47,14 @@ pub async fn create(
 /// Lists workspaces.
 pub async fn list(conn: &mut PgConnection, owner: Option<&Email>) -> Result<Outcome, StoreError> {
     let all = workspaces::list(conn, owner).await?;
-    let mut text = format!("{} workspaces:", all.len());
+    if all.is_empty() {
+        let text = match owner {
+            Some(email) => format!("{email} owns no workspace."),
+            None => "No workspaces yet. /admin workspace create --user EMAIL --scope NAME makes one.".to_string(),
+        };
+        return Ok(Outcome::done(text, json!({"owner": owner, "count": 0})));
+    }
+    let mut text = format!("{}:", crate::messages::count(all.len() as u64, "workspace", "workspaces"));
     for w in &all {
         text.push_str(&format!(
             "\n  {:<24} owner {} · created {}",
