@@ -61,7 +61,7 @@ pub enum Cmd {
         #[arg(long = "as", env = "PINCER_ADMIN")]
         as_: Option<String>,
         /// The command, e.g. `user add bob@acme.com member` or `audit verify`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Apply database migrations.
@@ -372,8 +372,9 @@ async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> a
 
 /// Turns `pincer admin` arguments into the `/admin` line they stand for.
 pub fn admin_line(args: &[String]) -> anyhow::Result<String> {
-    let (first, rest) =
-        args.split_first().ok_or_else(|| anyhow::anyhow!("say what to do, e.g. `pincer admin user list`"))?;
+    let (first, rest) = args.split_first().ok_or_else(|| {
+        anyhow::anyhow!("say what to do, e.g. `pincer admin user list`; `pincer admin help` lists the commands")
+    })?;
     let line = match first.as_str() {
         "disable-agent" | "enable-agent" => {
             let verb = if first == "disable-agent" { "disable" } else { "enable" };
@@ -404,6 +405,7 @@ fn operator(config: &Config, as_: Option<&str>) -> anyhow::Result<Email> {
 }
 
 async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) -> anyhow::Result<ExitCode> {
+    let line = admin_line(args)?;
     let actor = operator(&config, as_)?;
     if let [a, b, rest @ ..] = args
         && a == "audit"
@@ -412,7 +414,6 @@ async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) ->
         let app = start(config, url, 2).await?;
         return shell_audit(&app, &actor, b, rest).await;
     }
-    let line = admin_line(args)?;
     let app = start(config, url, 2).await?;
     let router = Router::new(app);
     let sender = Sender {

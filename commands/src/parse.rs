@@ -421,12 +421,16 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
             },
             usage: crate::spec::admin_usage(),
         }),
+        // A group named without one of its commands: that group's usage.
+        (group, "") if let Some((verbs, usage)) = crate::spec::admin_group(group) => {
+            Err(ParseError::Usage { problem: format!("Say what to do: /admin {group} {verbs}"), usage })
+        }
         _ => Err(ParseError::Usage {
             problem: format!(
                 "'{}' is not an admin command",
                 format!("/admin {} {}", shown(&noun), shown(&verb)).trim_end()
             ),
-            usage: crate::spec::admin_usage(),
+            usage: crate::spec::admin_group(&noun).map_or_else(crate::spec::admin_usage, |(_, usage)| usage),
         }),
     }
 }
@@ -563,6 +567,27 @@ mod tests {
             problem("/admin"),
             "Say what to administer: whoami, user, agent, workspace, memory, usage, outbox, audit, identity or doctor"
         );
+    }
+
+    #[test]
+    fn an_admin_group_without_its_command_gets_that_groups_usage() {
+        let err = |line: &str| parse_line(line).expect_err(line).to_string();
+        assert_eq!(
+            err("/admin user"),
+            "Say what to do: /admin user add, role, remove or list. Usage: /admin user add EMAIL [admin|member|observer] \
+             | /admin user role EMAIL admin|member|observer | /admin user remove EMAIL | /admin user list"
+        );
+        assert_eq!(
+            err("/admin audit"),
+            "Say what to do: /admin audit tail or verify. Usage: /admin audit tail [N] | /admin audit verify"
+        );
+        // A wrong command in a group gets the group's usage too.
+        assert!(err("/admin memory grep x").ends_with(
+            "Usage: /admin memory list SCOPE [N] | /admin memory search SCOPE WORDS | /admin memory forget ID"
+        ));
+        // Words that are commands on their own, and unknown words, are not groups.
+        assert!(crate::spec::admin_group("usage").is_none() && crate::spec::admin_group("bogus").is_none());
+        assert!(err("/admin bogus").ends_with("(see /help admin)"));
     }
 
     #[test]

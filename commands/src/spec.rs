@@ -194,6 +194,31 @@ pub fn admin_groups() -> Vec<&'static str> {
     groups
 }
 
+/// One admin group's commands (`/admin user add|role|remove|list`): the
+/// verbs, as a sentence ("add, role, remove or list"), and their usages
+/// joined with " | ". `None` for a word that is not a group of several
+/// commands.
+pub fn admin_group(noun: &str) -> Option<(&'static str, &'static str)> {
+    static GROUPS: std::sync::LazyLock<Vec<(&'static str, String, String)>> = std::sync::LazyLock::new(|| {
+        admin_groups()
+            .into_iter()
+            .filter_map(|group| {
+                let prefix = format!("admin {group} ");
+                let members: Vec<&CommandSpec> = SPECS.iter().filter(|s| s.path.starts_with(&prefix)).collect();
+                let verbs: Vec<&str> =
+                    members.iter().filter_map(|s| s.path[prefix.len()..].split(' ').next()).collect();
+                let (last, rest) = verbs.split_last()?;
+                if rest.is_empty() {
+                    return None;
+                }
+                let usages: Vec<&str> = members.iter().map(|s| s.usage).collect();
+                Some((group, format!("{} or {last}", rest.join(", ")), usages.join(" | ")))
+            })
+            .collect()
+    });
+    GROUPS.iter().find(|(group, _, _)| *group == noun).map(|(_, verbs, usage)| (verbs.as_str(), usage.as_str()))
+}
+
 /// `/admin`'s usage, for an admin command that names no sub-command or an
 /// unknown one.
 pub fn admin_usage() -> &'static str {
@@ -204,18 +229,30 @@ pub fn admin_usage() -> &'static str {
 
 /// The help text for people of `role`: only what they may run.
 pub fn help_text(role: Role, admin_topic: bool) -> String {
-    let mut out = String::new();
-    if admin_topic {
-        out.push_str("Admin commands:\n");
-    } else {
-        out.push_str("Pincer commands:\n");
-    }
+    let mut lines = vec![if admin_topic { "Admin commands:".to_string() } else { "Pincer commands:".to_string() }];
     for s in SPECS.iter().filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic) {
-        out.push_str(&format!("  {:<52} {}\n", s.usage, s.summary));
+        lines.push(format!("  {:<52} {}", s.usage, s.summary));
     }
     if !admin_topic && SPECS.iter().any(|s| s.path.starts_with("admin") && s.min_role <= role) {
-        out.push_str(&format!("  {:<52} {}\n", "/help admin", "List the /admin commands you may run."));
+        lines.push(format!("  {:<52} {}", "/help admin", "List the /admin commands you may run."));
     }
-    out.push_str("In a channel with an agent you can also just write your question.");
-    out
+    // (An observer cannot ask.)
+    if role >= Role::Member {
+        lines.push("In a channel with an agent you can also just write your question.".to_string());
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_offers_free_text_only_to_those_who_may_ask() {
+        let observer = help_text(Role::Observer, false);
+        assert!(observer.contains("/workspace ") && !observer.contains("/ask"), "{observer}");
+        assert!(!observer.contains("write your question") && !observer.ends_with('\n'), "{observer}");
+        let member = help_text(Role::Member, false);
+        assert!(member.contains("/ask QUESTION") && member.ends_with("just write your question."), "{member}");
+    }
 }

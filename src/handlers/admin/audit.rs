@@ -13,7 +13,11 @@ const META_CHARS: usize = 160;
 pub async fn tail(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError> {
     let mut rows = audit::tail(conn, n).await?;
     rows.reverse();
-    let mut text = format!("Last {} audit rows:", rows.len());
+    let mut text = match rows.len() {
+        0 => "The audit log is empty.".to_string(),
+        1 => "The last audit row:".to_string(),
+        n => format!("The last {n} audit rows:"),
+    };
     for r in &rows {
         let meta = r.metadata.to_string();
         let meta = if meta.chars().count() > META_CHARS {
