@@ -218,6 +218,79 @@ async fn the_pool_reuses_clean_connections_closes_doubtful_ones_and_replaces_dea
 }
 
 #[tokio::test]
+async fn the_pool_opens_one_connection_at_a_time_and_waiters_take_connections_given_back() {
+    use std::str::FromStr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use pincer::store::Pool;
+    use sqlx::postgres::PgConnectOptions;
+
+    let t = TestApp::spawn().await;
+    let options = PgConnectOptions::from_str(&crate::helpers::db_url(&t.db)).unwrap();
+    // A slow way to the database: each connection is forwarded only after
+    // 300 ms, as a busy server starts one (with `fail_first`, the first is
+    // dropped instead, after the same wait).
+    let slow_proxy = async |fail_first: bool| {
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = proxy.local_addr().unwrap().port();
+        let (host, db_port) = (options.get_host().to_string(), options.get_port());
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counted = opened.clone();
+        let forwarding = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = proxy.accept().await else { return };
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                let host = host.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if fail_first && n == 0 {
+                        return;
+                    }
+                    if let Ok(mut server) = tokio::net::TcpStream::connect((host.as_str(), db_port)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        (Pool::new(options.clone().port(port), 8, Duration::from_secs(10)), opened, forwarding)
+    };
+    let pid = |pool: &Pool| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&pool).await }
+    };
+
+    // Four statements at once on an empty pool: one caller opens a
+    // connection; the others wait and take it as it comes back, and a
+    // second is opened only because the first was in use when its open
+    // ended — not four connections for four callers.
+    let (pool, opened, forwarding) = slow_proxy(false).await;
+    let pids: Vec<i32> =
+        futures_util::future::join_all((0..4).map(|_| pid(&pool))).await.into_iter().map(Result::unwrap).collect();
+    let distinct: std::collections::HashSet<i32> = pids.iter().copied().collect();
+    let n = opened.load(Ordering::SeqCst);
+    assert!(n <= 2, "{n} connections opened for 4 statements at once");
+    assert_eq!(distinct.len(), n);
+    pool.close().await;
+    forwarding.abort();
+
+    // A caller that waited for an open that failed does not wait on: it
+    // opens its own.
+    let (pool, opened, forwarding) = slow_proxy(true).await;
+    let (first, second) = tokio::join!(pid(&pool), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pid(&pool).await
+    });
+    assert!(first.is_err(), "the dropped open succeeded: {first:?}");
+    assert!(second.is_ok(), "the waiting caller failed: {second:?}");
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    pool.close().await;
+    forwarding.abort();
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marked_maybe_sent() {
     use std::time::Duration;
 
