@@ -21,6 +21,12 @@
 //! it is handed out, so one the server or a proxy dropped meanwhile is
 //! replaced instead of failing a statement.
 //!
+//! Connections opened for a burst are closed again once the pool has had
+//! no use for them for [`IDLE_TIMEOUT`]: each time a connection is given
+//! back, the one idle longest is closed if it has been idle that long (the
+//! idle list is used newest first, so a connection the steady load does
+//! not need sinks to its bottom). One idle connection always stays.
+//!
 //! The pool opens **one connection at a time**. A caller that finds no idle
 //! connection opens one only if no other caller is opening one already;
 //! otherwise it waits for whichever comes first: a connection given back,
@@ -54,6 +60,9 @@ pub struct Pool(Arc<Inner>);
 /// Idle longer than this, a connection is pinged before it is handed out.
 pub const IDLE_CHECK: Duration = Duration::from_secs(10);
 
+/// Idle longer than this, a connection beyond the first is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 struct Inner {
     options: PgConnectOptions,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
@@ -67,6 +76,8 @@ struct Inner {
     closed: AtomicBool,
     /// [`IDLE_CHECK`], in milliseconds (settable for tests).
     idle_check_ms: std::sync::atomic::AtomicU64,
+    /// [`IDLE_TIMEOUT`], in milliseconds (settable for tests).
+    idle_timeout_ms: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Pool {
@@ -88,6 +99,7 @@ impl Pool {
             acquire_timeout,
             closed: AtomicBool::new(false),
             idle_check_ms: std::sync::atomic::AtomicU64::new(IDLE_CHECK.as_millis() as u64),
+            idle_timeout_ms: std::sync::atomic::AtomicU64::new(IDLE_TIMEOUT.as_millis() as u64),
         }))
     }
 
@@ -185,6 +197,12 @@ impl Pool {
         self.0.idle_check_ms.store(after.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Closes connections beyond the first idle longer than `after`
+    /// (default [`IDLE_TIMEOUT`]).
+    pub fn set_idle_timeout(&self, after: Duration) {
+        self.0.idle_timeout_ms.store(after.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Connections open and not in use.
     pub fn idle(&self) -> usize {
         lock(&self.0.idle).len()
@@ -196,10 +214,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Puts a connection back in the idle list and wakes one waiting caller.
+    /// Puts a connection back in the idle list and wakes one waiting
+    /// caller; closes the connection idle longest if the pool has had no
+    /// use for it for the idle timeout.
     fn give_back(&self, conn: PgConnection) {
-        lock(&self.idle).push((conn, Instant::now()));
+        let now = Instant::now();
+        let stale = {
+            let mut idle = lock(&self.idle);
+            idle.push((conn, now));
+            let timeout = Duration::from_millis(self.idle_timeout_ms.load(Ordering::Relaxed));
+            match idle.first() {
+                Some((_, since)) if idle.len() > 1 && now.duration_since(*since) > timeout => Some(idle.remove(0).0),
+                _ => None,
+            }
+        };
         self.returned.notify_one();
+        if let Some(conn) = stale
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // Said goodbye to, so the server does not log a lost client.
+            rt.spawn(async move {
+                let _ = conn.close().await;
+            });
+        }
     }
 }
 

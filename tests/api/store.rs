@@ -275,6 +275,23 @@ async fn the_pool_opens_one_connection_at_a_time_and_waiters_take_connections_gi
     pool.close().await;
     forwarding.abort();
 
+    // Connections the pool had no use for during the idle timeout are
+    // closed one by one as connections are given back; one always stays.
+    let (pool, _, forwarding) = slow_proxy(false).await;
+    let held = futures_util::future::join_all((0..3).map(|_| pool.acquire())).await;
+    held.into_iter().for_each(|c| c.unwrap().release());
+    assert_eq!(pool.idle(), 3);
+    pool.set_idle_timeout(Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pid(&pool).await.unwrap();
+    assert_eq!(pool.idle(), 2);
+    for _ in 0..3 {
+        pid(&pool).await.unwrap();
+    }
+    assert_eq!(pool.idle(), 1);
+    pool.close().await;
+    forwarding.abort();
+
     // A caller that waited for an open that failed does not wait on: it
     // opens its own.
     let (pool, opened, forwarding) = slow_proxy(true).await;
