@@ -249,32 +249,35 @@ struct Outcome {
 }
 
 /// The database cluster's write-ahead log position, in bytes.
-async fn wal_position(db_url: &str) -> anyhow::Result<i64> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(db_url).await?;
-    Ok(sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(&mut conn).await?)
+async fn wal_position(conn: &mut sqlx::PgConnection) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(conn).await?)
 }
 
 /// How often the commit probe commits.
 const PROBE_EVERY: Duration = Duration::from_millis(20);
 
-/// The commit probe: on its own connection to `db_url`, one single-row
-/// `INSERT` (its own transaction, so a WAL flush) every [`PROBE_EVERY`]
-/// until `stop`; returns every commit's latency and those over 10 ms with
-/// their time from `base`. It shows what the database's disk does during a
-/// run, whatever the target under load.
-async fn commit_probe(
-    db_url: String,
-    base: Instant,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<Probed> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&db_url).await?;
+/// The commit probe's connection to `db_url`, with its table made.
+async fn probe_connection(db_url: &str) -> anyhow::Result<sqlx::PgConnection> {
+    let mut conn = crate::store::connect_one(db_url).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
     )
     .execute(&mut conn)
     .await?;
+    Ok(conn)
+}
+
+/// The commit probe: on its own connection ([`probe_connection`]), one
+/// single-row `INSERT` (its own transaction, so a WAL flush) every
+/// [`PROBE_EVERY`] until `stop`; returns every commit's latency and those
+/// over 10 ms with their time from `base`. It shows what the database's
+/// disk does during a run, whatever the target under load.
+async fn commit_probe(
+    mut conn: sqlx::PgConnection,
+    base: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Probed> {
+    use sqlx::Connection;
     let (mut all, mut slow) = (Vec::new(), Vec::new());
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let t0 = Instant::now();
@@ -286,6 +289,7 @@ async fn commit_probe(
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
+    conn.close().await?;
     all.sort_unstable();
     Ok(Probed { all, slow })
 }
@@ -304,14 +308,21 @@ async fn drive(
     db_url: &str,
     probe: bool,
 ) -> anyhow::Result<Outcome> {
+    use sqlx::Connection;
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let pid = target.child.id();
+    // The load tool's own connections are made before the run starts: a
+    // connection costs Postgres a process (and sqlx's default, TLS, a
+    // handshake), which on this small machine would land on the run's
+    // first events.
+    let mut admin = crate::store::connect_one(db_url).await?;
+    let probe_conn = if probe { Some(probe_connection(db_url).await?) } else { None };
+    let wal_before = wal_position(&mut admin).await?;
     let base = Instant::now();
     let started = chrono::Utc::now();
     let stop_probe = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probing = probe.then(|| tokio::spawn(commit_probe(db_url.to_string(), base, stop_probe.clone())));
+    let probing = probe_conn.map(|conn| tokio::spawn(commit_probe(conn, base, stop_probe.clone())));
     let watching = if probe { super::disk::Watcher::start(base) } else { None };
-    let wal_before = wal_position(db_url).await?;
     let cpu_before = cpu_seconds(pid)?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let acks = Arc::new(Mutex::new(Vec::new()));
@@ -366,7 +377,8 @@ async fn drive(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu = cpu_seconds(pid)? - cpu_before;
-    let wal = wal_position(db_url).await? - wal_before;
+    let wal = wal_position(&mut admin).await? - wal_before;
+    admin.close().await?;
     stop_probe.store(true, std::sync::atomic::Ordering::Relaxed);
     let probe = match probing {
         Some(task) => Some(task.await??),

@@ -72,12 +72,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url`, creating the database first if it does not exist.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let mut options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
-        if is_loopback(url) && !url.contains("sslmode=") {
-            // TLS to a database on this machine protects nothing and costs a
-            // handshake per connection and CPU per query.
-            options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
-        }
+        let options = connect_options(url)?;
         create_database_if_missing(&options).await?;
         let pool = Pool::new(options, max_connections, Duration::from_secs(10));
         // Fail now, not at the first event, if the database cannot be reached.
@@ -104,6 +99,24 @@ impl Store {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// How Pincer connects to the database at `url`: statements logged at
+/// trace level, and no TLS to a database on this machine unless the URL
+/// asks for it (it protects nothing there and costs a handshake per
+/// connection and CPU per query).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let mut options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    if is_loopback(url) && !url.contains("sslmode=") {
+        options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    }
+    Ok(options)
+}
+
+/// One connection of its own to `url` (made as [`connect_options`] says),
+/// outside any pool.
+pub async fn connect_one(url: &str) -> Result<PgConnection, StoreError> {
+    Ok(PgConnection::connect_with(&connect_options(url)?).await?)
 }
 
 /// Whether a Postgres URL points at this machine (or a Unix socket).
