@@ -418,7 +418,7 @@ async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) ->
     let router = Router::new(app);
     let sender = Sender {
         platform_user_id: actor.to_string(),
-        display_name: std::env::var("USER").ok(),
+        display_name: os_user(),
         verified_email: Some(actor),
         is_bot: false,
     };
@@ -555,14 +555,14 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
             "warning: no agent reads scope {scope} and no workspace has that name; the passages will not be searched until one does"
         );
     }
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let actor = format!("cli:{}", os_user().unwrap_or_else(|| "unknown".into()));
     let mut code = ExitCode::SUCCESS;
     let embed_after = app.config.embeddings.is_some();
     for f in files {
         match crate::memory::import_file(&app.store, &scope, f, &actor).await {
             Ok(r) => println!(
-                "Imported {} passages from {} into {scope}{}.",
-                r.passages,
+                "Imported {} from {} into {scope}{}.",
+                crate::messages::count(r.passages as u64, "passage", "passages"),
                 r.source,
                 if r.replaced > 0 { format!(" (replacing {})", r.replaced) } else { String::new() }
             ),
@@ -583,9 +583,40 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
     Ok(code)
 }
 
+/// Who runs this shell command, for the audit log: `$USER`, else
+/// `$LOGNAME`, else the name `/etc/passwd` gives this process's user id (a
+/// container or a service manager often sets neither variable).
+fn os_user() -> Option<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    set("USER").or_else(|| set("LOGNAME")).or_else(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_owned();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        Some(passwd_name(&passwd, &uid).map_or_else(|| format!("uid {uid}"), str::to_owned))
+    })
+}
+
+/// The user name `/etc/passwd` gives a user id.
+fn passwd_name<'a>(passwd: &'a str, uid: &str) -> Option<&'a str> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid && !name.is_empty()).then_some(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_id_is_named_from_the_password_file() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# a comment\n\npostgres:x:105:110::/var/lib/postgresql:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, "0"), Some("root"));
+        assert_eq!(passwd_name(passwd, "105"), Some("postgres"));
+        assert_eq!(passwd_name(passwd, "110"), None, "a group id is not a user id");
+        assert_eq!(passwd_name(passwd, "1000"), None);
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

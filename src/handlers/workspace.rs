@@ -40,8 +40,9 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &WorkspaceCommand)
         }),
         WorkspaceCommand::Shared => {
             users::set_workspace(conn, ctx.user.id, None).await?;
+            let state = if ctx.user.active_workspace.is_some() { "back" } else { "already" };
             Ok(Outcome::done(
-                format!("You are back in the shared workspace: your asks read {}.", shared_scopes(ctx)),
+                format!("You are {state} in the shared workspace: your asks read {}.", shared_scopes(ctx)),
                 json!({"from": ctx.user.active_workspace, "to": null}),
             ))
         }
@@ -61,9 +62,14 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &WorkspaceCommand)
                 )),
                 Some(_) => {
                     users::set_workspace(conn, ctx.user.id, Some(name)).await?;
+                    let state = if ctx.user.active_workspace.as_ref() == Some(name) {
+                        "You are already in"
+                    } else {
+                        "Switched to"
+                    };
                     Ok(Outcome::done(
                         format!(
-                            "Switched to workspace {name}. Your asks now read {name} plus {}; what they save goes to {name}. /workspace shared returns.",
+                            "{state} workspace {name}. Your asks now read {name} plus {}; what they save goes to {name}. /workspace shared returns.",
                             shared_scopes(ctx)
                         ),
                         meta,

@@ -57,7 +57,9 @@ const JOIN: &str = "INSERT INTO users (email, role) VALUES ($1, $2)
      ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email WHERE users.removed_at IS NULL
      RETURNING id, email, role, active_workspace";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE role = 'admin' AND removed_at IS NULL";
-const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE email = $1 AND removed_at IS NULL";
+// Returns the role the person had before.
+const SET_ROLE: &str = "UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE email = $1 AND removed_at IS NULL FOR UPDATE) was
+     WHERE u.id = was.id RETURNING was.role";
 const REMOVE: &str =
     "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";
 const UNLINK_ALL: &str = "DELETE FROM identities WHERE user_id = $1";
@@ -156,8 +158,10 @@ pub async fn seed(conn: &mut PgConnection, users: &[UserSpec]) -> Result<u64, St
 }
 
 /// Changes a person's role. Returns whether they exist.
-pub async fn set_role(conn: &mut PgConnection, email: &Email, role: Role) -> Result<bool, StoreError> {
-    Ok(sqlx::query(SET_ROLE).bind(email.as_str()).bind(role.as_str()).execute(conn).await?.rows_affected() == 1)
+pub async fn set_role(conn: &mut PgConnection, email: &Email, role: Role) -> Result<Option<Role>, StoreError> {
+    let was: Option<String> =
+        sqlx::query_scalar(SET_ROLE).bind(email.as_str()).bind(role.as_str()).fetch_optional(conn).await?;
+    was.map(|r| Role::parse(&r).map_err(|e| StoreError::Corrupt(format!("users.role of {email}: {e}")))).transpose()
 }
 
 /// Removes a person and unlinks their identities. Returns whether they existed.

@@ -124,7 +124,9 @@ async fn members_cannot_administer_and_admins_can() {
     let text = t.refused("dan@acme.com", "console:#oncall", "/admin user add eve@acme.com").await;
     assert!(text.contains("already in the org as observer"), "{text}");
     let text = t.say1("dan@acme.com", "console:#oncall", "/admin user role eve@acme.com member").await;
-    assert_eq!(text, "eve@acme.com is now member.");
+    assert_eq!(text, "eve@acme.com is now member (was observer).");
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin user role eve@acme.com member").await;
+    assert_eq!(text, "eve@acme.com is already member.");
     let text = t.say1("eve@acme.com", "console:#oncall", "/admin whoami").await;
     assert!(text.contains("eve@acme.com (member)"), "{text}");
     t.say1("dan@acme.com", "console:#oncall", "/admin user remove eve@acme.com").await;

@@ -64,6 +64,30 @@ async fn reimporting_a_file_replaces_its_passages() {
 }
 
 #[tokio::test]
+async fn a_passage_is_found_by_the_headings_it_sits_under_but_not_by_a_plain_files_line_number() {
+    let t = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("roadmap.md");
+    std::fs::write(&md, "# Roadmap, Q4\n\n## Billing v2\n\nInvoices move to usage-based pricing in November.\n").unwrap();
+    let txt = dir.path().join("notes.txt");
+    std::fs::write(&txt, "Turbines are inspected every spring.\n").unwrap();
+    let scope = pincer_commands::ScopeName::parse("product").unwrap();
+    for f in [&md, &txt] {
+        pincer::memory::import_file(&t.app.store, &scope, f, "test").await.unwrap();
+    }
+    let found = t.say1("dan@acme.com", "console:#product-bot", "/admin memory search product roadmap").await;
+    assert!(found.starts_with("1 passage in product matches:") && found.contains("usage-based"), "{found}");
+    let found = t.say1("dan@acme.com", "console:#product-bot", "/admin memory search product billing").await;
+    assert!(found.contains("usage-based"), "{found}");
+    let answer = t.say1("alice@acme.com", "console:#product-bot", "what is on the roadmap?").await;
+    assert!(answer.contains("usage-based"), "{answer}");
+    // A plain-text passage's locator ("line 1") is not searchable text.
+    let none = t.say1("dan@acme.com", "console:#product-bot", "/admin memory search product line").await;
+    assert_eq!(none, "Nothing in product matches that.");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_housekeeping_lease_has_one_holder_and_prunes_old_keys() {
     let t = TestApp::spawn().await;
     sqlx::query("INSERT INTO inbound_events (platform, dedupe_key, received_at) VALUES ('slack', 'old', now() - interval '30 days'), ('slack', 'new', now())")

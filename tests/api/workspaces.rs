@@ -25,8 +25,12 @@ async fn alice_switches_into_her_workspace_and_back() {
     let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
     assert!(text.starts_with("You are in workspace alice-lab"), "{text}");
     assert!(text.contains("incidents, postmortems"), "{text}");
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    assert!(text.starts_with("You are already in workspace alice-lab"), "{text}");
     let text = t.say1("alice@acme.com", "console:#oncall", "/workspace shared").await;
     assert!(text.starts_with("You are back in the shared workspace"), "{text}");
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace shared").await;
+    assert!(text.starts_with("You are already in the shared workspace"), "{text}");
     t.cleanup().await;
 }
 

@@ -48,13 +48,16 @@ pub async fn set_role(
     if role != Role::Admin && is_last_admin(conn, email).await? {
         return Ok(Outcome::refused(format!("{email} is the last admin; make someone else an admin first."), meta));
     }
-    if users::set_role(conn, email, role).await? {
-        Ok(Outcome::done(format!("{email} is now {role}."), meta))
-    } else {
-        Ok(Outcome::refused(
+    match users::set_role(conn, email, role).await? {
+        Some(was) if was == role => Ok(Outcome::done(format!("{email} is already {role}."), meta)),
+        Some(was) => Ok(Outcome::done(
+            format!("{email} is now {role} (was {was})."),
+            json!({"email": email, "role": role, "was": was}),
+        )),
+        None => Ok(Outcome::refused(
             format!("{email} is not in the org. Invite them with /admin user add {email} {role}."),
             meta,
-        ))
+        )),
     }
 }
 
