@@ -611,7 +611,8 @@ mod tests {
 
     #[test]
     fn a_user_id_is_named_from_the_password_file() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\n# a comment\n\npostgres:x:105:110::/var/lib/postgresql:/bin/sh\n";
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# a comment\n\npostgres:x:105:110::/var/lib/postgresql:/bin/sh\n";
         assert_eq!(passwd_name(passwd, "0"), Some("root"));
         assert_eq!(passwd_name(passwd, "105"), Some("postgres"));
         assert_eq!(passwd_name(passwd, "110"), None, "a group id is not a user id");

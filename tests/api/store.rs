@@ -68,7 +68,8 @@ async fn a_passage_is_found_by_the_headings_it_sits_under_but_not_by_a_plain_fil
     let t = TestApp::spawn().await;
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("roadmap.md");
-    std::fs::write(&md, "# Roadmap, Q4\n\n## Billing v2\n\nInvoices move to usage-based pricing in November.\n").unwrap();
+    std::fs::write(&md, "# Roadmap, Q4\n\n## Billing v2\n\nInvoices move to usage-based pricing in November.\n")
+        .unwrap();
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, "Turbines are inspected every spring.\n").unwrap();
     let scope = pincer_commands::ScopeName::parse("product").unwrap();
