@@ -49,7 +49,10 @@ pub async fn execute(ctx: &Ctx<'_>, conn: &mut PgConnection, action: &Action) ->
     match action.action_id.as_str() {
         FEEDBACK => feedback(ctx, conn, action).await,
         crate::approvals::ACTION => crate::approvals::click(ctx, conn, action).await,
-        _ => Ok(Outcome::refused(crate::messages::unknown_action(), json!({"action_id": action.action_id}))),
+        _ => Ok(Outcome::refused(
+            crate::messages::unknown_action(ctx.event.platform()),
+            json!({"action_id": action.action_id}),
+        )),
     }
 }
 
@@ -58,7 +61,7 @@ async fn feedback(ctx: &Ctx<'_>, conn: &mut PgConnection, action: &Action) -> Re
     let helpful = match action.value.as_str() {
         "up" => true,
         "down" => false,
-        _ => return Ok(Outcome::refused(crate::messages::unknown_action(), meta)),
+        _ => return Ok(Outcome::refused(crate::messages::unknown_action(ctx.event.platform()), meta)),
     };
     let ev = ctx.event;
     let found = match &action.message_ts {

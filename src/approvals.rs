@@ -317,7 +317,10 @@ pub async fn click(ctx: &Ctx<'_>, conn: &mut PgConnection, action: &Action) -> R
     let (decision, token) = match action.value.split_once(':') {
         Some(("approve", t)) => ("approved", t),
         Some(("deny", t)) => ("denied", t),
-        _ => return Ok(Outcome::refused(crate::messages::unknown_action(), json!({"value": action.value}))),
+        _ => {
+            let text = crate::messages::unknown_action(ctx.event.platform());
+            return Ok(Outcome::refused(text, json!({"value": action.value})));
+        }
     };
     let Some(a) = approvals::by_token(conn, token).await? else {
         return Ok(Outcome::refused("I don't know that approval request.", json!({"reason": "unknown_request"})));

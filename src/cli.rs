@@ -129,9 +129,12 @@ pub enum MemoryCmd {
         /// The scope.
         #[arg(long)]
         scope: String,
-        /// How many.
+        /// How many (1 to 200).
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// The admin to act as (default: the config's org.operator, or its only admin).
+        #[arg(long = "as", env = "PINCER_ADMIN")]
+        as_: Option<String>,
     },
     /// Search one scope (as `/admin memory search`).
     Search {
@@ -141,11 +144,17 @@ pub enum MemoryCmd {
         /// The words to search for.
         #[arg(required = true)]
         words: Vec<String>,
+        /// The admin to act as (default: the config's org.operator, or its only admin).
+        #[arg(long = "as", env = "PINCER_ADMIN")]
+        as_: Option<String>,
     },
     /// Delete one passage, audited (as `/admin memory forget`).
     Forget {
         /// The passage id (see `pincer memory list`).
         id: i64,
+        /// The admin to act as (default: the config's org.operator, or its only admin).
+        #[arg(long = "as", env = "PINCER_ADMIN")]
+        as_: Option<String>,
     },
 }
 
@@ -212,15 +221,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Chat { user, channel } => chat(config, &url, &user, channel.as_deref()).await,
         Cmd::Admin { as_, args } => admin(config, &url, as_.as_deref(), &args).await,
         Cmd::Memory { what: MemoryCmd::Import { scope, files } } => import(config, &url, &scope, &files).await,
-        Cmd::Memory { what: MemoryCmd::List { scope, limit } } => {
-            admin(config, &url, None, &["memory".into(), "list".into(), scope, limit.to_string()]).await
+        Cmd::Memory { what: MemoryCmd::List { scope, limit, as_ } } => {
+            admin(config, &url, as_.as_deref(), &["memory".into(), "list".into(), scope, limit.to_string()]).await
         }
-        Cmd::Memory { what: MemoryCmd::Search { scope, words } } => {
+        Cmd::Memory { what: MemoryCmd::Search { scope, words, as_ } } => {
             let args: Vec<String> = ["memory".to_string(), "search".into(), scope].into_iter().chain(words).collect();
-            admin(config, &url, None, &args).await
+            admin(config, &url, as_.as_deref(), &args).await
         }
-        Cmd::Memory { what: MemoryCmd::Forget { id } } => {
-            admin(config, &url, None, &["memory".into(), "forget".into(), id.to_string()]).await
+        Cmd::Memory { what: MemoryCmd::Forget { id, as_ } } => {
+            admin(config, &url, as_.as_deref(), &["memory".into(), "forget".into(), id.to_string()]).await
         }
         Cmd::Bench { what } => crate::bench::run(Some(config), &url, what).await,
         Cmd::Config { .. } | Cmd::Slack { .. } => unreachable!("handled above"),

@@ -68,8 +68,27 @@ pub fn waiting_for_approval() -> String {
 }
 
 /// For a click on a button Pincer does not know.
-pub fn unknown_action() -> String {
-    "That button no longer does anything. Ask again, or use /help.".into()
+pub fn unknown_action(platform: Platform) -> String {
+    format!("That button no longer does anything. Ask again, or use {}.", help_command(platform))
+}
+
+/// How a person on `platform` asks for help: Slack reserves some command
+/// names and Pincer's manifest registers no `/help`, so there it is the
+/// `/pincer` command's `help`.
+pub fn help_command(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Slack => "/pincer help",
+        _ => "/help",
+    }
+}
+
+/// One of Pincer's own sentences (usage, help) as a person on `platform`
+/// types its commands: `/help` becomes [`help_command`]'s.
+pub fn on_platform(text: String, platform: Platform) -> String {
+    match help_command(platform) {
+        "/help" => text,
+        help => text.replace("/help", help),
+    }
 }
 
 /// Channels that have agents, on the same platform as `here`.
@@ -120,7 +139,15 @@ pub fn denial(
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{Platform, count, on_platform};
+
+    #[test]
+    fn help_is_named_as_each_platform_types_it() {
+        let usage = "/admin whoami|user … (see /help admin)".to_string();
+        assert_eq!(on_platform(usage.clone(), Platform::Slack), "/admin whoami|user … (see /pincer help admin)");
+        assert_eq!(on_platform(usage.clone(), Platform::Console), usage);
+        assert_eq!(on_platform("Try /help.".into(), Platform::Slack), "Try /pincer help.");
+    }
 
     #[test]
     fn a_count_agrees_with_its_noun() {

@@ -319,14 +319,14 @@ impl Router {
             EventBody::Message(Ok(Input::Text(t))) => Work::Command(Command::Ask { question: t.clone() }),
             EventBody::Message(Err(e)) => {
                 trail.push(AuditEntry::new(who, "command.invalid", merged(where_, json!({"error": e.to_string()}))));
-                return Ok(Decided::say(trail, Reply::error(e.to_string())));
+                return Ok(Decided::say(trail, Reply::error(messages::on_platform(e.to_string(), ev.platform()))));
             }
             EventBody::Action(a) => match actions::spec(&a.action_id) {
                 Some(spec) => Work::Action(a, spec),
                 None => {
                     let meta = merged(where_, json!({"action_id": a.action_id, "value": a.value}));
                     trail.push(AuditEntry::new(who, "action.unknown", meta));
-                    return Ok(Decided::say(trail, Reply::error(messages::unknown_action())));
+                    return Ok(Decided::say(trail, Reply::error(messages::unknown_action(ev.platform()))));
                 }
             },
         };

@@ -526,6 +526,16 @@ fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
 }
 
+/// The grants that name tools, for a warning's hint.
+fn tool_families_hint() -> String {
+    let mut families: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.family).collect();
+    families.dedup();
+    let tools =
+        |f: &str| crate::tools::TOOLS.iter().filter(|t| t.family == f).map(|t| t.name).collect::<Vec<_>>().join(", ");
+    let listed: Vec<String> = families.iter().map(|f| format!("{f} ({})", tools(f))).collect();
+    format!("the grants with tools today: {}; add ':write' for a tool that writes", listed.join(", "))
+}
+
 /// Reads `PINCER_RBAC`: `0`, `false`, `off` or `no` turn role checks off.
 fn rbac_from_env() -> Option<bool> {
     let v = std::env::var("PINCER_RBAC").ok()?;
@@ -752,6 +762,18 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                     &[key("agents"), key(name.as_str()), key("channels"), Seg::Index(i)],
                     format!("{ch} is already bound to agent {other}"),
                     Some("a channel has one agent, so everyone there knows who answers"),
+                );
+            }
+        }
+        // A grant is any well-formed name (so a config can be written ahead
+        // of a tool), but one that names no tool grants nothing: said so, so
+        // nobody believes an agent may run a shell it cannot.
+        for (i, g) in a.allowed_tools.iter().enumerate() {
+            if !crate::tools::TOOLS.iter().any(|t| t.family == g.tool) {
+                c.warn(
+                    &[key("agents"), key(name.as_str()), key("allowed_tools"), Seg::Index(i)],
+                    format!("'{}' names no tool this Pincer has, so it grants nothing", g.tool),
+                    Some(&tool_families_hint()),
                 );
             }
         }
@@ -1107,7 +1129,7 @@ agents:
   ops-oncall:
     owner: dan@acme.com
     prompt: prompts/ops.md
-    allowed_tools: [shell, \"github:write\"]
+    allowed_tools: [memory, web]
     channels: [\"slack:#oncall\", \"console:#oncall\"]
     memory_scopes: [incidents, postmortems]
 ";
@@ -1190,6 +1212,26 @@ agents:
     fn unknown_keys_are_refused() {
         let errs = errors_of(&GOOD.replace("  name: Acme", "  name: Acme\n  nmae: typo"));
         assert!(errs[0].contains("unknown field `nmae`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_grant_that_names_no_tool_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        write_prompt(dir.path());
+        let good = Config::parse(GOOD, &dir.path().join("p.yaml")).unwrap();
+        assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+        let yaml = GOOD.replace("allowed_tools: [memory, web]", "allowed_tools: [memory, shell, \"github:write\"]");
+        let cfg = Config::parse(&yaml, &dir.path().join("p.yaml")).unwrap();
+        let warned: Vec<&str> = cfg.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "agents.ops-oncall.allowed_tools[1]: 'shell' names no tool this Pincer has, so it grants nothing",
+                "agents.ops-oncall.allowed_tools[2]: 'github' names no tool this Pincer has, so it grants nothing",
+            ]
+        );
+        let hint = cfg.warnings[0].hint.as_deref().unwrap();
+        assert!(hint.contains("memory (memory_search, memory_write), web (web_fetch)"), "{hint}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::{Ctx, Outcome};
 
 /// Shows help for the sender's role.
 pub fn run(ctx: &Ctx<'_>, admin: bool) -> Outcome {
-    let mut text = help_text(ctx.user.role, admin);
+    let mut text = crate::messages::on_platform(help_text(ctx.user.role, admin), ctx.event.platform());
     if let Some(agent) = ctx.agent {
         text.push_str(&format!("\nHere, {} answers.", agent.name));
     }

@@ -24,7 +24,7 @@ fn approvals_yaml(api: &str, llm: &str, approvals: &str) -> String {
             &format!("providers:\n  default:\n    kind: openai\n    base_url: {llm}\n    model: m\n    timeout_secs: 2\n\nagents:\n"),
             1,
         )
-        .replacen(r#"allowed_tools: [memory, shell, pagerduty, "github:write"]"#, r#"allowed_tools: [memory, "memory:write"]"#, 1)
+        .replacen("allowed_tools: [memory, web]", r#"allowed_tools: [memory, "memory:write"]"#, 1)
         + approvals
 }
 

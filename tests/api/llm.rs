@@ -296,7 +296,7 @@ async fn spawn_with_tools(base_url: &str, grants: &str) -> (TestApp, tempfile::T
     let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
         .unwrap()
         .replacen("agents:\n", &providers, 1)
-        .replace(r#"allowed_tools: [memory, shell, pagerduty, "github:write"]"#, &format!("allowed_tools: {grants}"));
+        .replace("allowed_tools: [memory, web]", &format!("allowed_tools: {grants}"));
     let (config, dir) = config_from(&yaml);
     (TestApp::with_config(config).await, dir)
 }
@@ -407,7 +407,7 @@ async fn web_fetch_refuses_local_addresses_unless_the_egress_rule_allows_them() 
         let yaml = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml"))
             .unwrap()
             .replacen("agents:\n", &providers, 1)
-            .replace(r#"allowed_tools: [memory, shell, pagerduty, "github:write"]"#, "allowed_tools: [web]");
+            .replace("allowed_tools: [memory, web]", "allowed_tools: [web]");
         let (config, _dir) = config_from(&yaml);
         let t = TestApp::with_config(config).await;
         mock.queue

@@ -2,9 +2,10 @@
 //! Slack's "Create an app → From an app manifest".
 //!
 //! One Slack slash command per Pincer command (`/ask`, `/workspace`,
-//! `/admin`, `/link`): each shows its own usage hint in Slack's autocomplete. The
-//! router also understands `/pincer <command>` for workspaces that prefer a
-//! single command.
+//! `/admin`, `/link`): each shows its own usage hint in Slack's autocomplete.
+//! `/pincer` carries them all and help: Slack keeps some command names for
+//! itself, so Pincer registers no `/help`, and its sentences tell Slack
+//! users to type `/pincer help` instead.
 
 use pincer_commands::SPECS;
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("channels:read", "bind agents to channels by name"),
     ("groups:read", "bind agents to private channels by name"),
     ("chat:write", "post answers and update 'working on it…'"),
-    ("commands", "/ask, /workspace, /admin, /link"),
+    ("commands", "/ask, /workspace, /admin, /link, /pincer"),
     ("users:read", "look people up"),
     ("users:read.email", "match Slack people to org users by e-mail"),
 ];
@@ -32,6 +33,9 @@ const WORKSPACE: &str =
 
 /// What `/admin` does, as Slack's autocomplete shows it.
 const ADMIN: &str = "Run Pincer's admin commands (people, agents, workspaces, memory, the outbox, the audit log); /admin whoami for anyone.";
+
+/// What `/pincer` does, as Slack's autocomplete shows it.
+const PINCER: &str = "Pincer's help (/pincer help, /pincer help admin), and every Pincer command in one: /pincer ask QUESTION, /pincer admin whoami…";
 
 /// `/admin`'s usage hint: its sub-commands, as [`SPECS`] lists them.
 fn admin_hint() -> String {
@@ -73,6 +77,7 @@ pub fn manifest(base_url: &str, name: &str, socket_mode: bool) -> Value {
                 command("/workspace", "[NAME | shared]", WORKSPACE),
                 command("/admin", &admin_hint(), ADMIN),
                 command("/link", "[CODE]", summary("link")),
+                command("/pincer", "help [admin] | ask QUESTION | workspace … | link … | admin …", PINCER),
             ],
         },
         "oauth_config": {"scopes": {"bot": BOT_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>()}},
@@ -97,7 +102,7 @@ mod tests {
         assert_eq!(m["settings"]["interactivity"]["request_url"], "https://pincer.acme.com/slack/interactive");
         let cmds = m["features"]["slash_commands"].as_array().unwrap();
         let names: Vec<&str> = cmds.iter().map(|c| c["command"].as_str().unwrap()).collect();
-        assert_eq!(names, ["/ask", "/workspace", "/admin", "/link"]);
+        assert_eq!(names, ["/ask", "/workspace", "/admin", "/link", "/pincer"]);
         assert!(cmds.iter().all(|c| !c["description"].as_str().unwrap().is_empty()));
         // /admin's hint names every admin sub-command Pincer has.
         let hint = cmds[2]["usage_hint"].as_str().unwrap();
