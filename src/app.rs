@@ -241,7 +241,7 @@ pub fn reload_secrets(app: &App) -> Result<Vec<String>, crate::config::ConfigErr
 }
 
 /// Adds the config's people (if missing) and writes agent snapshots.
-pub async fn sync_config(store: &Store, config: &Config) -> Result<(), StoreError> {
+pub async fn sync_config(store: &Store, config: &Config) -> Result<(u64, u64), StoreError> {
     let mut tx = store.pool.begin().await?;
     let added = users::seed(&mut tx, &config.users).await?;
     let changed = agents::sync(&mut tx, config.agents.values()).await?;
@@ -257,5 +257,5 @@ pub async fn sync_config(store: &Store, config: &Config) -> Result<(), StoreErro
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok((added, changed))
 }

@@ -51,7 +51,8 @@ pub enum Cmd {
         /// Who is typing (an e-mail of a person in the org).
         #[arg(long)]
         user: String,
-        /// The channel, e.g. console:#product-bot (default: the first console channel with an agent).
+        /// The channel, e.g. console:#product-bot or #product-bot (default: the first console channel of
+        /// the agents, taken in order of their names).
         #[arg(long)]
         channel: Option<String>,
     },
@@ -101,7 +102,7 @@ pub enum SlackCmd {
     /// Print a Slack app manifest to paste into "Create an app → From an app manifest".
     Manifest {
         /// The public base URL of the gateway, e.g. https://pincer.acme.com.
-        #[arg(long, required_unless_present = "socket_mode")]
+        #[arg(long, required_unless_present = "socket_mode", conflicts_with = "socket_mode")]
         url: Option<String>,
         /// The app's name in Slack.
         #[arg(long, default_value = "Pincer")]
@@ -166,6 +167,8 @@ pub async fn run() -> ExitCode {
     crate::init_crypto();
     match dispatch(cli).await {
         Ok(code) => code,
+        // The reader of the output went away (`| head`): nothing to say.
+        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -173,14 +176,39 @@ pub async fn run() -> ExitCode {
     }
 }
 
+/// Whether `error` is, at bottom, a write to a pipe whose reader has gone.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// One line of the command line's output (see the `out!` macro).
+pub fn out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
 /// Slack sends events, commands and clicks only to an `https://` address
 /// with a host; anything else would be refused when the manifest is pasted.
 fn check_public_url(url: &str) -> anyhow::Result<()> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
+    let advice =
+        "give the gateway's public base URL, e.g. https://pincer.acme.com, or use --socket-mode if it has none";
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url}: {e}; {advice}"))?;
     anyhow::ensure!(
         parsed.scheme() == "https" && parsed.host().is_some(),
-        "--url {url}: Slack sends requests only to an https:// address; give the gateway's public https URL, \
-         or use --socket-mode if it has none"
+        "--url {url}: Slack sends requests only to an https:// address; {advice}"
+    );
+    anyhow::ensure!(
+        parsed.query().is_none() && parsed.fragment().is_none(),
+        "--url {url}: Pincer adds /slack/events, /slack/commands and /slack/interactive to it, so it takes no ?query or #fragment; {advice}"
     );
     Ok(())
 }
@@ -194,7 +222,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             check_public_url(url)?;
         }
         let m = pincer_adapters::slack::manifest::manifest(url.as_deref().unwrap_or_default(), name, *socket_mode);
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        out!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Cmd::Bench {
@@ -212,9 +240,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Migrate => {
             let store = Store::connect(&url, 2).await?;
-            store.migrate().await?;
-            crate::app::sync_config(&store, &config).await?;
-            println!("Database is up to date.");
+            let applied = store.migrate().await?;
+            let (added, changed) = crate::app::sync_config(&store, &config).await?;
+            let n = crate::messages::count;
+            if applied > 0 {
+                out!("Applied {}.", n(applied, "migration", "migrations"));
+            }
+            if added > 0 {
+                out!("Added {} from the config.", n(added, "person", "people"));
+            }
+            if changed > 0 {
+                out!("Recorded {} from the config.", n(changed, "agent's settings", "agents' settings"));
+            }
+            out!("Database is up to date.");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Serve { listen, role } => serve(config, &url, listen, role).await,
@@ -260,16 +298,18 @@ fn config_check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(c) => {
             for w in &c.warnings {
-                println!("warning: {w}");
+                out!("warning: {w}");
             }
             let admins = c.users.iter().filter(|u| u.role == Role::Admin).count();
-            println!(
-                "{}: OK — org {}, {} people ({admins} admin), {} agents, {} providers, RBAC {}.",
+            let n = |n: usize, one: &str, many: &str| crate::messages::count(n as u64, one, many);
+            out!(
+                "{}: OK — org {}, {} ({}), {}, {}, RBAC {}.",
                 path.display(),
                 c.org_name,
-                c.users.len(),
-                c.agents.len(),
-                c.providers.len(),
+                n(c.users.len(), "person", "people"),
+                n(admins, "admin", "admins"),
+                n(c.agents.len(), "agent", "agents"),
+                n(c.providers.len(), "provider", "providers"),
                 if c.rbac { "on" } else { "OFF (local development only)" }
             );
             ExitCode::SUCCESS
@@ -367,9 +407,9 @@ async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> a
     // mid-run, produced now, and replies that were waiting here.
     let missed = crate::handlers::ask::catch_up(&app, user.as_str(), &channel.channel).await?;
     if !missed.is_empty() {
-        println!("While you were away, in {}:", channel.channel);
+        out!("While you were away, in {}:", channel.channel);
         for r in missed {
-            println!("{}", r.text);
+            out!("{}", r.text);
         }
     }
     let router = Router::new(app);
@@ -434,16 +474,33 @@ async fn admin(config: Config, url: &str, as_: Option<&str>, args: &[String]) ->
     let channel = ChannelRef { platform: Platform::Cli, channel: "shell".into() };
     let event = ChannelEvent::new("local", channel, None, sender, &line, uuid::Uuid::new_v4().to_string());
     let mut code = ExitCode::SUCCESS;
+    let help = matches!(args, [a] if a == "help");
     for reply in router.handle(event).await {
         if reply.kind == ReplyKind::Error {
-            eprintln!("{}", reply.text);
+            // Usage and refusals, as a shell user types the commands.
+            eprintln!("{}", crate::messages::on_shell(&reply.text));
             code = ExitCode::FAILURE;
+        } else if help {
+            out!("{}", crate::messages::on_shell(&reply.text));
+            out!("Only from a shell:");
+            for (usage, summary) in SHELL_ONLY {
+                out!("  {usage:<58} {summary}");
+            }
         } else {
-            println!("{}", reply.text);
+            out!("{}", reply.text);
         }
     }
     Ok(code)
 }
+
+/// The admin commands only the shell has, for `pincer admin help`.
+const SHELL_ONLY: &[(&str, &str)] = &[
+    (
+        "pincer admin audit export [--since WHEN] [--after-seq N]",
+        "The audit log as JSON lines (audited); --out FILE writes a file.",
+    ),
+    ("pincer admin audit retain", "Run the audit log's retention now (the daemon runs it hourly)."),
+];
 
 /// `pincer admin audit export|retain`: shell-only, since they write files or
 /// remove rows; the actor must be an admin, and each run is audited.
@@ -465,17 +522,17 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
         }
         return Ok(match crate::audit_ship::retain_once(app).await? {
             None => {
-                println!("Retention is off (audit.retention_days: 0); nothing removed.");
+                out!("Retention is off (audit.retention_days: 0); nothing removed.");
                 ExitCode::SUCCESS
             }
             Some(audit::Retention::Removed { up_to, rows }) => {
-                println!(
+                out!(
                     "Removed {rows} audit rows older than {days} days (up to seq {up_to}) behind a signed checkpoint."
                 );
                 ExitCode::SUCCESS
             }
             Some(audit::Retention::Nothing) => {
-                println!("No audit rows are older than {days} days (and shipped, when a sink is configured).");
+                out!("No audit rows are older than {days} days (and shipped, when a sink is configured).");
                 ExitCode::SUCCESS
             }
             Some(audit::Retention::Broken(b)) => {
@@ -497,13 +554,19 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
                 after = audit::seq_before(&mut conn, when).await?;
                 since_shown = Some(when.to_rfc3339());
             }
-            "--after-seq" => after = value.parse().map_err(|_| anyhow::anyhow!("--after-seq takes a number"))?,
+            "--after-seq" => {
+                after = value.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
+                    anyhow::anyhow!("--after-seq takes an audit row's seq (0 or more), not '{value}'")
+                })?;
+            }
             "--out" => out = Some(PathBuf::from(value)),
             other => anyhow::bail!("unknown option {other}: use --since WHEN, --after-seq N, --out FILE"),
         }
     }
     let mut sink: Box<dyn std::io::Write> = match &out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let (first, mut last, mut rows) = (after, after, 0u64);
@@ -523,7 +586,14 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
     let mut tx = app.store.pool.begin().await?;
     audit::append(&mut tx, vec![AuditEntry::new(Some(actor.as_str()), "admin.audit.export", meta)]).await?;
     tx.commit().await?;
-    eprintln!("Exported {rows} audit rows (seq {} to {last}).", first + 1);
+    match rows {
+        0 => eprintln!("No audit rows after seq {first}; nothing exported."),
+        _ => eprintln!(
+            "Exported {} (seq {} to {last}).",
+            crate::messages::count(rows, "audit row", "audit rows"),
+            first + 1
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -536,8 +606,8 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
     }
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| {
+    let (n, unit) = s.split_at(s.char_indices().last().map_or(0, |(i, _)| i));
+    let n: i64 = n.parse::<u32>().map(i64::from).map_err(|_| {
         anyhow::anyhow!("--since takes a date (2026-11-01), a time (RFC 3339) or an age (90d, 12h, 30m), not '{s}'")
     })?;
     let age = match unit {
@@ -569,7 +639,7 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
     let embed_after = app.config.embeddings.is_some();
     for f in files {
         match crate::memory::import_file(&app.store, &scope, f, &actor).await {
-            Ok(r) => println!(
+            Ok(r) => out!(
                 "Imported {} from {} into {scope}{}.",
                 crate::messages::count(r.passages as u64, "passage", "passages"),
                 r.source,
@@ -583,7 +653,7 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
     }
     if embed_after {
         match crate::memory::embed_pending(&app).await {
-            Ok(n) => println!("Embedded {n} passages."),
+            Ok(n) => out!("Embedded {n} passages."),
             Err(e) => eprintln!(
                 "warning: embedding failed ({e:#}); the passages are searchable by full text, and a running daemon embeds them later"
             ),
@@ -617,6 +687,18 @@ fn passwd_name<'a>(passwd: &'a str, uid: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_takes_a_date_a_time_or_a_positive_age() {
+        assert_eq!(parse_since("2026-11-01").unwrap().to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        assert_eq!(parse_since("2026-11-01T12:00:00+01:00").unwrap().to_rfc3339(), "2026-11-01T11:00:00+00:00");
+        let age = chrono::Utc::now() - parse_since("90d").unwrap();
+        assert!((age.num_days() - 90).abs() <= 1, "{age}");
+        for bad in ["-5d", "5w", "5é", "é", "", "d"] {
+            let e = parse_since(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--since takes a date"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_user_id_is_named_from_the_password_file() {

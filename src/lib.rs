@@ -25,6 +25,13 @@
 //! - [`bench`] — `pincer bench`;
 //! - [`cli`] — the `pincer` command line; [`telemetry`] — logging.
 
+/// `println!` for the command line's output: when the reader goes away
+/// (`pincer … | head`), the command ends quietly instead of panicking.
+macro_rules! out {
+    () => { $crate::cli::out(format_args!("")) };
+    ($($arg:tt)*) => { $crate::cli::out(format_args!($($arg)*)) };
+}
+
 pub mod actions;
 pub mod agent;
 pub mod app;

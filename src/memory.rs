@@ -199,7 +199,7 @@ pub async fn import_file(
     path: &Path,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
-    let source = path.display().to_string();
+    let source = source_name(path);
     let text =
         std::fs::read_to_string(path).map_err(|e| ImportError::Read { path: source.clone(), why: e.to_string() })?;
     let markdown = matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "markdown"));
@@ -220,9 +220,35 @@ pub async fn import_file(
     Ok(ImportReport { source, passages: items.len(), replaced })
 }
 
+/// How a file is named in memory (and cited in answers): relative to the
+/// current folder when it lies inside it, else by its absolute path — so
+/// `notes/a.md`, `./notes/a.md` and `/srv/team/notes/a.md` run from
+/// `/srv/team` are one source, and importing it again replaces it.
+fn source_name(path: &Path) -> String {
+    let full = std::fs::canonicalize(path);
+    let here = std::env::current_dir().and_then(std::fs::canonicalize);
+    match (full, here) {
+        (Ok(full), Ok(here)) => relative_to(&full, &here),
+        _ => path.display().to_string(),
+    }
+}
+
+/// `full` relative to `here` when inside it, else `full` (both absolute).
+fn relative_to(full: &Path, here: &Path) -> String {
+    full.strip_prefix(here).unwrap_or(full).display().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_named_relative_to_the_current_folder_when_inside_it() {
+        let here = Path::new("/srv/team");
+        assert_eq!(relative_to(Path::new("/srv/team/notes/a.md"), here), "notes/a.md");
+        assert_eq!(relative_to(Path::new("/srv/other/a.md"), here), "/srv/other/a.md");
+        assert_eq!(relative_to(Path::new("/srv/teammates/a.md"), here), "/srv/teammates/a.md");
+    }
 
     #[test]
     fn markdown_sections_become_passages_named_by_their_headings() {

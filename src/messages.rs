@@ -82,6 +82,14 @@ pub fn help_command(platform: Platform) -> &'static str {
     }
 }
 
+/// One of Pincer's own sentences (usage, help, a refusal) as a shell user
+/// types the commands: `/admin …` is `pincer admin …`.
+pub fn on_shell(text: &str) -> String {
+    text.replace("/help admin", "pincer admin help")
+        .replace("/admin ", "pincer admin ")
+        .replace("Admin commands:", "Admin commands (pincer admin …):")
+}
+
 /// One of Pincer's own sentences (usage, help) as a person on `platform`
 /// types its commands: `/help` becomes [`help_command`]'s.
 pub fn on_platform(text: String, platform: Platform) -> String {
@@ -147,6 +155,10 @@ mod tests {
         assert_eq!(on_platform(usage.clone(), Platform::Slack), "/admin whoami|user … (see /pincer help admin)");
         assert_eq!(on_platform(usage.clone(), Platform::Console), usage);
         assert_eq!(on_platform("Try /help.".into(), Platform::Slack), "Try /pincer help.");
+        assert_eq!(
+            super::on_shell("'/admin frob' is not an admin command. Usage: /admin whoami|user … (see /help admin)"),
+            "'pincer admin frob' is not an admin command. Usage: pincer admin whoami|user … (see pincer admin help)"
+        );
     }
 
     #[test]

@@ -153,11 +153,17 @@ pub enum ParseError {
     #[error("{problem}. Usage: {usage}")]
     Usage { problem: String, usage: &'static str },
     /// A name in the command broke the naming rule.
-    #[error("{source}. Usage: {usage}")]
+    #[error("{}. Usage: {usage}", sentence(&source.to_string()))]
     BadName { source: NameError, usage: &'static str },
     /// The message was longer than [`MAX_TEXT_CHARS`].
-    #[error("that message is {chars} characters long; Pincer takes at most 4000")]
+    #[error("That message is {chars} characters long; Pincer takes at most 4000.")]
     TooLong { chars: usize },
+}
+
+/// `text` with its first letter capitalised, to start a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn usage(path: &str, problem: impl Into<String>) -> ParseError {
@@ -201,7 +207,11 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
     }
     let args = clean_text(args);
     match name.to_ascii_lowercase().as_str() {
-        "help" => Ok(Command::Help { admin: args.trim().eq_ignore_ascii_case("admin") }),
+        "help" => match args.trim() {
+            "" => Ok(Command::Help { admin: false }),
+            topic if topic.eq_ignore_ascii_case("admin") => Ok(Command::Help { admin: true }),
+            topic => Err(usage("help", format!("There is no help on '{}'", shown(topic)))),
+        },
         "ask" => {
             if args.is_empty() {
                 Err(usage("ask", "Ask a question after /ask"))
@@ -254,6 +264,7 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
     let words: Vec<&str> = rest.split_whitespace().collect();
     match (noun.as_str(), verb.as_str()) {
         ("whoami", "") => Ok(AdminCommand::Whoami),
+        ("whoami", _) => Err(usage("admin whoami", NO_ARGS)),
         ("user", "add") => {
             let p = "admin user add";
             match words.as_slice() {
@@ -393,6 +404,7 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
         }
         ("audit", "verify") => no_args("admin audit verify", &words, AdminCommand::AuditVerify),
         ("doctor", "") => Ok(AdminCommand::Doctor),
+        ("doctor", _) => Err(usage("admin doctor", NO_ARGS)),
         ("identity", "list") => {
             let p = "admin identity list";
             match words.as_slice() {
@@ -471,8 +483,10 @@ fn one_id(path: &str, words: &[&str], what: &str, missing: &str) -> Result<i64, 
     }
 }
 
+const NO_ARGS: &str = "This command takes no arguments";
+
 fn no_args(path: &str, words: &[&str], cmd: AdminCommand) -> Result<AdminCommand, ParseError> {
-    if words.is_empty() { Ok(cmd) } else { Err(usage(path, "This command takes no arguments")) }
+    if words.is_empty() { Ok(cmd) } else { Err(usage(path, NO_ARGS)) }
 }
 
 /// `workspace create` accepts `--user EMAIL --scope NAME` in any order, or
@@ -485,8 +499,18 @@ fn parse_workspace_create(words: &[&str]) -> Result<AdminCommand, ParseError> {
     let mut it = words.iter();
     while let Some(w) = it.next() {
         match w.to_ascii_lowercase().as_str() {
-            "--user" | "--owner" => owner = Some(*it.next().ok_or_else(|| usage(p, "--user needs an e-mail address"))?),
-            "--scope" | "--name" => name = Some(*it.next().ok_or_else(|| usage(p, "--scope needs a workspace name"))?),
+            "--user" | "--owner" => {
+                let value = *it.next().ok_or_else(|| usage(p, "--user needs an e-mail address"))?;
+                if owner.replace(value).is_some() {
+                    return Err(usage(p, "Give --user once"));
+                }
+            }
+            "--scope" | "--name" => {
+                let value = *it.next().ok_or_else(|| usage(p, "--scope needs a workspace name"))?;
+                if name.replace(value).is_some() {
+                    return Err(usage(p, "Give --scope once"));
+                }
+            }
             flag if flag.starts_with("--") => {
                 return Err(usage(p, format!("'{}' is not an option here", shown(flag))));
             }
@@ -553,6 +577,8 @@ mod tests {
         assert_eq!(cmd("/admin workspace create --scope alice-lab --user alice@acme.com"), want);
         assert_eq!(cmd("/admin workspace create alice-lab alice@acme.com"), want);
         assert!(parse_line("/admin workspace create --user alice@acme.com").is_err());
+        let twice = parse_line("/admin workspace create --user a@acme.com --scope y --scope z").unwrap_err();
+        assert!(twice.to_string().starts_with("Give --scope once."), "{twice}");
     }
 
     #[test]
@@ -626,6 +652,17 @@ mod tests {
         assert_eq!(cmd("/admin audit tail"), Command::Admin(AdminCommand::AuditTail { n: 20 }));
         assert!(parse_line("/admin audit tail 201").is_err());
         assert!(parse_line("/admin audit tail -1").is_err());
+    }
+
+    #[test]
+    fn extra_words_and_unknown_help_topics_are_named() {
+        let err = |line: &str| parse_line(line).unwrap_err().to_string();
+        assert_eq!(err("/help foo"), "There is no help on 'foo'. Usage: /help [admin]");
+        assert_eq!(cmd("/help ADMIN"), Command::Help { admin: true });
+        assert!(err("/admin whoami extra").starts_with("This command takes no arguments. Usage: /admin whoami"));
+        assert!(err("/admin doctor now please").starts_with("This command takes no arguments. Usage: /admin doctor"));
+        assert!(err(&"x".repeat(4001)).starts_with("That message is 4001 characters long"));
+        assert!(err("/workspace Alice-Lab").starts_with("The workspace name"), "{}", err("/workspace Alice-Lab"));
     }
 
     #[test]

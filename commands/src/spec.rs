@@ -237,7 +237,7 @@ pub fn help_text(role: Role, admin_topic: bool) -> String {
         lines.push(format!("  {:<52} {}", "/help admin", "List the /admin commands you may run."));
     }
     // (An observer cannot ask.)
-    if role >= Role::Member {
+    if !admin_topic && role >= Role::Member {
         lines.push("In a channel with an agent you can also just write your question.".to_string());
     }
     lines.join("\n")

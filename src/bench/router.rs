@@ -236,18 +236,18 @@ async fn router_bench(
     let ask = mk(question, "router: /ask, extractive answer over memory")().await?;
 
     let ch: &ChannelRef = &channel;
-    println!(
+    out!(
         "Router benchmark: {events} per phase, {concurrency} concurrent, {memory} memory passages, agent {} in {ch}",
         agent.name
     );
-    println!();
-    println!("| phase | count | per second | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|");
+    out!();
+    out!("| phase | count | per second | p50 ms | p99 ms |");
+    out!("|---|---|---|---|---|");
     for p in [&floor, &workspace, &ask] {
-        println!("{}", p.row());
+        out!("{}", p.row());
     }
-    println!();
-    println!(
+    out!();
+    out!(
         "Router /workspace events reach {:.0}% of the single-row insert rate; /ask events {:.0}%.",
         100.0 * workspace.rate() / floor.rate(),
         100.0 * ask.rate() / floor.rate()

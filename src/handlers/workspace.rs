@@ -18,7 +18,9 @@ fn shared_scopes(ctx: &Ctx<'_>) -> String {
             )
         }
         Some(a) => format!("{}'s shared memory (it reads no scopes)", a.name),
-        None => "the shared memory of the channel's agent".into(),
+        // (No agent here: a workspace is a person's, and applies wherever
+        // they ask.)
+        None => "the shared memory of the agent of whichever channel you ask in".into(),
     }
 }
 
@@ -63,13 +65,14 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &WorkspaceCommand)
                 Some(_) => {
                     users::set_workspace(conn, ctx.user.id, Some(name)).await?;
                     let state = if ctx.user.active_workspace.as_ref() == Some(name) {
-                        "You are already in"
+                        "You are already in workspace {name}. Your asks read"
                     } else {
-                        "Switched to"
-                    };
+                        "Switched to workspace {name}. Your asks now read"
+                    }
+                    .replace("{name}", name.as_str());
                     Ok(Outcome::done(
                         format!(
-                            "{state} workspace {name}. Your asks now read {name} plus {}; what they save goes to {name}. /workspace shared returns.",
+                            "{state} {name} plus {}; what they save goes to {name}. /workspace shared returns.",
                             shared_scopes(ctx)
                         ),
                         meta,

@@ -82,10 +82,22 @@ impl Store {
 
     /// Applies pending migrations. Safe to run from several processes at once
     /// (sqlx takes an advisory lock).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Returns how many it applied.
+    pub async fn migrate(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        let applied = async |conn: &mut PgConnection| -> Result<i64, StoreError> {
+            let table: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+            if !table {
+                return Ok(0);
+            }
+            Ok(sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(conn).await?)
+        };
+        let before = applied(&mut conn).await?;
         MIGRATOR.run(&mut *conn).await?;
-        Ok(())
+        let after = applied(&mut conn).await?;
+        conn.release();
+        Ok(after.saturating_sub(before).max(0) as u64)
     }
 
     /// A connection of its own that listens for notifications (it reconnects

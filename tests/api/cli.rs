@@ -48,6 +48,9 @@ async fn the_demo_flow_works_through_the_binary() {
     let db = format!("pincer_cli_{}", uuid::Uuid::new_v4().simple());
     let (code, out, err) = run(&["migrate"], &db, None);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("Applied ") && out.contains("Added 4 people from the config."), "{out}");
+    let (code, out, err) = run(&["migrate"], &db, None);
+    assert_eq!((code, out.as_str()), (0, "Database is up to date.\n"), "{err}");
     let (code, out, err) = run(
         &["memory", "import", "--scope", "incidents", "examples/memory/incidents/2026-10-14-deploy-failure.md"],
         &db,
@@ -59,6 +62,11 @@ async fn the_demo_flow_works_through_the_binary() {
         run(&["admin", "workspace", "create", "--user", "alice@acme.com", "--scope", "alice-lab"], &db, None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Created workspace alice-lab"), "{out}");
+    // An observer could never enter one; refusals name the shell's commands.
+    let (code, _, err) =
+        run(&["admin", "workspace", "create", "--user", "olivia@acme.com", "--scope", "olab"], &db, None);
+    assert_eq!(code, 1);
+    assert!(err.contains("olivia@acme.com is an observer") && err.contains("pincer admin user role"), "{err}");
     let script = "/ask why did the deploy fail?\n/workspace alice-lab\n/workspace\n:as olivia@acme.com\n/admin user add eve@acme.com\n";
     let (code, out, err) =
         run(&["chat", "--user", "alice@acme.com", "--channel", "console:#oncall"], &db, Some(script));
@@ -112,6 +120,24 @@ async fn admin_commands_from_the_shell_are_audited_like_chat() {
 }
 
 #[test]
+fn output_to_a_reader_that_has_gone_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["slack", "manifest", "--url", "https://pincer.acme.com"])
+        .current_dir(crate::helpers::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (`pincer … | head -0`: the reader closes before anything is written.)
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
 fn the_slack_manifest_needs_a_public_https_url_or_socket_mode() {
     let (code, out, err) = pincer(&["slack", "manifest", "--url", "https://pincer.acme.com/"], &[], None);
     assert_eq!(code, 0, "{err}");
@@ -125,6 +151,9 @@ fn the_slack_manifest_needs_a_public_https_url_or_socket_mode() {
     }
     let (_, _, err) = pincer(&["slack", "manifest", "--url", "http://pincer.acme.com"], &[], None);
     assert!(err.contains("only to an https:// address"), "{err}");
+    let (code, _, err) = pincer(&["slack", "manifest", "--url", "https://pincer.acme.com/?team=1"], &[], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("takes no ?query"), "{err}");
     let (code, out, err) = pincer(&["slack", "manifest", "--socket-mode"], &[], None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"socket_mode_enabled\": true"), "{out}");

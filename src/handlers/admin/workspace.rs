@@ -31,6 +31,15 @@ pub async fn create(
             meta,
         ));
     };
+    if person.role == pincer_commands::Role::Observer {
+        // An observer may not switch workspaces: they could never enter it.
+        return Ok(Outcome::refused(
+            format!(
+                "{owner} is an observer and could not enter a workspace. Make them a member first: /admin user role {owner} member."
+            ),
+            meta,
+        ));
+    }
     if let Some(existing) = workspaces::get(conn, name).await? {
         return Ok(Outcome::refused(format!("Workspace {name} already exists (owner {}).", existing.owner), meta));
     }
