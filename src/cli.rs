@@ -509,7 +509,7 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
     let mut conn = app.store.pool.acquire().await?;
     let is_admin = crate::store::users::by_email(&mut conn, actor).await?.is_some_and(|u| u.role == Role::Admin);
     if !is_admin {
-        eprintln!("Only an admin can run `audit {verb}`; {actor} is not one.");
+        eprintln!("Only admins can run pincer admin audit {verb}; {actor} is not one.");
         return Ok(ExitCode::FAILURE);
     }
     if verb == "retain" {

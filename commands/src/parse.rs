@@ -423,7 +423,10 @@ fn parse_admin(args: &str) -> Result<AdminCommand, ParseError> {
                     }
                     Ok(AdminCommand::IdentityUnlink { email: Email::parse(email).map_err(bad_name(p))?, platform })
                 }
-                _ => Err(usage(p, "Give an e-mail address and a platform (slack, discord, telegram, whatsapp)")),
+                _ => Err(usage(
+                    p,
+                    "Give an e-mail address and a platform (console, slack, discord, telegram, whatsapp or cli)",
+                )),
             }
         }
         ("", _) => Err(ParseError::Usage {

@@ -526,6 +526,22 @@ fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
 }
 
+/// A YAML reader's message without the names of Pincer's internal types
+/// ("expected struct RawOrg" says "expected a mapping (key: value lines)").
+fn yaml_sentence(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("struct Raw") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "struct Raw".len()..];
+        let end = after.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(after.len());
+        out.push_str("a mapping (key: value lines)");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The grants that name tools, for a warning's hint.
 fn tool_families_hint() -> String {
     let mut families: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.family).collect();
@@ -561,12 +577,18 @@ impl Config {
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
+            let tab = src.lines().nth(line.saturating_sub(1)).is_some_and(|l| l.contains('\t'));
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line,
                 column,
-                message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
-                hint: Some("see examples/pincer.yaml for every key and its shape".into()),
+                message: yaml_sentence(&message),
+                hint: Some(if tab {
+                    "YAML indents with spaces, never tabs".into()
+                } else {
+                    "see examples/pincer.yaml for every key and its shape".into()
+                }),
             }])
         })?;
         validate(raw, src, path)
@@ -1212,6 +1234,19 @@ agents:
     fn unknown_keys_are_refused() {
         let errs = errors_of(&GOOD.replace("  name: Acme", "  name: Acme\n  nmae: typo"));
         assert!(errs[0].contains("unknown field `nmae`"), "{errs:?}");
+    }
+
+    #[test]
+    fn yaml_errors_name_shapes_not_internal_types_and_tabs_get_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let errs = Config::parse("org: [1]\n", &dir.path().join("p.yaml")).unwrap_err();
+        assert_eq!(errs.0[0].message, "org: invalid type: sequence, expected a mapping (key: value lines)", "{errs}");
+        assert_eq!(
+            yaml_sentence("invalid type: sequence, expected struct RawOrg"),
+            "invalid type: sequence, expected a mapping (key: value lines)"
+        );
+        let errs = Config::parse("org:\n\tname: Acme\n", &dir.path().join("p.yaml")).unwrap_err();
+        assert_eq!(errs.0[0].hint.as_deref(), Some("YAML indents with spaces, never tabs"), "{errs}");
     }
 
     #[test]

@@ -43,8 +43,13 @@ pub async fn unlink(conn: &mut PgConnection, email: &Email, platform: &str) -> R
         0 => Ok(Outcome::refused(format!("{email} has no linked {platform} account."), meta)),
         n => Ok(Outcome::done(
             format!(
-                "Unlinked {} from {email}. They will need to link again to use Pincer there.",
-                messages::count(n, &format!("{platform} account"), &format!("{platform} accounts"))
+                "Unlinked {} from {email}. {}",
+                messages::count(n, &format!("{platform} account"), &format!("{platform} accounts")),
+                match platform {
+                    // These vouch for the e-mail themselves (`--user`, `--as`).
+                    "console" | "cli" => "Their next session there links them again by e-mail.",
+                    _ => "They will need to link again to use Pincer there.",
+                }
             ),
             json!({"email": email, "platform": platform, "unlinked": n}),
         )),
