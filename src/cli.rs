@@ -168,7 +168,7 @@ pub async fn run() -> ExitCode {
     match dispatch(cli).await {
         Ok(code) => code,
         // The reader of the output went away (`| head`): nothing to say.
-        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if error.is::<OutputClosed>() => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -176,11 +176,19 @@ pub async fn run() -> ExitCode {
     }
 }
 
-/// Whether `error` is, at bottom, a write to a pipe whose reader has gone.
-fn closed_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+/// The command's output went to a pipe whose reader has gone. (Only writes
+/// to stdout become this: a broken pipe to the database is a failure.)
+#[derive(Debug, thiserror::Error)]
+#[error("the output's reader has gone")]
+struct OutputClosed;
+
+/// `error`, from writing to stdout, as [`OutputClosed`] when the reader
+/// has gone.
+fn stdout_error(error: std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => OutputClosed.into(),
+        _ => error.into(),
+    }
 }
 
 /// One line of the command line's output (see the `out!` macro).
@@ -415,7 +423,11 @@ async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> a
     let router = Router::new(app);
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let session = ConsoleSession { user, channel };
-    console::run(BufReader::new(tokio::io::stdin()), tokio::io::stdout(), session, &router, interactive).await?;
+    // (Its errors are reading stdin and writing stdout; the router's are
+    // replies.)
+    console::run(BufReader::new(tokio::io::stdin()), tokio::io::stdout(), session, &router, interactive)
+        .await
+        .map_err(stdout_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -569,17 +581,21 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let written = |e: std::io::Error| match &out {
+        Some(p) => anyhow::anyhow!("cannot write {}: {e}", p.display()),
+        None => stdout_error(e),
+    };
     let (first, mut last, mut rows) = (after, after, 0u64);
     loop {
         let page = audit::page(&mut conn, last, 1000).await?;
         let Some(end) = page.last().map(|r| r.seq) else { break };
         for r in &page {
-            writeln!(sink, "{}", audit::json_line(r))?;
+            writeln!(sink, "{}", audit::json_line(r)).map_err(written)?;
         }
         rows += page.len() as u64;
         last = end;
     }
-    sink.flush()?;
+    sink.flush().map_err(written)?;
     drop(sink);
     let meta = serde_json::json!({"rows": rows, "after_seq": first, "last_seq": last, "since": since_shown,
         "out": out.as_ref().map(|p| p.display().to_string())});

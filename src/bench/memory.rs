@@ -58,13 +58,13 @@ async fn measure(store: &Store, items: u64, scopes: u32, queries: usize) -> anyh
     times.sort_unstable();
     let pct =
         |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1000.0;
-    out!(
+    println!(
         "Memory search: {items} passages in {scopes} scopes (loaded in {:.0} s); {queries} searches of 3 words over 3 scopes.",
         loaded.as_secs_f64()
     );
-    out!();
-    out!("| passages | scopes | searches | p50 ms | p95 ms | p99 ms | passages returned |");
-    out!("|---|---|---|---|---|---|---|");
-    out!("| {items} | {scopes} | {queries} | {:.2} | {:.2} | {:.2} | {hits} |", pct(0.50), pct(0.95), pct(0.99));
+    println!();
+    println!("| passages | scopes | searches | p50 ms | p95 ms | p99 ms | passages returned |");
+    println!("|---|---|---|---|---|---|---|");
+    println!("| {items} | {scopes} | {queries} | {:.2} | {:.2} | {:.2} | {hits} |", pct(0.50), pct(0.95), pct(0.99));
     Ok(std::process::ExitCode::SUCCESS)
 }

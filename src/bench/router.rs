@@ -236,18 +236,18 @@ async fn router_bench(
     let ask = mk(question, "router: /ask, extractive answer over memory")().await?;
 
     let ch: &ChannelRef = &channel;
-    out!(
+    println!(
         "Router benchmark: {events} per phase, {concurrency} concurrent, {memory} memory passages, agent {} in {ch}",
         agent.name
     );
-    out!();
-    out!("| phase | count | per second | p50 ms | p99 ms |");
-    out!("|---|---|---|---|---|");
+    println!();
+    println!("| phase | count | per second | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
     for p in [&floor, &workspace, &ask] {
-        out!("{}", p.row());
+        println!("{}", p.row());
     }
-    out!();
-    out!(
+    println!();
+    println!(
         "Router /workspace events reach {:.0}% of the single-row insert rate; /ask events {:.0}%.",
         100.0 * workspace.rate() / floor.rate(),
         100.0 * ask.rate() / floor.rate()

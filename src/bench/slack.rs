@@ -510,19 +510,19 @@ pub async fn run(
     }
     let _ = std::fs::remove_dir_all(&dir);
 
-    out!(
+    println!(
         "Slack load: {rate} signed app_mention events/s for {seconds} s ({count} events) over {channels} channels, \
          {rounds} round(s) of floor bot then Pincer; mock LLM answers at once."
     );
-    out!();
-    out!(
+    println!();
+    println!(
         "| round | target | ready ms | ack p50 ms | ack p99 ms | e2e p50 ms | e2e p99 ms | lost | duplicates | CPU ms/event | peak RSS MB | WAL KB/event |"
     );
-    out!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for (round, floor_out, pincer_out) in &rows {
         for (name, ready, o) in [("floor bot", ready.0, floor_out), ("pincer serve", ready.1, pincer_out)] {
-            out!(
+            println!(
                 "| {round} | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} | {:.1} | {:.2} |",
                 ready.as_secs_f64() * 1000.0,
                 pct(&o.acks, 0.50),
@@ -536,7 +536,7 @@ pub async fn run(
                 o.wal_kb_per_event
             );
             if o.sent as u64 != count || o.placeholders > 0 {
-                out!(
+                println!(
                     "  ({name}: {} sent, {} acked, {} slow-answer placeholders)",
                     o.sent,
                     o.acks.len(),
@@ -547,18 +547,18 @@ pub async fn run(
         ratios.push(pincer_out.cpu_ms_per_event / floor_out.cpu_ms_per_event);
     }
     if commit_probe {
-        out!();
-        out!(
+        println!();
+        println!(
             "Commit probe (another connection: a one-row INSERT, its own transaction, every {} ms), the block devices that held I/O for {} ms or more with none completed (read from /proc/diskstats every {} ms), and each run's slowest ack:",
             PROBE_EVERY.as_millis(),
             super::disk::HELD.as_millis(),
             super::disk::EVERY.as_millis()
         );
-        out!();
-        out!(
+        println!();
+        println!(
             "| round | target | started (UTC) | probe commits | p50 ms | p99 ms | max ms | probe commits > 10 ms (s into the run: ms) | disk held I/O (s into the run: ms) | slowest ack (s into the run: ms) |"
         );
-        out!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for (round, floor_out, pincer_out) in &rows {
             for (name, o) in [("floor bot", floor_out), ("pincer serve", pincer_out)] {
                 let Some(Probed { all, slow }) = &o.probe else { continue };
@@ -573,7 +573,7 @@ pub async fn run(
                 let listed = |items: Vec<String>, sep: &str| {
                     if items.is_empty() { "none".to_string() } else { items.join(sep) }
                 };
-                out!(
+                println!(
                     "| {round} | {name} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} |",
                     o.started.format("%H:%M:%S%.3f"),
                     all.len(),
@@ -588,13 +588,13 @@ pub async fn run(
         }
     }
     ratios.sort_by(f64::total_cmp);
-    out!();
+    println!();
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     // Every round pooled: all of Pincer's CPU time over all of the floor
     // bot's (each round sends the same number of events to each).
     let total = |pick: fn(&(u32, Outcome, Outcome)) -> f64| rows.iter().map(pick).sum::<f64>();
     let pooled = total(|r| r.2.cpu_ms_per_event) / total(|r| r.1.cpu_ms_per_event);
-    out!(
+    println!(
         "Pincer's CPU per event is {:.2}x the floor bot's (median of {} round(s): {}; all rounds pooled: {pooled:.2}x).",
         median(&ratios),
         ratios.len(),

@@ -459,7 +459,7 @@ async fn audit_export_writes_json_lines_from_a_point_and_is_itself_audited() {
         None,
     );
     assert_eq!(code, 1);
-    assert!(err.contains("Only an admin"), "{err}");
+    assert!(err.starts_with("Only admins can run pincer admin audit export"), "{err}");
     let (code, stdout, _) = crate::helpers::pincer(
         &["--config", "examples/pincer.yaml", "admin", "audit", "export", "--since", "1d"],
         &env,
