@@ -399,8 +399,7 @@ async fn shutdown_signal() {
 async fn chat(config: Config, url: &str, user: &str, channel: Option<&str>) -> anyhow::Result<ExitCode> {
     let user = Email::parse(user)?;
     let channel: ChannelRef = match channel {
-        Some(c) if c.contains(':') => c.parse()?,
-        Some(c) => format!("console:{c}").parse()?,
+        Some(c) => pincer_adapters::console::console_channel(c).parse()?,
         None => config
             .agents
             .values()

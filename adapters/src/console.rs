@@ -105,9 +105,19 @@ enum Control {
     Say(String),
 }
 
+/// A channel as typed at the console: `console:#ops`, `#ops`, or `ops`
+/// (console channels are named with a `#`, as in the config).
+pub fn console_channel(typed: &str) -> String {
+    match typed {
+        t if t.contains(':') => t.to_string(),
+        t if t.starts_with('#') => format!("console:{t}"),
+        t => format!("console:#{t}"),
+    }
+}
+
 fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
     let (word, arg) = control.split_once(' ').map(|(w, a)| (w, a.trim())).unwrap_or((control, ""));
-    match word {
+    match word.to_ascii_lowercase().as_str() {
         "quit" | "q" | "exit" => Control::Quit,
         "as" => match Email::parse(arg) {
             Ok(user) => {
@@ -117,7 +127,7 @@ fn control_command(control: &str, session: &mut ConsoleSession) -> Control {
             Err(e) => Control::Say(format!("! {e}")),
         },
         "channel" => {
-            let wanted = if arg.contains(':') { arg.to_string() } else { format!("console:{arg}") };
+            let wanted = console_channel(arg);
             match wanted.parse::<ChannelRef>() {
                 Ok(c) if c.platform == Platform::Console => {
                     session.channel = c;
@@ -136,6 +146,14 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+
+    #[test]
+    fn a_typed_channel_gets_the_consoles_hash() {
+        assert_eq!(console_channel("ops"), "console:#ops");
+        assert_eq!(console_channel("#ops"), "console:#ops");
+        assert_eq!(console_channel("console:#ops"), "console:#ops");
+        assert_eq!(console_channel("slack:C1"), "slack:C1");
+    }
 
     struct Echo(Mutex<Vec<ChannelEvent>>);
 

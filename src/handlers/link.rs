@@ -75,7 +75,7 @@ pub async fn redeem(
     {
         let out = Outcome::refused(
             format!(
-                "This account is already linked to {}; an admin can unlink it with /admin identity unlink {} {platform}.",
+                "This account is already linked to {}; an admin can unlink it with /admin identity unlink {} {platform}. The code is used up.",
                 me.email, me.email
             ),
             meta.clone(),

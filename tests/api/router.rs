@@ -136,6 +136,17 @@ async fn members_cannot_administer_and_admins_can() {
 }
 
 #[tokio::test]
+async fn removing_an_agents_owner_says_the_agent_needs_a_new_one() {
+    let t = TestApp::spawn().await;
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin user remove alice@acme.com").await;
+    assert!(text.starts_with("Removed alice@acme.com."), "{text}");
+    assert!(text.contains("They owned agent product-assistant: give it a new owner in the config"), "{text}");
+    let text = t.say1("dan@acme.com", "console:#oncall", "/admin user remove bob@acme.com").await;
+    assert!(!text.contains("owned"), "{text}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_last_admin_can_be_neither_demoted_nor_removed() {
     let t = TestApp::spawn().await;
     let text = t.refused("dan@acme.com", "console:#oncall", "/admin user role dan@acme.com member").await;

@@ -62,14 +62,28 @@ pub async fn set_role(
 }
 
 /// Removes a person.
-pub async fn remove(_ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email) -> Result<Outcome, StoreError> {
+pub async fn remove(ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email) -> Result<Outcome, StoreError> {
     let meta = json!({"email": email});
     if is_last_admin(conn, email).await? {
         return Ok(Outcome::refused(format!("{email} is the last admin; make someone else an admin first."), meta));
     }
     if users::remove(conn, email).await? {
+        // An agent needs an owner who is a person (doctor checks it): say so now.
+        let owned: Vec<&str> =
+            ctx.app.config.agents.values().filter(|a| a.owner == *email).map(|a| a.name.as_str()).collect();
+        let orphaned = match owned.as_slice() {
+            [] => String::new(),
+            names => format!(
+                " They owned {} {}: give {} a new owner in the config (until then /admin doctor fails that line).",
+                if names.len() == 1 { "agent" } else { "agents" },
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" }
+            ),
+        };
         Ok(Outcome::done(
-            format!("Removed {email}. Their platform accounts are unlinked and they can no longer use Pincer."),
+            format!(
+                "Removed {email}. Their platform accounts are unlinked and they can no longer use Pincer.{orphaned}"
+            ),
             meta,
         ))
     } else {
