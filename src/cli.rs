@@ -191,16 +191,25 @@ fn stdout_error(error: std::io::Error) -> anyhow::Error {
     }
 }
 
-/// One line of the command line's output (see the `out!` macro).
+/// Set once stdout cannot be written to: later output is dropped, and the
+/// command finishes its work and exits with its own status.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One line of the command line's output (see the `out!` macro). When the
+/// reader has gone (`| head`), the rest of the output is dropped quietly;
+/// any other failure to write is said once on stderr.
 pub fn out(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write the output: {e}");
-            std::process::exit(1);
         }
-        std::process::exit(0);
     }
 }
 
@@ -585,22 +594,35 @@ async fn shell_audit(app: &App, actor: &Email, verb: &str, rest: &[String]) -> a
         None => stdout_error(e),
     };
     let (first, mut last, mut rows) = (after, after, 0u64);
-    loop {
+    // An export cut short (the reader gone, a full disk) is audited too,
+    // with how far it got, before its error is returned.
+    let mut failed = None;
+    'pages: loop {
         let page = audit::page(&mut conn, last, 1000).await?;
-        let Some(end) = page.last().map(|r| r.seq) else { break };
-        for r in &page {
-            writeln!(sink, "{}", audit::json_line(r)).map_err(written)?;
+        if page.is_empty() {
+            break;
         }
-        rows += page.len() as u64;
-        last = end;
+        for r in &page {
+            if let Err(e) = writeln!(sink, "{}", audit::json_line(r)) {
+                failed = Some(written(e));
+                break 'pages;
+            }
+            rows += 1;
+            last = r.seq;
+        }
     }
-    sink.flush().map_err(written)?;
+    if failed.is_none() {
+        failed = sink.flush().err().map(written);
+    }
     drop(sink);
     let meta = serde_json::json!({"rows": rows, "after_seq": first, "last_seq": last, "since": since_shown,
-        "out": out.as_ref().map(|p| p.display().to_string())});
+        "out": out.as_ref().map(|p| p.display().to_string()), "complete": failed.is_none()});
     let mut tx = app.store.pool.begin().await?;
     audit::append(&mut tx, vec![AuditEntry::new(Some(actor.as_str()), "admin.audit.export", meta)]).await?;
     tx.commit().await?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
     match rows {
         0 => eprintln!("No audit rows after seq {first}; nothing exported."),
         _ => eprintln!(
@@ -626,12 +648,13 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         anyhow::anyhow!("--since takes a date (2026-11-01), a time (RFC 3339) or an age (90d, 12h, 30m), not '{s}'")
     })?;
     let age = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
         _ => anyhow::bail!("--since takes a date (2026-11-01), a time (RFC 3339) or an age (90d, 12h, 30m), not '{s}'"),
     };
-    Ok(Utc::now() - age)
+    age.and_then(|age| Utc::now().checked_sub_signed(age))
+        .ok_or_else(|| anyhow::anyhow!("--since {s} reaches back further than any date; give a smaller age"))
 }
 
 async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -668,7 +691,7 @@ async fn import(config: Config, url: &str, scope: &str, files: &[PathBuf]) -> an
     }
     if embed_after {
         match crate::memory::embed_pending(&app).await {
-            Ok(n) => out!("Embedded {n} passages."),
+            Ok(n) => out!("Embedded {}.", crate::messages::count(n as u64, "passage", "passages")),
             Err(e) => eprintln!(
                 "warning: embedding failed ({e:#}); the passages are searchable by full text, and a running daemon embeds them later"
             ),
@@ -709,6 +732,9 @@ mod tests {
         assert_eq!(parse_since("2026-11-01T12:00:00+01:00").unwrap().to_rfc3339(), "2026-11-01T11:00:00+00:00");
         let age = chrono::Utc::now() - parse_since("90d").unwrap();
         assert!((age.num_days() - 90).abs() <= 1, "{age}");
+        let huge = parse_since("4000000000d").unwrap_err().to_string();
+        assert!(huge.contains("further than any date"), "{huge}");
+        assert!(parse_since("999999999h").is_ok(), "far back, but a date: everything since then");
         for bad in ["-5d", "5w", "5é", "é", "", "d"] {
             let e = parse_since(bad).unwrap_err().to_string();
             assert!(e.starts_with("--since takes a date"), "{bad}: {e}");

@@ -206,7 +206,12 @@ pub async fn import_file(
     let items: Vec<NewItem> =
         chunk(&pincer_commands::clean_text(&text.replace("\r\n", "\n")).replace('\t', "    "), markdown);
     let mut tx = store.pool.begin().await.map_err(StoreError::from)?;
-    let replaced = replace_source(&mut tx, scope, &source, actor, &items).await?;
+    let mut replaced = replace_source(&mut tx, scope, &source, actor, &items).await?;
+    // Imported before sources were named this way (as the path was typed).
+    let typed = path.display().to_string();
+    if typed != source {
+        replaced += crate::store::memory::forget_source(&mut tx, scope, &typed).await?;
+    }
     audit::append(
         &mut tx,
         vec![audit::AuditEntry::new(
@@ -225,17 +230,23 @@ pub async fn import_file(
 /// `notes/a.md`, `./notes/a.md` and `/srv/team/notes/a.md` run from
 /// `/srv/team` are one source, and importing it again replaces it.
 fn source_name(path: &Path) -> String {
-    let full = std::fs::canonicalize(path);
-    let here = std::env::current_dir().and_then(std::fs::canonicalize);
-    match (full, here) {
-        (Ok(full), Ok(here)) => relative_to(&full, &here),
-        _ => path.display().to_string(),
+    match std::env::current_dir() {
+        Ok(here) => relative_to(path, &here),
+        Err(_) => path.display().to_string(),
     }
 }
 
-/// `full` relative to `here` when inside it, else `full` (both absolute).
-fn relative_to(full: &Path, here: &Path) -> String {
-    full.strip_prefix(here).unwrap_or(full).display().to_string()
+/// `path` (absolute, or relative to `here`) named relative to `here` when
+/// inside it, else absolute; `.` components dropped, symlinks and `..`
+/// left as written. Nothing is inside `/`: a file there keeps its
+/// absolute name.
+fn relative_to(path: &Path, here: &Path) -> String {
+    let full: std::path::PathBuf = here.join(path).components().collect();
+    let inside = here
+        .parent()
+        .and_then(|_| full.strip_prefix(here).ok())
+        .filter(|rel| !rel.components().any(|c| c == std::path::Component::ParentDir));
+    inside.unwrap_or(&full).display().to_string()
 }
 
 #[cfg(test)]
@@ -245,9 +256,13 @@ mod tests {
     #[test]
     fn a_source_is_named_relative_to_the_current_folder_when_inside_it() {
         let here = Path::new("/srv/team");
-        assert_eq!(relative_to(Path::new("/srv/team/notes/a.md"), here), "notes/a.md");
+        for typed in ["/srv/team/notes/a.md", "notes/a.md", "./notes/a.md", "notes/./a.md", "/srv/team/./notes/a.md"] {
+            assert_eq!(relative_to(Path::new(typed), here), "notes/a.md", "{typed}");
+        }
         assert_eq!(relative_to(Path::new("/srv/other/a.md"), here), "/srv/other/a.md");
         assert_eq!(relative_to(Path::new("/srv/teammates/a.md"), here), "/srv/teammates/a.md");
+        assert_eq!(relative_to(Path::new("../other/a.md"), here), "/srv/team/../other/a.md");
+        assert_eq!(relative_to(Path::new("data/a.md"), Path::new("/")), "/data/a.md", "nothing is inside /");
     }
 
     #[test]

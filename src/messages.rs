@@ -85,9 +85,24 @@ pub fn help_command(platform: Platform) -> &'static str {
 /// One of Pincer's own sentences (usage, help, a refusal) as a shell user
 /// types the commands: `/admin …` is `pincer admin …`.
 pub fn on_shell(text: &str) -> String {
-    text.replace("/help admin", "pincer admin help")
-        .replace("/admin ", "pincer admin ")
-        .replace("Admin commands:", "Admin commands (pincer admin …):")
+    let text = replace_command(text, "/help admin", "pincer admin help");
+    replace_command(&text, "/admin", "pincer admin").replace("Admin commands:", "Admin commands (pincer admin …):")
+}
+
+/// `text` with the command `from` written as `to`, where `from` is a whole
+/// word (`/help`, not `/helpful`).
+fn replace_command(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        let whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '-' || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One of Pincer's own sentences (usage, help) as a person on `platform`
@@ -95,7 +110,7 @@ pub fn on_shell(text: &str) -> String {
 pub fn on_platform(text: String, platform: Platform) -> String {
     match help_command(platform) {
         "/help" => text,
-        help => text.replace("/help", help),
+        help => replace_command(&text, "/help", help),
     }
 }
 
@@ -155,6 +170,11 @@ mod tests {
         assert_eq!(on_platform(usage.clone(), Platform::Slack), "/admin whoami|user … (see /pincer help admin)");
         assert_eq!(on_platform(usage.clone(), Platform::Console), usage);
         assert_eq!(on_platform("Try /help.".into(), Platform::Slack), "Try /pincer help.");
+        assert_eq!(
+            on_platform("There is no help on '/helpful'. Usage: /help [admin]".into(), Platform::Slack),
+            "There is no help on '/helpful'. Usage: /pincer help [admin]"
+        );
+        assert_eq!(super::on_shell("see /administer or /admin"), "see /administer or pincer admin");
         assert_eq!(
             super::on_shell("'/admin frob' is not an admin command. Usage: /admin whoami|user … (see /help admin)"),
             "'pincer admin frob' is not an admin command. Usage: pincer admin whoami|user … (see pincer admin help)"

@@ -229,12 +229,22 @@ pub fn admin_usage() -> &'static str {
 
 /// The help text for people of `role`: only what they may run.
 pub fn help_text(role: Role, admin_topic: bool) -> String {
+    help_text_with(role, admin_topic, "/help")
+}
+
+/// [`help_text`] where help itself is asked for with `help` (Slack's is
+/// `/pincer help`), aligned as written.
+pub fn help_text_with(role: Role, admin_topic: bool, help: &str) -> String {
     let mut lines = vec![if admin_topic { "Admin commands:".to_string() } else { "Pincer commands:".to_string() }];
     for s in SPECS.iter().filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic) {
-        lines.push(format!("  {:<52} {}", s.usage, s.summary));
+        let usage = match s.usage.strip_prefix("/help") {
+            Some(rest) if s.path == "help" => format!("{help}{rest}"),
+            _ => s.usage.to_string(),
+        };
+        lines.push(format!("  {usage:<52} {}", s.summary));
     }
     if !admin_topic && SPECS.iter().any(|s| s.path.starts_with("admin") && s.min_role <= role) {
-        lines.push(format!("  {:<52} {}", "/help admin", "List the /admin commands you may run."));
+        lines.push(format!("  {:<52} {}", format!("{help} admin"), "List the /admin commands you may run."));
     }
     // (An observer cannot ask.)
     if !admin_topic && role >= Role::Member {

@@ -545,6 +545,7 @@ fn yaml_sentence(message: &str) -> String {
 /// The grants that name tools, for a warning's hint.
 fn tool_families_hint() -> String {
     let mut families: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.family).collect();
+    families.sort_unstable();
     families.dedup();
     let tools =
         |f: &str| crate::tools::TOOLS.iter().filter(|t| t.family == f).map(|t| t.name).collect::<Vec<_>>().join(", ");
@@ -794,7 +795,11 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
             if !crate::tools::TOOLS.iter().any(|t| t.family == g.tool) {
                 c.warn(
                     &[key("agents"), key(name.as_str()), key("allowed_tools"), Seg::Index(i)],
-                    format!("'{}' names no tool this Pincer has, so it grants nothing", g.tool),
+                    format!(
+                        "'{}{}' names no tool this Pincer has, so it grants nothing",
+                        g.tool,
+                        if g.write { ":write" } else { "" }
+                    ),
                     Some(&tool_families_hint()),
                 );
             }
@@ -1262,7 +1267,7 @@ agents:
             warned,
             [
                 "agents.ops-oncall.allowed_tools[1]: 'shell' names no tool this Pincer has, so it grants nothing",
-                "agents.ops-oncall.allowed_tools[2]: 'github' names no tool this Pincer has, so it grants nothing",
+                "agents.ops-oncall.allowed_tools[2]: 'github:write' names no tool this Pincer has, so it grants nothing",
             ]
         );
         let hint = cfg.warnings[0].hint.as_deref().unwrap();

@@ -1,13 +1,14 @@
 //! `/help [admin]`: the commands this person may run, from the command table.
 
-use pincer_commands::help_text;
+use pincer_commands::spec::help_text_with;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
 
 /// Shows help for the sender's role.
 pub fn run(ctx: &Ctx<'_>, admin: bool) -> Outcome {
-    let mut text = crate::messages::on_platform(help_text(ctx.user.role, admin), ctx.event.platform());
+    let help = crate::messages::help_command(ctx.event.platform());
+    let mut text = help_text_with(ctx.user.role, admin, help);
     if let Some(agent) = ctx.agent {
         text.push_str(&format!("\nHere, {} answers.", agent.name));
     }

@@ -99,6 +99,11 @@ pub async fn replace_source(
     Ok(removed)
 }
 
+/// Deletes a source's passages from a scope; returns how many.
+pub async fn forget_source(conn: &mut PgConnection, scope: &ScopeName, source: &str) -> Result<u64, StoreError> {
+    Ok(sqlx::query(DELETE_SOURCE).bind(scope.as_str()).bind(source).execute(conn).await?.rows_affected())
+}
+
 /// The best `limit` passages for `query` among `scopes`.
 pub async fn search(
     conn: &mut PgConnection,

@@ -119,6 +119,33 @@ async fn admin_commands_from_the_shell_are_audited_like_chat() {
     t.cleanup().await;
 }
 
+#[tokio::test]
+async fn an_export_cut_short_by_its_reader_is_still_audited() {
+    use std::process::{Command, Stdio};
+    let t = TestApp::spawn().await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin whoami").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["admin", "audit", "export"])
+        .envs(env(&t.db))
+        .env_remove("OPENAI_API_KEY")
+        .current_dir(crate::helpers::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{:?} {err}", out.status);
+    let meta: serde_json::Value =
+        sqlx::query_scalar("SELECT metadata FROM audit_log WHERE action = 'admin.audit.export'")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(meta["complete"], false, "{meta}");
+    t.cleanup().await;
+}
+
 #[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
     use std::process::{Command, Stdio};

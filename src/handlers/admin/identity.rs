@@ -48,6 +48,9 @@ pub async fn unlink(conn: &mut PgConnection, email: &Email, platform: &str) -> R
                 match platform {
                     // These vouch for the e-mail themselves (`--user`, `--as`).
                     "console" | "cli" => "Their next session there links them again by e-mail.",
+                    // (`users.info` gives the e-mail of a teammate in the workspace.)
+                    "slack" =>
+                        "Their next Slack message links them again if Slack shows the same e-mail; otherwise they link with /link.",
                     _ => "They will need to link again to use Pincer there.",
                 }
             ),

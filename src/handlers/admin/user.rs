@@ -74,7 +74,7 @@ pub async fn remove(ctx: &Ctx<'_>, conn: &mut PgConnection, email: &Email) -> Re
         let orphaned = match owned.as_slice() {
             [] => String::new(),
             names => format!(
-                " They owned {} {}: give {} a new owner in the config (until then /admin doctor fails that line).",
+                " They owned {} {}: give {} a new owner in the config; until then the doctor check reports it.",
                 if names.len() == 1 { "agent" } else { "agents" },
                 names.join(", "),
                 if names.len() == 1 { "it" } else { "them" }
