@@ -119,14 +119,13 @@ async fn admin_commands_from_the_shell_are_audited_like_chat() {
     t.cleanup().await;
 }
 
-#[tokio::test]
-async fn an_export_cut_short_by_its_reader_is_still_audited() {
+/// Runs `pincer` with `env` whose stdout reader has gone before anything is
+/// written (`pincer … | head -0`); asserts it exits 0 and says nothing.
+fn with_stdout_closed(args: &[&str], env: &[(&str, String)]) {
     use std::process::{Command, Stdio};
-    let t = TestApp::spawn().await;
-    t.say1("dan@acme.com", "console:#oncall", "/admin whoami").await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["admin", "audit", "export"])
-        .envs(env(&t.db))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env_remove("OPENAI_API_KEY")
         .current_dir(crate::helpers::root())
         .stdout(Stdio::piped())
@@ -136,7 +135,14 @@ async fn an_export_cut_short_by_its_reader_is_still_audited() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.is_empty(), "{:?} {err}", out.status);
+    assert!(out.status.success() && err.is_empty(), "{args:?}: {:?} {err}", out.status);
+}
+
+#[tokio::test]
+async fn an_export_cut_short_by_its_reader_is_still_audited() {
+    let t = TestApp::spawn().await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin whoami").await;
+    with_stdout_closed(&["admin", "audit", "export"], &env(&t.db));
     let meta: serde_json::Value =
         sqlx::query_scalar("SELECT metadata FROM audit_log WHERE action = 'admin.audit.export'")
             .fetch_one(&t.app.store.pool)
@@ -148,20 +154,7 @@ async fn an_export_cut_short_by_its_reader_is_still_audited() {
 
 #[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["slack", "manifest", "--url", "https://pincer.acme.com"])
-        .current_dir(crate::helpers::root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // (`pincer … | head -0`: the reader closes before anything is written.)
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{:?} {err}", out.status);
-    assert!(err.is_empty(), "{err}");
+    with_stdout_closed(&["slack", "manifest", "--url", "https://pincer.acme.com"], &[]);
 }
 
 #[test]
