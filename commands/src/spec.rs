@@ -227,14 +227,10 @@ pub fn admin_usage() -> &'static str {
     USAGE.as_str()
 }
 
-/// The help text for people of `role`: only what they may run.
-pub fn help_text(role: Role, admin_topic: bool) -> String {
-    help_text_with(role, admin_topic, "/help")
-}
-
-/// [`help_text`] where help itself is asked for with `help` (Slack's is
-/// `/pincer help`), aligned as written.
-pub fn help_text_with(role: Role, admin_topic: bool, help: &str) -> String {
+/// The help text for people of `role`: only what they may run, with help
+/// itself asked for as `help` (`/help`; Slack's is `/pincer help`), aligned
+/// as written.
+pub fn help_text(role: Role, admin_topic: bool, help: &str) -> String {
     let mut lines = vec![if admin_topic { "Admin commands:".to_string() } else { "Pincer commands:".to_string() }];
     for s in SPECS.iter().filter(|s| s.min_role <= role && s.path.starts_with("admin") == admin_topic) {
         let usage = match s.usage.strip_prefix("/help") {
@@ -259,10 +255,10 @@ mod tests {
 
     #[test]
     fn help_offers_free_text_only_to_those_who_may_ask() {
-        let observer = help_text(Role::Observer, false);
+        let observer = help_text(Role::Observer, false, "/help");
         assert!(observer.contains("/workspace ") && !observer.contains("/ask"), "{observer}");
         assert!(!observer.contains("write your question") && !observer.ends_with('\n'), "{observer}");
-        let member = help_text(Role::Member, false);
+        let member = help_text(Role::Member, false, "/help");
         assert!(member.contains("/ask QUESTION") && member.ends_with("just write your question."), "{member}");
     }
 }

@@ -1,6 +1,6 @@
 //! `/help [admin]`: the commands this person may run, from the command table.
 
-use pincer_commands::spec::help_text_with;
+use pincer_commands::help_text;
 use serde_json::json;
 
 use super::{Ctx, Outcome};
@@ -8,7 +8,7 @@ use super::{Ctx, Outcome};
 /// Shows help for the sender's role.
 pub fn run(ctx: &Ctx<'_>, admin: bool) -> Outcome {
     let help = crate::messages::help_command(ctx.event.platform());
-    let mut text = help_text_with(ctx.user.role, admin, help);
+    let mut text = help_text(ctx.user.role, admin, help);
     if let Some(agent) = ctx.agent {
         text.push_str(&format!("\nHere, {} answers.", agent.name));
     }

@@ -65,11 +65,10 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &WorkspaceCommand)
                 Some(_) => {
                     users::set_workspace(conn, ctx.user.id, Some(name)).await?;
                     let state = if ctx.user.active_workspace.as_ref() == Some(name) {
-                        "You are already in workspace {name}. Your asks read"
+                        format!("You are already in workspace {name}. Your asks read")
                     } else {
-                        "Switched to workspace {name}. Your asks now read"
-                    }
-                    .replace("{name}", name.as_str());
+                        format!("Switched to workspace {name}. Your asks now read")
+                    };
                     Ok(Outcome::done(
                         format!(
                             "{state} {name} plus {}; what they save goes to {name}. /workspace shared returns.",
