@@ -16,7 +16,7 @@ use crate::handlers::{Ctx, Outcome};
 use crate::store::{StoreError, outbox};
 
 /// The feedback buttons' action id.
-pub const FEEDBACK: &str = "pincer.feedback";
+pub const FEEDBACK: &str = pincer_adapters::FEEDBACK_ACTION;
 
 static FEEDBACK_SPEC: CommandSpec = CommandSpec {
     path: "action feedback",

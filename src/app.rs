@@ -6,6 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use std::time::Duration;
+
+use pincer_adapters::delivery::DeliveryError;
 use pincer_adapters::slack::{BotIdentity, SlackApi};
 use tokio::sync::Notify;
 
@@ -128,15 +131,45 @@ impl Slack {
         self.bot.read().map(|b| b.clone()).unwrap_or_default()
     }
 
-    /// Asks Slack who the bot is and remembers it.
+    /// Asks Slack who the bot is (`auth.test`) and remembers it. Slack being
+    /// unreachable or busy at start-up is waited out, for up to
+    /// [`IDENTIFY_PATIENCE`]; a refused token is an error at once.
     pub async fn identify(&self) -> anyhow::Result<BotIdentity> {
-        let me = self.api.auth_test().await.map_err(|e| anyhow::anyhow!("Slack auth.test failed: {e}"))?;
+        let started = std::time::Instant::now();
+        let mut attempt = 0i32;
+        let me = loop {
+            let wait = match self.api.auth_test().await {
+                Ok(me) => break me,
+                Err(DeliveryError::Permanent(code)) => anyhow::bail!(
+                    "Slack refused the bot token ({code}) at {}: check SLACK_BOT_TOKEN (the app's Bot User OAuth \
+                     Token, xoxb-…)",
+                    self.config.api_url
+                ),
+                Err(DeliveryError::RateLimited(wait)) => wait,
+                Err(DeliveryError::Transient(error)) => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "could not reach Slack to identify the bot; trying again");
+                    crate::backoff::backoff(attempt, Duration::from_millis(500), Duration::from_secs(10))
+                }
+            };
+            if started.elapsed() + wait > IDENTIFY_PATIENCE {
+                anyhow::bail!(
+                    "could not reach Slack at {} for {} s (auth.test); is the network or SLACK_API_URL right?",
+                    self.config.api_url,
+                    IDENTIFY_PATIENCE.as_secs()
+                );
+            }
+            tokio::time::sleep(wait).await;
+        };
         if let Ok(mut b) = self.bot.write() {
             *b = me.clone();
         }
         Ok(me)
     }
 }
+
+/// How long start-up waits for Slack to answer `auth.test`.
+pub const IDENTIFY_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Shared state for the router, the server and the CLI.
 #[derive(Debug)]

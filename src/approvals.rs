@@ -140,7 +140,7 @@ fn minutes(d: Duration) -> u64 {
 
 /// A message everyone in the thread sees.
 fn public(text: String, buttons: Vec<Button>) -> Reply {
-    Reply { text, visibility: Visibility::Channel, kind: ReplyKind::Info, buttons }
+    Reply { text, visibility: Visibility::Channel, kind: ReplyKind::Info, buttons, asked: None }
 }
 
 /// Passes a call through the gate. With no queued job to pause (the

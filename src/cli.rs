@@ -292,8 +292,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let config = Config::load(path)
-        .map_err(|e| anyhow::anyhow!("{e}\nThe config has errors; run `pincer config check` for details."))?;
+    let config = Config::load(path).map_err(|e| {
+        // (The caller writes the first "error: ".)
+        let listed = e.to_string();
+        let listed = listed.strip_prefix("error: ").unwrap_or(&listed).to_string();
+        anyhow::anyhow!("{listed}\nThe config has errors; run `pincer config check` for details.")
+    })?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }

@@ -18,10 +18,13 @@ pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
 /// For someone Pincer does not know.
 pub fn unknown_person(email_known: bool) -> String {
     if email_known {
-        "You are not a member of this Pincer org yet. Ask an admin to invite you with /admin user add YOUR-EMAIL."
+        "You are not a member of this Pincer org. An admin can add you by your e-mail address; if Pincer knows \
+         you on another platform, type /link there and then /link CODE here."
             .into()
     } else {
-        "I can't tell who you are on this platform, so I can't let you use Pincer yet. Ask an admin to invite or link you.".into()
+        "I can't tell who you are on this platform, so I can't let you use Pincer. If Pincer knows you on \
+         another platform, type /link there and then /link CODE here; otherwise ask an admin to add you."
+            .into()
     }
 }
 

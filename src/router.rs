@@ -265,13 +265,9 @@ impl Router {
 
         // In a channel with no agent, text is people talking among
         // themselves, and so is a posted message (one with a thread) that
-        // does not parse: no reply. Slash commands still get one.
-        let chatter = match &ev.body {
-            EventBody::Message(Ok(Input::Text(_))) => true,
-            EventBody::Message(Err(_)) => ev.is_posted(),
-            _ => false,
-        };
-        if chatter && bound.is_none() {
+        // does not parse: no reply. Slash commands still get one, and so
+        // does text addressed to Pincer by name (it says where agents are).
+        if ev.is_chatter() && bound.is_none() {
             return Ok(ignored(app, ev, where_, "no_agent_bound"));
         }
 

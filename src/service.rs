@@ -110,9 +110,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let mut socket = None;
-    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms()) {
+    // The dispatcher needs the bot's identity too: a reply that may have
+    // been posted is looked for among the bot's own messages only.
+    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms() || role.works()) {
         let me = slack.identify().await?;
         tracing::info!(bot_user = ?me.user_id, "connected to Slack");
+    }
+    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms()) {
+        let me = slack.bot();
         if let Some(token) = &slack.config.app_token {
             let (tx, rx) = mpsc::channel(256);
             let consumer = tokio::spawn(store_socket_events(app.clone(), rx));

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pincer_adapters::delivery::DeliveryError;
 use pincer_adapters::{ChannelEvent, Platform, Reply};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -24,9 +25,13 @@ use crate::store::{StoreError, outbox};
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Tries before a job is given up.
 pub const MAX_ATTEMPTS: i32 = 5;
-/// How long an ask waits before looking again whether the earlier ask in
-/// its thread has been answered.
-const THREAD_WAIT: Duration = Duration::from_millis(200);
+/// How long an ask that has waited `waited` for the earlier ask in its
+/// thread waits before looking again: a tenth of that, from 200 ms (an
+/// answer being written) to 5 s (a run paused for an approval, which may
+/// take minutes: each look re-reads the routing facts).
+fn thread_wait(waited: Duration) -> Duration {
+    (waited / 10).clamp(Duration::from_millis(200), Duration::from_secs(5))
+}
 /// Jobs claimed at once by one worker, and jobs it runs at once.
 pub const BATCH: i64 = 32;
 /// How often an idle worker looks for work without being woken.
@@ -40,7 +45,7 @@ enum JobError {
     #[error("the job's payload is unreadable: {0}")]
     Payload(#[from] serde_json::Error),
     #[error("slack lookup failed: {0}")]
-    Slack(#[from] pincer_adapters::delivery::DeliveryError),
+    Slack(#[from] DeliveryError),
 }
 
 /// Fills in what the adapter could not know at ingest without a network
@@ -50,6 +55,15 @@ async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
         return Ok(());
     }
     let Some(slack) = &app.slack else { return Ok(()) };
+    if ev.channel_name.is_none() && binds_by_name(app) {
+        ev.channel_name = slack.api.channel_name(&ev.channel.channel).await?;
+    }
+    // People talking in a channel no agent answers in are not told
+    // anything (the router only audits it): who they are is not needed,
+    // and Slack being slow to say must not turn their chat into an error.
+    if ev.is_chatter() && ev.channel_refs().iter().all(|c| app.config.agent_for(c).is_none()) {
+        return Ok(());
+    }
     if ev.sender.verified_email.is_none() {
         let email = slack.api.user_email(&ev.sender.platform_user_id, &ev.tenant).await?;
         ev.sender.verified_email = email.and_then(|e| pincer_commands::Email::parse(&e).ok());
@@ -57,9 +71,6 @@ async fn enrich(app: &App, ev: &mut ChannelEvent) -> Result<(), JobError> {
         // Mode's events do not carry it.)
         ev.sender.is_bot =
             ev.sender.verified_email.is_none() && slack.api.is_bot(&ev.sender.platform_user_id, &ev.tenant);
-    }
-    if ev.channel_name.is_none() && binds_by_name(app) {
-        ev.channel_name = slack.api.channel_name(&ev.channel.channel).await?;
     }
     Ok(())
 }
@@ -96,7 +107,8 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
             match router.handle_queued(ev, job.id, me, job.facts.take()).await? {
                 QueuedOutcome::Later => {
                     // An earlier ask in this thread is still being answered.
-                    jobs::defer(&app.store.pool, job.id, me, THREAD_WAIT).await?;
+                    let waited = (chrono::Utc::now() - ev.received_at).to_std().unwrap_or_default();
+                    jobs::defer(&app.store.pool, job.id, me, thread_wait(waited)).await?;
                 }
                 QueuedOutcome::Routed(Some(routed)) => {
                     let (answer_id, answer) = *routed;
@@ -195,6 +207,15 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
     let Err(error) = run_job(&app, &router, &mut job, &me).await else { return };
     if matches!(error, JobError::Store(StoreError::LeaseLost(_))) {
         tracing::warn!(job = job.id, "lease lost; another worker has the job");
+        return;
+    }
+    if let JobError::Slack(DeliveryError::RateLimited(wait)) = error {
+        // Slack asked for a pause (a burst of new senders to look up): wait
+        // as long as it said, without counting it as a failed try.
+        tracing::info!(job = job.id, ?wait, "Slack rate-limited a lookup; the job waits");
+        if let Err(e) = jobs::defer(&app.store.pool, job.id, &me, wait.max(Duration::from_secs(1))).await {
+            tracing::error!(job = job.id, error = %e, "could not put the job back; its lease will expire");
+        }
         return;
     }
     tracing::warn!(job = job.id, attempts = job.attempts, %error, "job failed");
@@ -300,5 +321,18 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     // handed over any more).
     if let Ok(all) = local.slots.acquire_many(BATCH as u32).await {
         all.forget();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ask_waiting_behind_its_thread_looks_again_less_often_the_longer_it_waits() {
+        assert_eq!(thread_wait(Duration::ZERO), Duration::from_millis(200));
+        assert_eq!(thread_wait(Duration::from_secs(1)), Duration::from_millis(200));
+        assert_eq!(thread_wait(Duration::from_secs(10)), Duration::from_secs(1));
+        assert_eq!(thread_wait(Duration::from_secs(600)), Duration::from_secs(5));
     }
 }

@@ -235,6 +235,10 @@ pub struct ChannelEvent {
     pub reply_to: ReplyTarget,
     /// When the adapter received it.
     pub received_at: DateTime<Utc>,
+    /// Whether the person spoke to Pincer by name (a Slack mention): text
+    /// that is, in a channel no agent answers in, still gets a sentence
+    /// back instead of being taken for people talking among themselves.
+    pub addressed: bool,
 }
 
 /// What a stored event is read back from; it is written by
@@ -252,6 +256,9 @@ struct WireEvent {
     dedupe_key: String,
     reply_to: ReplyTarget,
     received_at: DateTime<Utc>,
+    // (Absent in events stored before it was written.)
+    #[serde(default)]
+    addressed: bool,
 }
 
 impl From<WireEvent> for ChannelEvent {
@@ -272,6 +279,7 @@ impl From<WireEvent> for ChannelEvent {
             dedupe_key: w.dedupe_key,
             reply_to: w.reply_to,
             received_at: w.received_at,
+            addressed: w.addressed,
         }
     }
 }
@@ -291,6 +299,7 @@ struct WireEventRef<'a> {
     dedupe_key: &'a str,
     reply_to: &'a ReplyTarget,
     received_at: &'a DateTime<Utc>,
+    addressed: bool,
 }
 
 impl Serialize for ChannelEvent {
@@ -310,6 +319,7 @@ impl Serialize for ChannelEvent {
             dedupe_key: &self.dedupe_key,
             reply_to: &self.reply_to,
             received_at: &self.received_at,
+            addressed: self.addressed,
         }
         .serialize(s)
     }
@@ -348,6 +358,7 @@ impl ChannelEvent {
             text: clean_text(raw_text),
             dedupe_key,
             received_at: Utc::now(),
+            addressed: false,
         }
     }
 
@@ -363,6 +374,19 @@ impl ChannelEvent {
         let mut ev = Self::new(tenant, channel, thread, sender, "", dedupe_key);
         ev.body = EventBody::Action(action);
         ev
+    }
+
+    /// Whether, in a channel no agent answers in, this is people talking
+    /// among themselves (text, or a posted message that does not parse)
+    /// rather than something for Pincer (a slash command, a click, text
+    /// addressed to Pincer by name).
+    pub fn is_chatter(&self) -> bool {
+        !self.addressed
+            && match &self.body {
+                EventBody::Message(Ok(Input::Text(_))) => true,
+                EventBody::Message(Err(_)) => self.is_posted(),
+                _ => false,
+            }
     }
 
     /// The platform it came from.
@@ -411,6 +435,11 @@ pub struct Button {
     pub value: String,
 }
 
+/// The action id of the 👍 / 👎 buttons under an answer. A click finds its
+/// answer by the message it was on, so a platform that posts a message
+/// without saying which (Slack's `response_url`) leaves these buttons off.
+pub const FEEDBACK_ACTION: &str = "pincer.feedback";
+
 /// Who sees a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -446,20 +475,37 @@ pub struct Reply {
     /// Buttons under it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Button>,
+    /// For an answer to a question the channel never saw (a Slack slash
+    /// command is shown to no one but its sender): who asked what, for the
+    /// platform to show above the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<AskedBy>,
+}
+
+/// Who asked the question an answer answers, and what they asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AskedBy {
+    /// The asker's id on the platform.
+    pub user: String,
+    /// The question as they typed it.
+    pub question: String,
 }
 
 impl Reply {
+    fn new(text: impl Into<String>, visibility: Visibility, kind: ReplyKind) -> Self {
+        Self { text: text.into(), visibility, kind, buttons: Vec::new(), asked: None }
+    }
     /// An agent's answer, visible in the thread.
     pub fn answer(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Channel, kind: ReplyKind::Answer, buttons: Vec::new() }
+        Self::new(text, Visibility::Channel, ReplyKind::Answer)
     }
     /// A command's result, for the person who ran it.
     pub fn info(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Info, buttons: Vec::new() }
+        Self::new(text, Visibility::Ephemeral, ReplyKind::Info)
     }
     /// A refusal or failure, for the person who ran it.
     pub fn error(text: impl Into<String>) -> Self {
-        Self { text: text.into(), visibility: Visibility::Ephemeral, kind: ReplyKind::Error, buttons: Vec::new() }
+        Self::new(text, Visibility::Ephemeral, ReplyKind::Error)
     }
 }
 
@@ -575,7 +621,7 @@ mod tests {
                 "{{\"id\":\"{id}\",\"tenant\":\"T1\",\"channel\":\"slack:C1\",\"channel_name\":\"#oncall\",\
                  \"thread\":\"1.0\",\"sender\":{},\"text\":\"\",\
                  \"action\":{{\"action_id\":\"pincer.feedback\",\"value\":\"up\",\"message_ts\":\"1.2\"}},\
-                 \"dedupe_key\":\"k2\",\"reply_to\":{},\"received_at\":\"2026-11-25T01:02:03Z\"}}",
+                 \"dedupe_key\":\"k2\",\"reply_to\":{},\"received_at\":\"2026-11-25T01:02:03Z\",\"addressed\":false}}",
                 serde_json::to_string(&ev.sender).unwrap(),
                 serde_json::to_string(&ev.reply_to).unwrap(),
             )
@@ -586,5 +632,13 @@ mod tests {
         // A message carries no action.
         let msg = ChannelEvent::new("T1", ev.channel.clone(), None, ev.sender.clone(), "hi", "k3".into());
         assert!(serde_json::to_string(&msg).unwrap().contains("\"action\":null"));
+        // An event stored before `addressed` was written reads as not addressed.
+        let old = text.replace(",\"addressed\":false", "");
+        let back: ChannelEvent = serde_json::from_str(&old).unwrap();
+        assert!(!back.addressed);
+        let mut mention = msg.clone();
+        mention.addressed = true;
+        let back: ChannelEvent = serde_json::from_str(&serde_json::to_string(&mention).unwrap()).unwrap();
+        assert!(back.addressed);
     }
 }

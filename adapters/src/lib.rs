@@ -21,6 +21,6 @@ pub mod console;
 pub mod slack;
 
 pub use event::{
-    Action, Button, ChannelEvent, ChannelRef, ChannelRefError, Dispatch, EventBody, Outbound, Platform, Reply,
-    ReplyKind, ReplyTarget, Sender, Visibility, conversation_thread,
+    Action, AskedBy, Button, ChannelEvent, ChannelRef, ChannelRefError, Dispatch, EventBody, FEEDBACK_ACTION, Outbound,
+    Platform, Reply, ReplyKind, ReplyTarget, Sender, Visibility, conversation_thread,
 };

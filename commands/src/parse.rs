@@ -12,6 +12,10 @@ use crate::spec::{CommandSpec, spec_for};
 
 /// The longest message Pincer accepts, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// Room for a command's name (`/pincer ask `) on top of [`MAX_TEXT_CHARS`]
+/// of what follows it.
+const COMMAND_NAMES_CHARS: usize = 64;
 /// The most audit rows `/admin audit tail` shows.
 pub const MAX_AUDIT_TAIL: u32 = 200;
 
@@ -183,8 +187,11 @@ pub fn clean_text(raw: &str) -> String {
 
 /// Parses one line of chat: `/command args…` or free text.
 pub fn parse_line(raw: &str) -> Result<Input, ParseError> {
+    // The limit is on what the person wrote: a question, or a command's
+    // words after its name (`/pincer ask ` is not counted against `/ask`).
     let chars = raw.chars().count();
-    if chars > MAX_TEXT_CHARS {
+    let command = raw.trim_start().starts_with('/');
+    if chars > MAX_TEXT_CHARS + if command { COMMAND_NAMES_CHARS } else { 0 } {
         return Err(ParseError::TooLong { chars });
     }
     let line = clean_text(raw);
@@ -202,7 +209,7 @@ pub fn parse_line(raw: &str) -> Result<Input, ParseError> {
 /// a prefix, so one `/pincer ask …` slash command can carry every command.
 pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
     let chars = args.chars().count();
-    if chars > MAX_TEXT_CHARS {
+    if chars > MAX_TEXT_CHARS + COMMAND_NAMES_CHARS {
         return Err(ParseError::TooLong { chars });
     }
     let args = clean_text(args);
@@ -213,7 +220,10 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
             topic => Err(usage("help", format!("There is no help on '{}'", shown(topic)))),
         },
         "ask" => {
-            if args.is_empty() {
+            let chars = args.chars().count();
+            if chars > MAX_TEXT_CHARS {
+                Err(ParseError::TooLong { chars })
+            } else if args.is_empty() {
                 Err(usage("ask", "Ask a question after /ask"))
             } else {
                 Ok(Command::Ask { question: args })
@@ -227,6 +237,8 @@ pub fn parse_command(name: &str, args: &str) -> Result<Command, ParseError> {
         "link" => parse_link(&args),
         "pincer" => {
             let (sub, rest) = split_word(&args);
+            // (`/pincer /ask …`: the second slash is not part of the name.)
+            let sub = sub.strip_prefix('/').unwrap_or(sub);
             if sub.is_empty() || sub.eq_ignore_ascii_case("pincer") {
                 Ok(Command::Help { admin: false })
             } else {
@@ -731,7 +743,17 @@ mod tests {
 
     #[test]
     fn overlong_input_is_refused() {
-        assert!(matches!(parse_line(&"x".repeat(4001)), Err(ParseError::TooLong { .. })));
+        assert!(matches!(parse_line(&"x".repeat(4001)), Err(ParseError::TooLong { chars: 4001 })));
+        // A question of exactly the limit is taken however it is asked;
+        // one character more is refused, counted as the person wrote it.
+        let q = "x".repeat(4000);
+        assert_eq!(parse_line(&q), Ok(Input::Text(q.clone())));
+        for line in [format!("/ask {q}"), format!("/pincer ask {q}"), format!("/pincer /ask {q}")] {
+            assert_eq!(parse_line(&line), Ok(Input::Command(Command::Ask { question: q.clone() })), "{}", &line[..12]);
+        }
+        assert_eq!(parse_line(&format!("/ask {q}y")), Err(ParseError::TooLong { chars: 4001 }));
+        assert_eq!(parse_line(&format!("/pincer ask {q}y")), Err(ParseError::TooLong { chars: 4001 }));
+        assert!(matches!(parse_line(&format!("/admin {}", "x".repeat(5000))), Err(ParseError::TooLong { .. })));
     }
 
     mod property {

@@ -929,11 +929,33 @@ fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>)
                     }
                 }
             };
-            let bot_token = from_env("SLACK_BOT_TOKEN")?;
+            let Some(bot_token) = from_env("SLACK_BOT_TOKEN") else {
+                // Half a set-up: say so, rather than a silent 404 at /slack/*.
+                if let Some(other) = ["SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"].into_iter().find(|n| env(n).is_some())
+                {
+                    c.warn(
+                        &[Seg::Key("slack".into())],
+                        format!("{other} is set but SLACK_BOT_TOKEN is not: Slack stays off"),
+                        Some("set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…)"),
+                    );
+                }
+                return None;
+            };
+            let (signing_secret, app_token) = (from_env("SLACK_SIGNING_SECRET"), from_env("SLACK_APP_TOKEN"));
+            if signing_secret.is_none() && app_token.is_none() {
+                // (Enough for a process that only delivers replies.)
+                c.warn(
+                    &[Seg::Key("slack".into())],
+                    "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (HTTP endpoints) nor SLACK_APP_TOKEN \
+                     (Socket Mode): Pincer can post to Slack but hears nothing from it"
+                        .into(),
+                    None,
+                );
+            }
             return Some(SlackConfig {
                 bot_token,
-                signing_secret: from_env("SLACK_SIGNING_SECRET"),
-                app_token: from_env("SLACK_APP_TOKEN"),
+                signing_secret,
+                app_token,
                 api_url: env("SLACK_API_URL")
                     .unwrap_or_else(|| DEFAULT_SLACK_API_URL.into())
                     .trim_end_matches('/')

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use pincer_adapters::{ChannelEvent, Reply, ReplyKind};
+use pincer_adapters::{AskedBy, ChannelEvent, Platform, Reply, ReplyKind};
 use pincer_commands::{AgentName, ScopeName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -279,16 +279,27 @@ fn usage_of<'a>(app: &App, job: &'a AskJob, answer: &'a crate::llm::Answer) -> N
 }
 
 /// The reply for an answer, with its feedback buttons.
-fn answered(app: &App, text: String) -> Reply {
+fn answered(app: &App, ev: &ChannelEvent, question: &str, text: String) -> Reply {
     Metrics::inc(&app.metrics.answers);
     let mut reply = Reply::answer(text);
     reply.buttons = crate::actions::feedback_buttons();
+    // A Slack slash command is seen by its sender alone: the channel is
+    // shown who asked what above the answer.
+    if ev.platform() == Platform::Slack && !ev.is_posted() {
+        reply.asked = Some(AskedBy { user: ev.sender.platform_user_id.clone(), question: question.to_string() });
+    }
     reply
 }
 
 /// Records what was produced (the assistant's message, or the failure's
 /// audit row) and returns the reply for the asker.
-async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Produced) -> Result<Reply, StoreError> {
+async fn record(
+    conn: &mut PgConnection,
+    app: &App,
+    ev: &ChannelEvent,
+    job: &AskJob,
+    produced: Produced,
+) -> Result<Reply, StoreError> {
     match produced {
         Produced::Answer(answer) => {
             conversations::add_message(
@@ -301,7 +312,7 @@ async fn record(conn: &mut PgConnection, app: &App, job: &AskJob, produced: Prod
             )
             .await?;
             usage::record(conn, &usage_of(app, job, &answer)).await?;
-            Ok(answered(app, answer.text))
+            Ok(answered(app, ev, &job.question, answer.text))
         }
         Produced::Failed(error) => {
             Metrics::inc(&app.metrics.provider_failures);
@@ -330,7 +341,7 @@ pub async fn answer_inline(app: &App, job: AnswerJob, job_id: i64, worker: &str)
         tx.rollback().await?;
         return Err(StoreError::LeaseLost(job_id));
     }
-    let reply = record(&mut tx, app, &job.ask, produced).await?;
+    let reply = record(&mut tx, app, &job.event, &job.ask, produced).await?;
     tx.commit().await?;
     Ok(reply)
 }
@@ -477,7 +488,7 @@ async fn conclude(app: &App, job: AnswerJob, job_id: i64, worker: &str, produced
     if let Produced::Answer(answer) = produced {
         // The common case: one statement, no transaction round trips.
         let used = usage_of(app, &job.ask, &answer);
-        let reply = answered(app, answer.text.clone());
+        let reply = answered(app, &job.event, &job.ask.question, answer.text.clone());
         let row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
         let settled = crate::dispatcher::settled(app);
         let rows = answer_rows(app, &job.ask, &reply, &row, &used, &settled);
@@ -491,7 +502,7 @@ async fn conclude(app: &App, job: AnswerJob, job_id: i64, worker: &str, produced
         tx.rollback().await?;
         return Err(StoreError::LeaseLost(job_id));
     }
-    let reply = record(&mut tx, app, &job.ask, produced).await?;
+    let reply = record(&mut tx, app, &job.event, &job.ask, produced).await?;
     let mut row = crate::router::outbound(&job.event, &reply, false, job.progress_id, Duration::ZERO);
     if reply.kind == ReplyKind::Error && job.progress_id.is_some() {
         // The placeholder is public; the failure note replaces it there.
@@ -628,7 +639,7 @@ async fn answer_at_once(
 ) -> Result<(), StoreError> {
     let ask = &job.ask;
     let used = usage_of(app, ask, &answer);
-    let reply = answered(app, answer.text.clone());
+    let reply = answered(app, &job.event, &ask.question, answer.text.clone());
     let row = crate::router::outbound(&job.event, &reply, false, None, Duration::ZERO);
     let asked = outbox::Asked {
         thread: thread_of(&job.event),

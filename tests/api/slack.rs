@@ -189,14 +189,25 @@ async fn a_mention_is_answered_once_in_its_thread_even_when_slack_retries() {
 }
 
 #[tokio::test]
-async fn our_own_messages_and_unbound_channels_get_no_answer() {
+async fn own_messages_and_chat_get_no_answer_but_a_mention_always_gets_a_sentence() {
     let (mock, api) = MockSlack::start().await;
     let gw = Gateway::start(&slack_yaml(&api, "")).await;
-    let own = json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "Ev2", "event_time": 1,
-        "event": {"type": "message", "user": "UBOT", "channel": "CONCALL", "text": "an answer", "ts": "1.2"}});
-    assert_eq!(gw.signed("/slack/events", &own.to_string()).await, 200);
-    let random = mention("Ev3", "UALICE", "CRANDOM", "hello", "1.3");
-    assert_eq!(gw.signed("/slack/events", &random).await, 200);
+    let message = |id: &str, user: &str, channel: &str, text: &str| {
+        json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
+            "event": {"type": "message", "user": user, "channel": channel, "text": text, "ts": "1.2"}})
+        .to_string()
+    };
+    // Our own message, people talking where no agent answers, and a
+    // message in a bound channel addressed to someone else: nothing.
+    assert_eq!(gw.signed("/slack/events", &message("Ev2", "UBOT", "CONCALL", "an answer")).await, 200);
+    assert_eq!(gw.signed("/slack/events", &message("Ev5", "UALICE", "CRANDOM", "lunch?")).await, 200);
+    assert_eq!(gw.signed("/slack/events", &message("Ev6", "UALICE", "CONCALL", "<@UDAN> can you look?")).await, 200);
+    // A mention where no agent answers says where agents are; a bare
+    // mention says what Pincer does. Both to the person alone.
+    assert_eq!(gw.signed("/slack/events", &mention("Ev3", "UALICE", "CRANDOM", "hello", "1.3")).await, 200);
+    assert_eq!(gw.signed("/slack/events", &mention("Ev4", "UALICE", "CONCALL", "", "1.4")).await, 200);
+    mock.wait_for(10, "two private sentences", |c| c.iter().filter(|c| c.method == "chat.postEphemeral").count() >= 2)
+        .await;
     let t = gw.t.app.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     while pincer::store::jobs::pending(&t.store.pool).await.unwrap() > 0 && Instant::now() < deadline {
@@ -204,9 +215,18 @@ async fn our_own_messages_and_unbound_channels_get_no_answer() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(mock.calls("chat.postMessage").is_empty());
-    assert!(mock.calls("chat.postEphemeral").is_empty());
+    let private = mock.calls("chat.postEphemeral");
+    assert_eq!(private.len(), 2, "{private:#?}");
+    let to = |ts: &str| {
+        let call = private.iter().find(|c| c.body["thread_ts"] == ts).unwrap();
+        assert_eq!(call.body["user"], "UALICE");
+        call.body["text"].as_str().unwrap().to_string()
+    };
+    assert!(to("1.3").contains("No agent answers in") && to("1.3").contains("#oncall"), "{}", to("1.3"));
+    assert!(to("1.4").contains("/ask QUESTION") && to("1.4").contains("/pincer help"), "{}", to("1.4"));
     let t = gw.stop().await;
-    assert!(t.audit_actions().await.contains(&"event.ignored".to_string()));
+    let ignored = t.audit_actions().await.iter().filter(|a| *a == "event.ignored").count();
+    assert_eq!(ignored, 1, "the chat where no agent answers (our own and the addressed message never reach the queue)");
     t.cleanup().await;
 }
 
@@ -221,6 +241,11 @@ async fn slash_commands_ack_at_once_answer_in_channel_and_keep_errors_private() 
     assert_eq!(post.body["channel"], "CPRODUCT");
     assert!(post.body.get("thread_ts").is_none());
     assert!(post.body["text"].as_str().unwrap().contains("November"), "{post:?}");
+    // The channel never saw the slash command: the answer says who asked what.
+    assert!(
+        post.body["text"].as_str().unwrap().starts_with("<@UBOB> asked: _when does billing v2 ship?_\n\n"),
+        "{post:?}"
+    );
 
     let ws = command(&mock, "/workspace", "", "UBOB", "CPRODUCT", "product-bot", "tr2");
     assert_eq!(gw.signed("/slack/commands", &ws).await, 200);
@@ -751,7 +776,9 @@ async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_
     assert_eq!(r[0].body["text"], "Working on it…");
     assert_ne!(r[0].body["response_type"], "in_channel", "{r:#?}");
     assert_eq!(r[1].body["response_type"], "in_channel");
-    assert_eq!(r[1].body["text"], "Slow but sure.");
+    assert_eq!(r[1].body["text"], "<@UBOB> asked: _when does billing v2 ship?_\n\nSlow but sure.");
+    // No 👍 / 👎 there: a click could not find which answer it was on.
+    assert!(!r[1].body.to_string().contains("pincer.feedback"), "{r:#?}");
     let t = gw.stop().await;
     assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status <> 'delivered'").await, 0);
     t.cleanup().await;
@@ -857,7 +884,7 @@ async fn a_thread_started_under_a_slash_commands_answer_continues_from_that_ques
     assert_eq!(gw.signed("/slack/commands", &ask).await, 200);
     let second = posts(2).await[1].clone();
     assert!(second.body["thread_ts"].is_null(), "{second:?}");
-    assert_eq!(second.body["text"], "A(is it fixed?)");
+    assert_eq!(second.body["text"], "<@UBOB> asked: _is it fixed?_\n\nA(is it fixed?)");
     assert_eq!(earlier(1), ["why did the deploy fail?", "A(why did the deploy fail?)"]);
     // Alice replies in the thread under the second answer: the model gets
     // that question and its answer — not bob's earlier turns, which were

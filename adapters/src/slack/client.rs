@@ -22,7 +22,7 @@ use slack_morphism::prelude::*;
 
 use super::inbound::BotIdentity;
 use crate::delivery::{Delivered, DeliveryError, OutboundMessage};
-use crate::event::{Reply, ReplyKind};
+use crate::event::{AskedBy, Reply, ReplyKind};
 
 /// How long a looked-up e-mail or channel name is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(600);
@@ -93,6 +93,20 @@ impl HistoryItem {
 }
 
 /// Slack error codes that will never succeed on retry.
+/// How long a `users.info` or `conversations.info` lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Slack errors that mean the app itself is set up wrong (token, scopes).
+const SETUP_ERRORS: &[&str] = &[
+    "missing_scope",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+];
+
 const PERMANENT: &[&str] = &[
     "channel_not_found",
     "user_not_found",
@@ -117,7 +131,21 @@ const PERMANENT: &[&str] = &[
     "edit_window_closed",
     "team_access_not_granted",
     "ekm_access_denied",
+    "too_many_attachments",
+    "metadata_too_large",
+    "cannot_reply_to_message",
+    "thread_not_found",
+    // A `response_url` used five times or older than 30 minutes.
+    "expired_url",
+    "used_url",
 ];
+
+/// Whether a Slack error code will fail the same way every time: the
+/// listed ones, and the `invalid_*` (a request Slack cannot take) and
+/// `restricted_action*` (a channel's or workspace's rule) families.
+fn permanent(code: &str) -> bool {
+    PERMANENT.contains(&code) || code.starts_with("invalid_") || code.starts_with("restricted_action")
+}
 
 type Cache = Mutex<HashMap<String, (Option<String>, Instant)>>;
 
@@ -163,14 +191,38 @@ fn classify(e: SlackClientError) -> DeliveryError {
         SlackClientError::RateLimitError(r) => {
             DeliveryError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
         }
-        SlackClientError::ApiError(a) if a.code == "ratelimited" => DeliveryError::RateLimited(Duration::from_secs(1)),
-        SlackClientError::ApiError(a) if PERMANENT.contains(&a.code.as_str()) => DeliveryError::Permanent(a.code),
+        // (`ratelimited` is the Web API's word; `chat.postMessage` also
+        // documents `rate_limited`.)
+        SlackClientError::ApiError(a) if a.code == "ratelimited" || a.code == "rate_limited" => {
+            DeliveryError::RateLimited(Duration::from_secs(1))
+        }
+        SlackClientError::ApiError(a) if permanent(&a.code) => DeliveryError::Permanent(a.code),
         SlackClientError::ApiError(a) => DeliveryError::Transient(a.code),
         SlackClientError::HttpError(h) if h.status_code.is_client_error() && h.status_code.as_u16() != 408 => {
             DeliveryError::Permanent(format!("HTTP {}", h.status_code))
         }
         other => DeliveryError::Transient(other.to_string()),
     }
+}
+
+/// Longest question shown above an answer, in characters.
+const ASKED_SHOWN: usize = 300;
+
+/// `<@U1> asked: _why did the deploy fail?_` — the question on one line,
+/// escaped, cut at [`ASKED_SHOWN`] characters.
+fn asked_line(asked: &AskedBy) -> String {
+    let one_line = asked.question.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut shown: String = one_line.chars().take(ASKED_SHOWN).collect();
+    if one_line.chars().count() > ASKED_SHOWN {
+        shown.push('…');
+    }
+    // (An id is letters and digits; anything else is not written as a mention.)
+    let who = if !asked.user.is_empty() && asked.user.chars().all(|c| c.is_ascii_alphanumeric()) {
+        format!("<@{}>", asked.user)
+    } else {
+        "Someone".to_string()
+    };
+    format!("{who} asked: _{}_", escape(&shown))
 }
 
 /// Slack's limit on one section block's text.
@@ -211,10 +263,13 @@ fn pieces(text: &str, limit: usize) -> Vec<String> {
 /// The Block Kit for a reply: its text (escaped, in sections within Slack's
 /// size limit), and its buttons as an actions block.
 fn content(reply: &Reply) -> SlackMessageContent {
-    let text = match reply.kind {
+    let mut text = match reply.kind {
         ReplyKind::Error => format!(":warning: {}", escape(&reply.text)),
         _ => escape(&reply.text),
     };
+    if let Some(asked) = &reply.asked {
+        text = format!("{}\n\n{text}", asked_line(asked));
+    }
     let mut content = SlackMessageContent::new().with_text(text.clone());
     if !reply.buttons.is_empty() {
         let mut blocks: Vec<SlackBlock> = pieces(&text, SECTION_LIMIT)
@@ -302,9 +357,26 @@ impl SlackApi {
         if let Some(hit) = Self::cached(cache, key) {
             return Ok(hit);
         }
-        let value = match fetch.await.map_err(classify) {
+        // (slack-morphism's client sets no timeout of its own.)
+        let fetched = match tokio::time::timeout(LOOKUP_TIMEOUT, fetch).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(DeliveryError::Transient(format!("Slack did not answer within {LOOKUP_TIMEOUT:?}"))),
+        };
+        let value = match fetched {
             Ok(v) => v,
-            Err(DeliveryError::Permanent(_)) => None,
+            Err(DeliveryError::Permanent(code)) => {
+                if SETUP_ERRORS.contains(&code.as_str()) {
+                    // The app's set-up, not this person: say what to fix
+                    // where an admin will look.
+                    tracing::warn!(
+                        code,
+                        key,
+                        "Slack refused a lookup: check the app's token and scopes (users:read, users:read.email, \
+                         channels:read; `pincer slack manifest` lists them all)"
+                    );
+                }
+                None
+            }
             Err(e) => return Err(e),
         };
         Self::remember(cache, key, value.clone());
@@ -335,7 +407,15 @@ impl SlackApi {
             if !own_team || outsider {
                 return Ok(None);
             }
-            Ok(u.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()))
+            let email = u.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string());
+            if email.is_none() {
+                tracing::warn!(
+                    user,
+                    "Slack shows no e-mail for a member of this workspace: the app needs the users:read.email \
+                     scope to tell who people are"
+                );
+            }
+            Ok(email)
         })
         .await
     }
@@ -405,8 +485,11 @@ impl SlackApi {
                 match msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
                     // A placeholder posted this way could never be replaced
                     // (a response_url post has no `ts` to update): the asker
-                    // alone sees it, and the channel only the answer.
-                    Some(url) if msg.is_progress => {
+                    // alone sees it, and the channel only the answer. A
+                    // failure note (public only to replace a public
+                    // placeholder, which a bot outside the channel never
+                    // posted) goes to the asker alone too.
+                    Some(url) if msg.is_progress || msg.reply.kind == ReplyKind::Error => {
                         let mut content = req.content;
                         content.metadata = None;
                         let private = SlackApiPostWebhookMessageRequest::new(content);
@@ -414,9 +497,11 @@ impl SlackApi {
                         Ok(Delivered { message_id: None })
                     }
                     Some(url) => {
-                        let mut content = req.content;
-                        content.metadata = None;
-                        self.respond_in_channel(url, &content).await
+                        // (Slack does not say which message it posted, so
+                        // a feedback click could not find its answer.)
+                        let mut reply = msg.reply.clone();
+                        reply.buttons.retain(|b| b.action_id != crate::event::FEEDBACK_ACTION);
+                        self.respond_in_channel(url, &self::content(&reply)).await
                     }
                     None => Err(DeliveryError::Permanent(code)),
                 }
@@ -541,6 +626,45 @@ mod tests {
         // What chat.postMessage sends carries it.
         let sent = serde_json::to_value(content(&Reply::answer("x")).with_metadata(reply_metadata(42))).unwrap();
         assert!(item(serde_json::json!({"ts": "1.6", "metadata": sent["metadata"]})).is_reply(42, None));
+    }
+
+    #[test]
+    fn slack_errors_are_classified_by_whether_trying_again_can_help() {
+        let api = |code: &str| {
+            classify(SlackClientError::ApiError(slack_morphism::errors::SlackClientApiError::new(code.to_string())))
+        };
+        for code in ["ratelimited", "rate_limited"] {
+            assert!(matches!(api(code), DeliveryError::RateLimited(_)), "{code}");
+        }
+        for code in [
+            "channel_not_found",
+            "expired_url",
+            "used_url",
+            "invalid_metadata_format",
+            "invalid_blocks",
+            "restricted_action_read_only_channel",
+            "restricted_action",
+            "metadata_too_large",
+        ] {
+            assert!(matches!(api(code), DeliveryError::Permanent(_)), "{code}");
+        }
+        for code in ["internal_error", "fatal_error", "service_unavailable", "request_timeout"] {
+            assert!(matches!(api(code), DeliveryError::Transient(_)), "{code}");
+        }
+    }
+
+    #[test]
+    fn an_answer_to_a_slash_command_shows_who_asked_what() {
+        let mut reply = Reply::answer("It failed on the migration.");
+        reply.asked = Some(AskedBy { user: "U123".into(), question: "why did the\n deploy <fail>?".into() });
+        let c = content(&reply);
+        assert_eq!(
+            c.text.as_deref(),
+            Some("<@U123> asked: _why did the deploy &lt;fail&gt;?_\n\nIt failed on the migration.")
+        );
+        reply.asked = Some(AskedBy { user: "U1>|x".into(), question: "q".repeat(400) });
+        let text = content(&reply).text.unwrap_or_default();
+        assert!(text.starts_with(&format!("Someone asked: _{}…_", "q".repeat(300))), "{text}");
     }
 
     #[test]

@@ -60,6 +60,65 @@ fn strip_mention(text: &str, bot: &BotIdentity) -> String {
     t.to_string()
 }
 
+/// Slack's message markup turned back into what the person typed: links
+/// (`<https://x|x>`, `<mailto:a@b|a@b>`) become their address, channels
+/// (`<#C1|ops>`) `#ops`, special mentions (`<!here>`) `@here`, and the
+/// escaped `&amp;`, `&lt;`, `&gt;` their characters; a person's mention
+/// (`<@U1>`) stays as Slack wrote it. So `/admin user add gina@acme.com`
+/// typed as a message gets the address, not `<mailto:…>`.
+pub fn plain_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..close];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        match target.chars().next() {
+            Some('@') => {
+                out.push('<');
+                out.push_str(inner);
+                out.push('>');
+            }
+            Some('#') => {
+                out.push('#');
+                out.push_str(label.unwrap_or(&target[1..]));
+            }
+            Some('!') => match label {
+                Some(l) => out.push_str(l),
+                None => {
+                    out.push('@');
+                    out.push_str(target[1..].split('^').next().unwrap_or_default());
+                }
+            },
+            _ => match target.strip_prefix("mailto:") {
+                Some(address) => out.push_str(address),
+                None => out.push_str(target),
+            },
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// Whether `text` starts by mentioning someone other than the bot: a
+/// message addressed to that person, not to Pincer.
+fn addressed_to_someone_else(text: &str, bot: &BotIdentity) -> bool {
+    let Some(rest) = text.trim_start().strip_prefix("<@") else { return false };
+    let Some(end) = rest.find('>') else { return false };
+    let id = rest[..end].split('|').next().unwrap_or_default();
+    bot.user_id.as_deref() != Some(id)
+}
+
 /// Whether `text` mentions the user `id`: `<@ID>` or `<@ID|name>` (not a
 /// longer id that begins with it).
 fn mentions(text: &str, id: &str) -> bool {
@@ -95,6 +154,14 @@ pub fn parse_push(body: &[u8], bot: &BotIdentity) -> Result<Pushed, InboundError
     // (A body this look cannot read goes the general way below, which says
     // what is wrong with it.)
     let kind: Option<Kind<'_>> = serde_json::from_slice(body).ok();
+    // An envelope of a type Slack added after this was written is
+    // acknowledged and left alone (a 400 would have Slack retry it, and
+    // count it against the app).
+    if let Some(Some(t)) = kind.as_ref().map(|k| k.kind.as_deref())
+        && !matches!(t, "event_callback" | "url_verification" | "app_rate_limited")
+    {
+        return Ok(Pushed::Ignored("envelope type not used"));
+    }
     if let Some(kind) = kind.filter(|k| k.kind.as_deref() == Some("event_callback")) {
         let event = kind.event.as_ref();
         let known = match event.and_then(|e| e.kind.as_deref()) {
@@ -166,16 +233,27 @@ fn from_mention(
     if m.edited.is_some() {
         return Ok(Pushed::Ignored("edited mention"));
     }
-    let text = strip_mention(m.content.text.as_deref().unwrap_or_default(), bot);
+    let mut text = plain_text(&strip_mention(m.content.text.as_deref().unwrap_or_default(), bot));
+    // `@Pincer` alone, or `@Pincer help`: what Pincer does, not a search
+    // for the word "help".
+    let word = text.trim().trim_end_matches(['?', '!', '.']).to_lowercase();
+    if word.is_empty() || word == "help" || word == "help admin" {
+        text = format!("/{word}");
+        if word.is_empty() {
+            text.push_str("help");
+        }
+    }
     let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
-    Ok(Pushed::Event(Box::new(ChannelEvent::new(
+    let mut ev = ChannelEvent::new(
         team.as_ref(),
         channel_ref(m.channel.as_ref())?,
         Some(thread),
         sender(m.user.as_ref()),
         &text,
         key,
-    ))))
+    );
+    ev.addressed = true;
+    Ok(Pushed::Event(Box::new(ev)))
 }
 
 fn from_message(
@@ -207,6 +285,10 @@ fn from_message(
         // Slack sends an app_mention for this message too; that one answers.
         return Ok(Pushed::Ignored("mention handled by app_mention"));
     }
+    if addressed_to_someone_else(&text, bot) {
+        return Ok(Pushed::Ignored("message addressed to someone else"));
+    }
+    let text = plain_text(&text);
     if clean_text(&text).is_empty() {
         return Ok(Pushed::Ignored("empty message"));
     }
@@ -238,7 +320,7 @@ pub fn parse_command(body: &[u8]) -> Result<ChannelEvent, InboundError> {
 /// `/admin …` each map to the command of that name; `/pincer ask x` works too.
 pub fn from_command(cmd: SlackCommandEvent) -> Result<ChannelEvent, InboundError> {
     let name = cmd.command.to_string();
-    let line = format!("/{} {}", name.trim_start_matches('/'), cmd.text.as_deref().unwrap_or_default());
+    let line = format!("/{} {}", name.trim_start_matches('/'), plain_text(cmd.text.as_deref().unwrap_or_default()));
     let mut ev = ChannelEvent::new(
         cmd.team_id.as_ref(),
         channel_ref(cmd.channel_id.as_ref())?,
@@ -443,12 +525,65 @@ mod tests {
             let Pushed::Ignored(why) = parse_push(&msg(text), &bot()).unwrap() else { panic!("{text}") };
             assert_eq!(why, "mention handled by app_mention", "{text}");
         }
-        // Another user whose id begins with the bot's is not the bot.
-        for text in ["<@UBOTX> hi", "<@U2> hi", "UBOT> hi"] {
+        // Another user whose id begins with the bot's is not the bot: a
+        // message that starts by naming them is addressed to them.
+        for text in ["<@UBOTX> hi", "<@U2> can you look?", "  <@U2|dan> hi"] {
+            let Pushed::Ignored(why) = parse_push(&msg(text), &bot()).unwrap() else { panic!("{text}") };
+            assert_eq!(why, "message addressed to someone else", "{text}");
+        }
+        for text in ["UBOT> hi", "thanks <@U2>", "<@UBOTX hi"] {
             assert!(matches!(parse_push(&msg(text), &bot()).unwrap(), Pushed::Event(_)), "{text}");
         }
         assert!(mentions("<@UBOT>", "UBOT"));
         assert!(!mentions("<@UBOT", "UBOT"));
+    }
+
+    #[test]
+    fn slack_markup_is_read_as_the_person_typed_it() {
+        for (slack, typed) in [
+            ("/admin user add <mailto:gina@acme.com|gina@acme.com>", "/admin user add gina@acme.com"),
+            ("see <https://acme.com/runbook|acme.com/runbook> now", "see https://acme.com/runbook now"),
+            ("<http://x.io>", "http://x.io"),
+            ("in <#C123|ops> and <#C9>", "in #ops and #C9"),
+            ("<!here> <!channel> <!subteam^S1|@oncall> <!date^1|Jan 1>", "@here @channel @oncall Jan 1"),
+            ("ask <@U2> or <@U3|bob>", "ask <@U2> or <@U3|bob>"),
+            ("a &lt;b&gt; &amp;amp; c", "a <b> &amp; c"),
+            ("unclosed <tag and 1 < 2", "unclosed <tag and 1 < 2"),
+            ("", ""),
+        ] {
+            assert_eq!(plain_text(slack), typed, "{slack}");
+        }
+        // In a message and in a slash command alike.
+        let msg = callback(
+            r#"{"type":"message","user":"U1","channel":"C1","text":"/admin user add <mailto:gina@acme.com|gina@acme.com>","ts":"1.1"}"#,
+        );
+        let Pushed::Event(ev) = parse_push(&msg, &bot()).unwrap() else { panic!() };
+        assert_eq!(ev.text, "/admin user add gina@acme.com");
+        let cmd = parse_command(b"command=%2Fask&text=a+%26amp%3B+b&user_id=U1&team_id=T1&channel_id=C1&trigger_id=9.9&response_url=https%3A%2F%2Fhooks.slack.com%2Fx&token=t&team_domain=acme&channel_name=ops&user_name=alice&api_app_id=A1").unwrap();
+        assert_eq!(cmd.text, "/ask a & b");
+    }
+
+    #[test]
+    fn a_bare_mention_or_help_asks_for_help_and_mentions_are_addressed() {
+        let mention = |text: &str| {
+            let body =
+                callback(&format!(r#"{{"type":"app_mention","user":"U1","channel":"C1","text":"{text}","ts":"1.1"}}"#));
+            let Pushed::Event(ev) = parse_push(&body, &bot()).unwrap() else { panic!("{text}") };
+            ev
+        };
+        for (text, line) in [
+            ("<@UBOT>", "/help"),
+            ("<@UBOT>  Help?", "/help"),
+            ("<@UBOT> help admin", "/help admin"),
+            ("<@UBOT> help me read this log", "help me read this log"),
+        ] {
+            let ev = mention(text);
+            assert_eq!(ev.text, line, "{text}");
+            assert!(ev.addressed, "{text}");
+        }
+        let msg = callback(r#"{"type":"message","user":"U1","channel":"C1","text":"why?","ts":"1.1"}"#);
+        let Pushed::Event(ev) = parse_push(&msg, &bot()).unwrap() else { panic!() };
+        assert!(!ev.addressed);
     }
 
     #[test]
@@ -463,8 +598,12 @@ mod tests {
         let bot_no_id = br#"{"type":"event_callback","team_id":"T1","api_app_id":"A1","event_time":1,"event":{"type":"app_mention","bot_id":"B9","channel":"C1","text":"hi","ts":"1.1"}}"#;
         assert!(parse_push(bot_no_id, &bot()).is_err());
         assert!(parse_push(br#"{"type":"event_callback","team_id":"T1","event":"text"}"#, &bot()).is_err());
-        assert!(parse_push(br#"{"type":"no_such_type"}"#, &bot()).is_err());
-        assert!(parse_push(br#"{"type":"event_callback\u0000"}"#, &bot()).is_err());
+        assert!(matches!(
+            parse_push(br#"{"type":"no_such_type"}"#, &bot()).unwrap(),
+            Pushed::Ignored("envelope type not used")
+        ));
+        assert!(matches!(parse_push(br#"{"type":"event_callback\u0000"}"#, &bot()).unwrap(), Pushed::Ignored(_)));
+        assert!(parse_push(br#"{"type":"url_verification"}"#, &bot()).is_err());
         assert!(parse_push(b"[1]", &bot()).is_err());
         assert!(parse_command(b"team_id=T1").is_err());
         assert!(parse_interaction(b"payload=%7B").is_err());

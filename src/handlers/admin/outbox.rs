@@ -13,7 +13,10 @@ pub async fn list(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError
     if dead.is_empty() {
         return Ok(Outcome::done("Every reply was delivered: no dead letters.", json!({"count": 0})));
     }
-    let mut text = format!("{} undelivered replies (newest first):", dead.len());
+    let mut text = match dead.len() {
+        1 => "1 undelivered reply:".to_string(),
+        n => format!("{n} undelivered replies (newest first):"),
+    };
     for d in &dead {
         text.push_str(&format!(
             "\n  #{} {} {} {} after {} tries: {}",
