@@ -369,6 +369,41 @@ async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
 }
 
 #[tokio::test]
+async fn a_reply_stuck_in_a_channel_holds_back_only_that_channels_public_replies() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    // Slack answers every message post with 503: the answer to bob's
+    // mention is stored, tried, and stays in #oncall's queue.
+    mock.script.down.store(1, std::sync::atomic::Ordering::SeqCst);
+    let asked = mention("EvS", "UBOB", "CONCALL", "deploy", "1700000800.000001");
+    assert_eq!(gw.signed("/slack/events", &asked).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count(
+        &gw.t,
+        "SELECT count(*) FROM outbox WHERE recipient IS NULL AND attempts >= 1 AND status <> 'delivered'",
+    )
+    .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the answer was never tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A reply for one person in that channel does not wait behind it.
+    let ws = command(&mock, "/workspace", "", "UBOB", "CONCALL", "oncall", "trs1");
+    assert_eq!(gw.signed("/slack/commands", &ws).await, 200);
+    mock.wait_for(5, "the private reply", |c| c.iter().any(|c| c.method == "response_url")).await;
+    assert!(mock.calls("chat.postMessage").is_empty());
+    // Slack is back: the answer goes out, once.
+    mock.script.down.store(0, std::sync::atomic::Ordering::SeqCst);
+    mock.wait_for(20, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.calls("chat.postMessage").len(), 1);
+    assert_eq!(mock.calls("response_url").len(), 1);
+    let t = gw.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_reply_whose_answer_from_slack_was_lost_is_found_in_its_thread_not_posted_twice() {
     let (mock, api) = MockSlack::start().await;
     let gw = Gateway::start(&slack_yaml(&api, "")).await;
