@@ -369,7 +369,8 @@ async fn a_429_storm_loses_nothing_and_holds_only_its_channel() {
 }
 
 #[tokio::test]
-async fn a_reply_stuck_in_a_channel_holds_back_only_that_channels_public_replies() {
+async fn a_reply_stuck_in_a_channel_holds_back_only_that_channels_public_replies_and_an_expired_response_url_is_not_the_end()
+ {
     let (mock, api) = MockSlack::start().await;
     let gw = Gateway::start(&slack_yaml(&api, "")).await;
     // Slack answers every message post with 503: the answer to bob's
@@ -399,6 +400,15 @@ async fn a_reply_stuck_in_a_channel_holds_back_only_that_channels_public_replies
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mock.calls("chat.postMessage").len(), 1);
     assert_eq!(mock.calls("response_url").len(), 1);
+    // A reply whose response_url Slack no longer takes goes ephemerally.
+    mock.script.expired_urls.lock().unwrap().push("trs2".into());
+    let late = command(&mock, "/workspace", "", "UBOB", "CONCALL", "oncall", "trs2");
+    assert_eq!(gw.signed("/slack/commands", &late).await, 200);
+    mock.wait_for(5, "the ephemeral reply", |c| c.iter().any(|c| c.method == "chat.postEphemeral")).await;
+    let ephemeral = &mock.calls("chat.postEphemeral")[0];
+    assert_eq!((ephemeral.body["channel"].as_str(), ephemeral.body["user"].as_str()), (Some("CONCALL"), Some("UBOB")));
+    assert!(ephemeral.body["text"].as_str().unwrap().contains("shared workspace"), "{ephemeral:?}");
+    assert_eq!(mock.calls("response_url expired").len(), 1);
     let t = gw.stop().await;
     t.cleanup().await;
 }

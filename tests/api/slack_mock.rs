@@ -38,6 +38,9 @@ pub struct Script {
     /// The next N message posts are posted, but answered HTTP 502 (the
     /// answer is lost on the way back).
     pub lose_answer_next: AtomicUsize,
+    /// response_url ids Slack no longer takes (older than 30 minutes, or
+    /// used five times): 404 `expired_url`.
+    pub expired_urls: Mutex<Vec<String>>,
 }
 
 pub struct MockSlack {
@@ -296,6 +299,10 @@ async fn post_ephemeral(State(m): State<Arc<MockSlack>>, body: String) -> Respon
 async fn response_url(State(m): State<Arc<MockSlack>>, Path(id): Path<String>, body: String) -> Response {
     let mut body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     body["response_url_id"] = json!(id);
+    if m.script.expired_urls.lock().unwrap().contains(&id) {
+        m.record("response_url expired", body);
+        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "expired_url").into_response();
+    }
     m.record("response_url", body);
     ([(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
 }

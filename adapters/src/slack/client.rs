@@ -441,9 +441,16 @@ impl SlackApi {
         let channel = SlackChannelId::new(msg.channel.to_string());
         if let Some(user) = msg.recipient {
             if let Some(url) = msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
-                let req = SlackApiPostWebhookMessageRequest::new(content);
-                self.client.respond_to_event(&SlackResponseUrl(url), &req).await.map_err(classify)?;
-                return Ok(Delivered { message_id: None });
+                let req = SlackApiPostWebhookMessageRequest::new(content.clone());
+                match self.client.respond_to_event(&SlackResponseUrl(url), &req).await.map_err(classify) {
+                    Ok(_) => return Ok(Delivered { message_id: None }),
+                    // A response_url lasts 30 minutes and five uses; past
+                    // that, the reply goes the way a message's would.
+                    Err(DeliveryError::Permanent(code)) => {
+                        tracing::info!(outbox_id = msg.id, code, "response_url refused; sending the reply ephemerally");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let mut req = SlackApiChatPostEphemeralRequest::new(channel, SlackUserId::new(user.to_string()), content);
             if let Some(t) = msg.thread {
