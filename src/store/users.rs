@@ -58,7 +58,11 @@ const JOIN: &str = "INSERT INTO users (email, role) VALUES ($1, $2)
      RETURNING id, email, role, active_workspace";
 const COUNT_ADMINS: &str = "SELECT count(*) FROM users WHERE role = 'admin' AND removed_at IS NULL";
 // Returns the role the person had before.
-const SET_ROLE: &str = "UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE email = $1 AND removed_at IS NULL FOR UPDATE) was
+// An observer asks nothing, so has no workspace to be in (and could not
+// leave one: switching is for members).
+const SET_ROLE: &str = "UPDATE users u SET role = $2,
+         active_workspace = CASE WHEN $2 = 'observer' THEN NULL ELSE u.active_workspace END
+     FROM (SELECT id, role FROM users WHERE email = $1 AND removed_at IS NULL FOR UPDATE) was
      WHERE u.id = was.id RETURNING was.role";
 const REMOVE: &str =
     "UPDATE users SET removed_at = now(), active_workspace = NULL WHERE email = $1 AND removed_at IS NULL RETURNING id";

@@ -136,6 +136,21 @@ async fn members_cannot_administer_and_admins_can() {
 }
 
 #[tokio::test]
+async fn someone_made_an_observer_leaves_their_workspace() {
+    let t = TestApp::spawn().await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin workspace create --user alice@acme.com --scope alice-lab").await;
+    t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    t.say1("dan@acme.com", "console:#oncall", "/admin user role alice@acme.com observer").await;
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace").await;
+    assert!(text.contains("shared workspace"), "{text}");
+    // Made a member again, she is in shared and may switch back herself.
+    t.say1("dan@acme.com", "console:#oncall", "/admin user role alice@acme.com member").await;
+    let text = t.say1("alice@acme.com", "console:#oncall", "/workspace alice-lab").await;
+    assert!(text.contains("alice-lab"), "{text}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn removing_an_agents_owner_says_the_agent_needs_a_new_one() {
     let t = TestApp::spawn().await;
     let text = t.say1("dan@acme.com", "console:#oncall", "/admin user remove alice@acme.com").await;
