@@ -138,8 +138,16 @@ impl Slack {
         let started = std::time::Instant::now();
         let mut attempt = 0i32;
         let me = loop {
-            let wait = match self.api.auth_test().await {
+            let answer = tokio::time::timeout(IDENTIFY_CALL, self.api.auth_test()).await.unwrap_or_else(|_| {
+                Err(DeliveryError::Transient(format!("no answer within {} s", IDENTIFY_CALL.as_secs())))
+            });
+            let wait = match answer {
                 Ok(me) => break me,
+                // (A 404 or a proxy's 403: the URL, not the token.)
+                Err(DeliveryError::Permanent(code)) if code.starts_with("HTTP ") => anyhow::bail!(
+                    "Slack's API at {} answered auth.test with {code}: is SLACK_API_URL (or slack.api_url) right?",
+                    self.config.api_url
+                ),
                 Err(DeliveryError::Permanent(code)) => anyhow::bail!(
                     "Slack refused the bot token ({code}) at {}: check SLACK_BOT_TOKEN (the app's Bot User OAuth \
                      Token, xoxb-…)",
@@ -170,6 +178,8 @@ impl Slack {
 
 /// How long start-up waits for Slack to answer `auth.test`.
 pub const IDENTIFY_PATIENCE: Duration = Duration::from_secs(60);
+/// How long one `auth.test` call may take.
+const IDENTIFY_CALL: Duration = Duration::from_secs(10);
 
 /// Shared state for the router, the server and the CLI.
 #[derive(Debug)]

@@ -1,7 +1,9 @@
 //! The dispatcher: delivers the outbox.
 //!
-//! Per channel, one reply at a time and in order (the claim takes only each
-//! channel's oldest open row; an answer stored when nothing waits in its
+//! Per channel, one public reply at a time and in order, and one private
+//! reply per person at a time, in order (the claim takes only the oldest
+//! open row of each; private replies neither wait for public ones nor hold
+//! them back; an answer stored when nothing waits in its
 //! channel claims itself and is delivered by its own worker — two replies
 //! to different threads of one channel stored at the same instant can then
 //! both go, as two claims racing on rows not yet committed could before;
@@ -141,8 +143,14 @@ pub async fn deliver(app: &App, pacer: &Pacer, row: OutboxRow) -> Result<bool, S
     send_and_record(app, row).await
 }
 
+/// The bucket a row is paced by: its channel's, for a public reply; for a
+/// private one, its recipient's in that channel (an ephemeral or
+/// `response_url` reply is not one of the channel's messages).
 fn pacing_key(row: &OutboxRow) -> String {
-    format!("{}:{}:{}", row.platform, row.tenant, row.channel)
+    match &row.recipient {
+        None => format!("{}:{}:{}", row.platform, row.tenant, row.channel),
+        Some(to) => format!("{}:{}:{}:to:{to}", row.platform, row.tenant, row.channel),
+    }
 }
 
 /// Delivers a reply claimed outside the dispatcher loop (an answer that

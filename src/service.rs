@@ -101,6 +101,27 @@ async fn store_socket_events(app: Arc<App>, mut rx: mpsc::Receiver<Handoff>) {
     }
 }
 
+/// Asks Slack who the bot is until it answers or `shutdown` flips.
+async fn identify_in_background(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let Some(slack) = app.slack.as_ref() else { return };
+    loop {
+        tokio::select! {
+            identified = slack.identify() => match identified {
+                Ok(me) => {
+                    tracing::info!(bot_user = ?me.user_id, "connected to Slack");
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "this worker does not know the Slack bot yet; trying again"),
+            },
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Runs a process's share of Pincer until `shutdown` flips to true.
 pub async fn run(
     app: Arc<App>,
@@ -110,14 +131,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let mut socket = None;
-    // The dispatcher needs the bot's identity too: a reply that may have
-    // been posted is looked for among the bot's own messages only.
-    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms() || role.works()) {
+    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms()) {
         let me = slack.identify().await?;
         tracing::info!(bot_user = ?me.user_id, "connected to Slack");
-    }
-    if let Some(slack) = app.slack.as_ref().filter(|_| role.platforms()) {
-        let me = slack.bot();
         if let Some(token) = &slack.config.app_token {
             let (tx, rx) = mpsc::channel(256);
             let consumer = tokio::spawn(store_socket_events(app.clone(), rx));
@@ -129,6 +145,12 @@ pub async fn run(
             ));
             tracing::info!("Slack Socket Mode started");
         }
+    }
+    if role.works() && !role.platforms() && app.slack.is_some() {
+        // A worker's dispatcher needs the bot's identity too (a reply that
+        // may have been posted is looked for among the bot's own messages),
+        // but not to start: console and terminal work goes on meanwhile.
+        tasks.push(tokio::spawn(identify_in_background(app.clone(), shutdown.clone())));
     }
     if role.works() {
         tasks.push(tokio::spawn(worker::run(app.clone(), shutdown.clone())));

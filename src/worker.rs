@@ -27,10 +27,12 @@ pub const LEASE: Duration = Duration::from_secs(60);
 pub const MAX_ATTEMPTS: i32 = 5;
 /// How long an ask that has waited `waited` for the earlier ask in its
 /// thread waits before looking again: a tenth of that, from 200 ms (an
-/// answer being written) to 5 s (a run paused for an approval, which may
-/// take minutes: each look re-reads the routing facts).
+/// answer being written) to 2 s (a run paused for an approval, which may
+/// take minutes: each look re-reads the routing facts). Nothing wakes it
+/// when the earlier ask is answered, so the cap is what a follow-up can
+/// lose.
 fn thread_wait(waited: Duration) -> Duration {
-    (waited / 10).clamp(Duration::from_millis(200), Duration::from_secs(5))
+    (waited / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 /// Jobs claimed at once by one worker, and jobs it runs at once.
 pub const BATCH: i64 = 32;
@@ -333,6 +335,6 @@ mod tests {
         assert_eq!(thread_wait(Duration::ZERO), Duration::from_millis(200));
         assert_eq!(thread_wait(Duration::from_secs(1)), Duration::from_millis(200));
         assert_eq!(thread_wait(Duration::from_secs(10)), Duration::from_secs(1));
-        assert_eq!(thread_wait(Duration::from_secs(600)), Duration::from_secs(5));
+        assert_eq!(thread_wait(Duration::from_secs(600)), Duration::from_secs(2));
     }
 }

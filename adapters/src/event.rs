@@ -11,6 +11,7 @@ use std::future::Future;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use pincer_commands::parse::MAX_TEXT_CHARS;
 use pincer_commands::{Email, Input, ParseError, clean_text, parse_line};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -331,7 +332,17 @@ impl Serialize for ChannelEvent {
 /// is full, why?" is a question, not a mistyped command).
 fn message_body(text: &str, posted: bool) -> EventBody {
     match parse_line(text) {
-        Err(ParseError::UnknownCommand { .. }) if posted => EventBody::Message(Ok(Input::Text(clean_text(text)))),
+        Err(ParseError::UnknownCommand { .. }) if posted => {
+            // (A line that starts with `/` was allowed a command's name on
+            // top of the limit; as text, it has none.)
+            let text = clean_text(text);
+            let chars = text.chars().count();
+            EventBody::Message(if chars > MAX_TEXT_CHARS {
+                Err(ParseError::TooLong { chars })
+            } else {
+                Ok(Input::Text(text))
+            })
+        }
         parsed => EventBody::Message(parsed),
     }
 }
@@ -603,6 +614,17 @@ mod tests {
         assert_eq!(from("U1", None).conversation_thread(), "user:U1");
         assert_eq!(from("U2", None).conversation_thread(), "user:U2");
         assert!(conversation_thread(None, "U1").starts_with(PERSONAL_THREAD));
+    }
+
+    #[test]
+    fn a_posted_line_that_is_not_a_command_is_held_to_the_text_limit() {
+        let ch: ChannelRef = "slack:C1".parse().unwrap();
+        let sender = Sender { platform_user_id: "U1".into(), display_name: None, verified_email: None, is_bot: false };
+        let line = format!("/var/log {}", "x".repeat(4000));
+        let ev = ChannelEvent::new("T1", ch.clone(), Some("1.1".into()), sender.clone(), &line, "k".into());
+        assert_eq!(ev.body, EventBody::Message(Err(ParseError::TooLong { chars: 4009 })));
+        let ev = ChannelEvent::new("T1", ch, Some("1.1".into()), sender, "/var/log is full", "k".into());
+        assert_eq!(ev.body, EventBody::Message(Ok(Input::Text("/var/log is full".into()))));
     }
 
     #[test]

@@ -129,10 +129,10 @@ macro_rules! answer_reply {
                  FROM ",
             $source,
             ", LATERAL (
-                     SELECT $20::float8 IS NOT NULL AND ($11::text IS NOT NULL OR NOT EXISTS (
+                     SELECT $20::float8 IS NOT NULL AND NOT EXISTS (
                          SELECT 1 FROM outbox p
                          WHERE p.platform = $6 AND p.tenant = $7 AND p.channel = $8 AND p.status IN ('pending', 'sending')
-                           AND p.recipient IS NULL AND p.id <> ALL($21::bigint[]))) AS free
+                           AND p.recipient IS NOT DISTINCT FROM $11::text AND p.id <> ALL($21::bigint[])) AS free
                  ) f
                  RETURNING id, status = 'sending' AS claimed, created_at
              )"
@@ -193,12 +193,14 @@ const CLAIM: &str = "UPDATE outbox o SET status = 'sending', locked_until = now(
            AND (c.status = 'pending' OR c.locked_until < now())
            -- Terminal replies wait for the person's next `pincer chat`.
            AND c.platform NOT IN ('console', 'cli')
-           -- A channel's public replies go out in order, one at a time; a
-           -- private one (for one person) waits for none and holds none.
-           AND (c.recipient IS NOT NULL OR NOT EXISTS (
+           -- A channel's public replies go out in order, one at a time, and
+           -- so do each person's private ones there; neither waits for
+           -- the other.
+           AND NOT EXISTS (
                SELECT 1 FROM outbox p
                WHERE p.platform = c.platform AND p.tenant = c.tenant AND p.channel = c.channel AND p.id < c.id
-                 AND p.status IN ('pending', 'sending') AND p.recipient IS NULL AND p.id <> ALL($3::bigint[])))
+                 AND p.status IN ('pending', 'sending') AND p.recipient IS NOT DISTINCT FROM c.recipient
+                 AND p.id <> ALL($3::bigint[]))
          ORDER BY c.id LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id, o.platform, o.tenant, o.channel, o.thread, o.response_url, o.recipient, o.reply, o.is_progress,
                (SELECT pr.platform_ts FROM outbox pr WHERE pr.id = o.progress_of AND pr.status = 'delivered') AS progress_ts,

@@ -92,7 +92,6 @@ impl HistoryItem {
     }
 }
 
-/// Slack error codes that will never succeed on retry.
 /// How long a `users.info` or `conversations.info` lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,6 +106,7 @@ const SETUP_ERRORS: &[&str] = &[
     "no_permission",
 ];
 
+/// Slack error codes that will never succeed on retry.
 const PERMANENT: &[&str] = &[
     "channel_not_found",
     "user_not_found",
@@ -138,13 +138,19 @@ const PERMANENT: &[&str] = &[
     // A `response_url` used five times or older than 30 minutes.
     "expired_url",
     "used_url",
+    "invalid_metadata_format",
+    "invalid_metadata_schema",
+    "invalid_auth",
+    "invalid_blocks_format",
+    "invalid_attachments",
 ];
 
 /// Whether a Slack error code will fail the same way every time: the
-/// listed ones, and the `invalid_*` (a request Slack cannot take) and
-/// `restricted_action*` (a channel's or workspace's rule) families.
+/// listed ones, and the `restricted_action*` family (a channel's or
+/// workspace's rule). (Not every `invalid_*`: a history lookup's
+/// `invalid_cursor` is worth another try.)
 fn permanent(code: &str) -> bool {
-    PERMANENT.contains(&code) || code.starts_with("invalid_") || code.starts_with("restricted_action")
+    PERMANENT.contains(&code) || code.starts_with("restricted_action")
 }
 
 type Cache = Mutex<HashMap<String, (Option<String>, Instant)>>;
@@ -655,7 +661,7 @@ mod tests {
         ] {
             assert!(matches!(api(code), DeliveryError::Permanent(_)), "{code}");
         }
-        for code in ["internal_error", "fatal_error", "service_unavailable", "request_timeout"] {
+        for code in ["internal_error", "fatal_error", "service_unavailable", "request_timeout", "invalid_cursor"] {
             assert!(matches!(api(code), DeliveryError::Transient(_)), "{code}");
         }
     }

@@ -110,6 +110,17 @@ pub fn plain_text(text: &str) -> String {
     out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
+/// Text said to Pincer itself (a mention, a direct message): alone, or
+/// `help`, it asks what Pincer does — not a search for the word "help".
+fn to_pincer(text: String) -> String {
+    let word = text.trim().trim_end_matches(['?', '!', '.']).to_lowercase();
+    match word.as_str() {
+        "" | "help" => "/help".into(),
+        "help admin" => "/help admin".into(),
+        _ => text,
+    }
+}
+
 /// Whether `text` starts by mentioning someone other than the bot: a
 /// message addressed to that person, not to Pincer.
 fn addressed_to_someone_else(text: &str, bot: &BotIdentity) -> bool {
@@ -233,16 +244,7 @@ fn from_mention(
     if m.edited.is_some() {
         return Ok(Pushed::Ignored("edited mention"));
     }
-    let mut text = plain_text(&strip_mention(m.content.text.as_deref().unwrap_or_default(), bot));
-    // `@Pincer` alone, or `@Pincer help`: what Pincer does, not a search
-    // for the word "help".
-    let word = text.trim().trim_end_matches(['?', '!', '.']).to_lowercase();
-    if word.is_empty() || word == "help" || word == "help admin" {
-        text = format!("/{word}");
-        if word.is_empty() {
-            text.push_str("help");
-        }
-    }
+    let text = to_pincer(plain_text(&strip_mention(m.content.text.as_deref().unwrap_or_default(), bot)));
     let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
     let mut ev = ChannelEvent::new(
         team.as_ref(),
@@ -288,19 +290,23 @@ fn from_message(
     if addressed_to_someone_else(&text, bot) {
         return Ok(Pushed::Ignored("message addressed to someone else"));
     }
-    let text = plain_text(&text);
     if clean_text(&text).is_empty() {
         return Ok(Pushed::Ignored("empty message"));
     }
+    // A direct message is said to Pincer, as a mention is.
+    let direct = m.origin.channel_type.as_ref().is_some_and(|t| t.0 == "im");
+    let text = if direct { to_pincer(plain_text(&text)) } else { plain_text(&text) };
     let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
-    Ok(Pushed::Event(Box::new(ChannelEvent::new(
+    let mut ev = ChannelEvent::new(
         team.as_ref(),
         channel_ref(channel.as_ref())?,
         Some(thread),
         sender(user.as_ref()),
         &text,
         key,
-    ))))
+    );
+    ev.addressed = direct;
+    Ok(Pushed::Event(Box::new(ev)))
 }
 
 /// Whether a slash command's form body is Slack's certificate check
@@ -584,6 +590,15 @@ mod tests {
         let msg = callback(r#"{"type":"message","user":"U1","channel":"C1","text":"why?","ts":"1.1"}"#);
         let Pushed::Event(ev) = parse_push(&msg, &bot()).unwrap() else { panic!() };
         assert!(!ev.addressed);
+        // A direct message is said to Pincer, as a mention is.
+        for (text, line) in [("why?", "why?"), ("help", "/help")] {
+            let dm = callback(&format!(
+                r#"{{"type":"message","user":"U1","channel":"D1","channel_type":"im","text":"{text}","ts":"1.1"}}"#
+            ));
+            let Pushed::Event(ev) = parse_push(&dm, &bot()).unwrap() else { panic!() };
+            assert!(ev.addressed, "{text}");
+            assert_eq!(ev.text, line);
+        }
     }
 
     #[test]
