@@ -176,6 +176,34 @@ impl Slack {
     }
 }
 
+/// Who was told, in a channel, that they cannot ask there: chat they go
+/// on posting is not met with the same refusal each time (one process's
+/// memory; each replica tells once).
+#[derive(Debug, Default)]
+pub struct Told(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Told {
+    /// How long one telling lasts.
+    pub const FOR: Duration = Duration::from_secs(24 * 3600);
+
+    /// Whether `key` has not been told within [`Told::FOR`]; if so, it is
+    /// remembered as told now.
+    pub fn first_time(&self, key: &str) -> bool {
+        let Ok(mut told) = self.0.lock() else { return true };
+        let now = std::time::Instant::now();
+        if told.len() > 50_000 {
+            told.retain(|_, at| now.duration_since(*at) < Self::FOR);
+        }
+        match told.get(key) {
+            Some(at) if now.duration_since(*at) < Self::FOR => false,
+            _ => {
+                told.insert(key.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
 /// How long start-up waits for Slack to answer `auth.test`.
 pub const IDENTIFY_PATIENCE: Duration = Duration::from_secs(60);
 /// How long one `auth.test` call may take.
@@ -198,6 +226,8 @@ pub struct App {
     pub wake: Wake,
     /// The local worker's inbox.
     pub handoff: Handoff,
+    /// Who was told they cannot ask where they chat.
+    pub told: Told,
 }
 
 impl App {
@@ -230,6 +260,7 @@ impl App {
             slack,
             wake: Wake::default(),
             handoff: Handoff::default(),
+            told: Told::default(),
         }))
     }
 }

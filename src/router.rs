@@ -295,6 +295,9 @@ impl Router {
                     let (entry, outcome) = Box::pin(handlers::link::redeem(tx.write().await?, ev, code, None)).await?;
                     return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
                 }
+                if !first_refusal(app, ev, "unknown_person") {
+                    return Ok(ignored(app, ev, where_, "unknown_person_told"));
+                }
                 let meta = merged(
                     where_,
                     json!({"reason": "unknown_person", "sender": ev.sender.platform_user_id, "email": ev.sender.verified_email}),
@@ -343,6 +346,11 @@ impl Router {
             (Some(_), _) => ChannelAgent::Enabled,
         };
         if let Decision::Deny(denial) = policy::authorize(user.role, spec, channel_agent, app.config.rbac) {
+            if !first_refusal(app, ev, denial.code()) {
+                return Ok(Decided::quiet(
+                    trail.into_iter().chain(ignored(app, ev, where_, "refusal_told").trail).collect(),
+                ));
+            }
             let meta = merged(where_, json!({"command": path, "reason": denial.code(), "role": user.role}));
             trail.push(AuditEntry::new(who, "command.denied", meta));
             Metrics::inc(&app.metrics.denied);
@@ -594,6 +602,18 @@ pub(crate) fn with(a: &Value, b: Value) -> Value {
 }
 
 /// [`with`], taking `a` (no copy of it).
+/// Whether a refusal should be said: always, except to chat posted in a
+/// channel (a message not addressed to Pincer) by someone already told
+/// there within [`crate::app::Told::FOR`] that they cannot ask — an
+/// observer, a stranger, anyone while the agent is disabled.
+fn first_refusal(app: &App, ev: &ChannelEvent, reason: &str) -> bool {
+    if !(ev.is_chatter() && ev.is_posted()) {
+        return true;
+    }
+    let key = format!("{}:{}:{}:{}:{reason}", ev.platform(), ev.tenant, ev.channel.channel, ev.sender.platform_user_id);
+    app.told.first_time(&key)
+}
+
 /// An event answered with nothing, only audited (`event.ignored`, with why).
 fn ignored(app: &App, ev: &ChannelEvent, where_: Value, reason: &str) -> Decided {
     Metrics::inc(&app.metrics.ignored);

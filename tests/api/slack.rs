@@ -726,6 +726,38 @@ async fn a_gateway_killed_between_store_and_delivery_delivers_after_restart_once
 }
 
 #[tokio::test]
+async fn someone_who_cannot_ask_is_told_once_not_at_every_message() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let message = |id: &str, user: &str, text: &str, ts: &str| {
+        json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
+            "event": {"type": "message", "user": user, "channel": "CONCALL", "text": text, "ts": ts}})
+        .to_string()
+    };
+    // Olivia (an observer) and a stranger chat in #oncall: each is told
+    // once why they cannot ask, and their next messages pass quietly.
+    for (i, user) in ["UOLIVIA", "UNOBODY", "UOLIVIA", "UNOBODY", "UOLIVIA"].iter().enumerate() {
+        let body = message(&format!("EvT{i}"), user, "nice work everyone", &format!("1.{i}"));
+        assert_eq!(gw.signed("/slack/events", &body).await, 200);
+    }
+    mock.wait_for(10, "two sentences", |c| c.iter().filter(|c| c.method == "chat.postEphemeral").count() >= 2).await;
+    let t = gw.t.app.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pincer::store::jobs::pending(&t.store.pool).await.unwrap() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mock.calls("chat.postEphemeral").len(), 2, "{:#?}", mock.calls("chat.postEphemeral"));
+    // Speaking to Pincer by name is always answered.
+    assert_eq!(gw.signed("/slack/events", &mention("EvT9", "UOLIVIA", "CONCALL", "deploy?", "2.1")).await, 200);
+    mock.wait_for(10, "a third sentence", |c| c.iter().filter(|c| c.method == "chat.postEphemeral").count() >= 3).await;
+    let t = gw.stop().await;
+    let actions = t.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "event.ignored").count(), 3, "{actions:?}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn strangers_get_a_private_sentence_and_nothing_else() {
     let (mock, api) = MockSlack::start().await;
     mock.emails.lock().unwrap().insert("UEVE".into(), "eve@elsewhere.com".into());
