@@ -601,7 +601,6 @@ pub(crate) fn with(a: &Value, b: Value) -> Value {
     merged(a.clone(), b)
 }
 
-/// [`with`], taking `a` (no copy of it).
 /// Whether a refusal should be said: always, except to chat posted in a
 /// channel (a message not addressed to Pincer) by someone already told
 /// there within [`crate::app::Told::FOR`] that they cannot ask — an
@@ -621,6 +620,7 @@ fn ignored(app: &App, ev: &ChannelEvent, where_: Value, reason: &str) -> Decided
     Decided::quiet(vec![AuditEntry::new(None, "event.ignored", meta)])
 }
 
+/// [`with`], taking `a` (no copy of it).
 fn merged(mut a: Value, b: Value) -> Value {
     if let (Some(o), Value::Object(extra)) = (a.as_object_mut(), b) {
         o.extend(extra);
