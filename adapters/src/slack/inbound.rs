@@ -49,15 +49,21 @@ fn sender(user: &str) -> Sender {
 /// Drops leading `<@U…>` mentions of the bot.
 fn strip_mention(text: &str, bot: &BotIdentity) -> String {
     let mut t = text.trim_start();
-    while let Some(rest) = t.strip_prefix("<@") {
-        let Some(end) = rest.find('>') else { break };
-        let id = rest[..end].split('|').next().unwrap_or_default();
+    while let Some((id, rest)) = leading_mention(t) {
         if bot.user_id.as_deref().is_some_and(|b| b != id) {
             break;
         }
-        t = rest[end + 1..].trim_start();
+        t = rest.trim_start();
     }
     t.to_string()
+}
+
+/// The user a text begins by mentioning (`<@U1>`, `<@U1|name>`), and the
+/// text after that mention.
+fn leading_mention(text: &str) -> Option<(&str, &str)> {
+    let rest = text.trim_start().strip_prefix("<@")?;
+    let end = rest.find('>')?;
+    Some((rest[..end].split('|').next().unwrap_or_default(), &rest[end + 1..]))
 }
 
 /// Slack's message markup turned back into what the person typed: links
@@ -67,6 +73,10 @@ fn strip_mention(text: &str, bot: &BotIdentity) -> String {
 /// (`<@U1>`) stays as Slack wrote it. So `/admin user add gina@acme.com`
 /// typed as a message gets the address, not `<mailto:…>`.
 pub fn plain_text(text: &str) -> String {
+    // (Most messages have no markup at all.)
+    if !text.contains(['<', '&']) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find('<') {
@@ -124,10 +134,7 @@ fn to_pincer(text: String) -> String {
 /// Whether `text` starts by mentioning someone other than the bot: a
 /// message addressed to that person, not to Pincer.
 fn addressed_to_someone_else(text: &str, bot: &BotIdentity) -> bool {
-    let Some(rest) = text.trim_start().strip_prefix("<@") else { return false };
-    let Some(end) = rest.find('>') else { return false };
-    let id = rest[..end].split('|').next().unwrap_or_default();
-    bot.user_id.as_deref() != Some(id)
+    leading_mention(text).is_some_and(|(id, _)| bot.user_id.as_deref() != Some(id))
 }
 
 /// Whether `text` mentions the user `id`: `<@ID>` or `<@ID|name>` (not a
