@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::openai::{ToolCall, ToolSpec, Turn};
-use super::{Answer, ModelHttp, Prompt, ProviderError};
+use super::{Answer, Prompt, ProviderError};
 use crate::config::ProviderConfig;
 
 /// The API version Pincer speaks.
@@ -89,20 +89,20 @@ pub const ANSWER_PATH: &str = "/messages";
 /// Sends one prompt to `url`, `POST {base_url}/messages`.
 pub async fn answer(
     config: &ProviderConfig,
-    url: &::http::Uri,
-    http: &ModelHttp,
+    url: &reqwest::Url,
+    http: &reqwest::Client,
     prompt: Prompt<'_>,
 ) -> Result<Answer, ProviderError> {
-    let body = request_body(&config.model, config.max_tokens, prompt);
-    let body = super::post_to(http, config, url, &headers(config), &body).await?;
+    let mut req = http
+        .post(url.clone())
+        .timeout(config.timeout)
+        .header("anthropic-version", VERSION)
+        .json(&request_body(&config.model, config.max_tokens, prompt));
+    if let Some(key) = &config.api_key {
+        req = req.header("x-api-key", key.expose());
+    }
+    let body = super::send(req).await?;
     parse_response(&config.name, &body)
-}
-
-/// `anthropic-version`, and `x-api-key` if the provider has a key.
-fn headers(config: &ProviderConfig) -> Vec<(::http::HeaderName, String)> {
-    let version = (::http::HeaderName::from_static("anthropic-version"), VERSION.to_string());
-    let key = config.api_key.iter().map(|key| (::http::HeaderName::from_static("x-api-key"), key.expose()));
-    std::iter::once(version).chain(key).collect()
 }
 
 /// The request body for a turn with tools.
@@ -153,13 +153,23 @@ pub fn tool_results(results: &[(String, String)]) -> Value {
 /// Sends one turn of a tool loop.
 pub async fn turn(
     config: &ProviderConfig,
-    http: &ModelHttp,
+    http: &reqwest::Client,
     system: &str,
     messages: &[Value],
     tools: &[ToolSpec],
 ) -> Result<Turn, ProviderError> {
-    let body = turn_body(&config.model, config.max_tokens, system, messages, tools);
-    let body = super::post(http, config, ANSWER_PATH, &headers(config), &body).await?;
+    let url = format!("{}/messages", config.base_url);
+    let mut req = http.post(url).timeout(config.timeout).header("anthropic-version", VERSION).json(&turn_body(
+        &config.model,
+        config.max_tokens,
+        system,
+        messages,
+        tools,
+    ));
+    if let Some(key) = &config.api_key {
+        req = req.header("x-api-key", key.expose());
+    }
+    let body = super::send(req).await?;
     parse_turn(&config.name, &body)
 }
 

@@ -18,7 +18,6 @@
 
 pub mod anthropic;
 pub mod extractive;
-pub mod http;
 pub mod openai;
 
 use std::collections::HashMap;
@@ -28,7 +27,6 @@ use pincer_commands::ScopeName;
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::store::memory::Passage;
-pub use http::ModelHttp;
 
 /// Everything a provider is given for one answer.
 #[derive(Debug, Clone, Copy)]
@@ -131,38 +129,24 @@ pub fn system_text(prompt: Prompt<'_>) -> String {
     system
 }
 
-/// `{base_url}{path}`, as a URI a request can be sent to.
-pub fn endpoint(base_url: &str, path: &str) -> Result<::http::Uri, String> {
-    let uri: ::http::Uri = format!("{base_url}{path}").parse().map_err(|e| format!("{base_url}{path}: {e}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(uri),
-        _ => Err(format!("{base_url}{path}: not an http(s) URL with a host")),
+/// Reads `Retry-After` in seconds (the HTTP-date form is not used by model APIs).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+fn transport(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Transport(e.without_url().to_string()) }
+}
+
+/// Sends a built request once; a non-2xx status is an error.
+async fn send(req: reqwest::RequestBuilder) -> Result<axum::body::Bytes, ProviderError> {
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(ProviderError::Status { status: status.as_u16(), retry_after: retry_after(&resp) });
     }
-}
-
-/// POSTs `body` as JSON to `{base_url}{path}` of `config`'s provider, with
-/// `headers`, within its timeout.
-pub(crate) async fn post(
-    http: &ModelHttp,
-    config: &ProviderConfig,
-    path: &str,
-    headers: &[(::http::HeaderName, String)],
-    body: &impl serde::Serialize,
-) -> Result<axum::body::Bytes, ProviderError> {
-    let url = endpoint(&config.base_url, path).map_err(ProviderError::Transport)?;
-    post_to(http, config, &url, headers, body).await
-}
-
-/// [`post`] to a URL parsed beforehand.
-pub(crate) async fn post_to(
-    http: &ModelHttp,
-    config: &ProviderConfig,
-    url: &::http::Uri,
-    headers: &[(::http::HeaderName, String)],
-    body: &impl serde::Serialize,
-) -> Result<axum::body::Bytes, ProviderError> {
-    let body = serde_json::to_vec(body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
-    http.post_json(url, headers, body, config.timeout).await
+    resp.bytes().await.map_err(transport)
 }
 
 /// Calls `call` until it succeeds, fails for good, or `max_retries` retries
@@ -209,7 +193,7 @@ pub struct Remote {
     /// As configured.
     pub config: ProviderConfig,
     /// `{base_url}/chat/completions` or `{base_url}/messages`.
-    pub answer_url: ::http::Uri,
+    pub answer_url: reqwest::Url,
 }
 
 impl Remote {
@@ -218,7 +202,7 @@ impl Remote {
             ProviderKind::Openai => openai::ANSWER_PATH,
             ProviderKind::Anthropic => anthropic::ANSWER_PATH,
         };
-        let answer_url = endpoint(&config.base_url, path)
+        let answer_url = reqwest::Url::parse(&format!("{}{path}", config.base_url))
             .map_err(|e| anyhow::anyhow!("provider {}: base_url {}: {e}", config.name, config.base_url))?;
         Ok(Remote { config, answer_url })
     }
@@ -226,7 +210,7 @@ impl Remote {
 
 impl Provider {
     /// Answers one prompt (with retries, for a remote model).
-    pub async fn answer(&self, http: &ModelHttp, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
+    pub async fn answer(&self, http: &reqwest::Client, prompt: Prompt<'_>) -> Result<Answer, ProviderError> {
         match self {
             Provider::Extractive => Ok(Answer {
                 text: extractive::compose(prompt.question, prompt.passages, prompt.scopes),
@@ -251,14 +235,14 @@ impl Provider {
 /// Every provider by name, built once at start-up around one HTTP client.
 #[derive(Debug, Clone)]
 pub struct Providers {
-    http: ModelHttp,
+    http: reqwest::Client,
     by_name: HashMap<String, Provider>,
 }
 
 impl Providers {
     /// Builds the providers the config declares.
     pub fn from_config(config: &Config) -> anyhow::Result<Providers> {
-        let http = ModelHttp::from_env()?;
+        let http = reqwest::Client::builder().user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION"))).build()?;
         let by_name = config
             .providers
             .values()
@@ -282,7 +266,7 @@ impl Providers {
     }
 
     /// The shared HTTP client.
-    pub fn http(&self) -> &ModelHttp {
+    pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
 

@@ -7,10 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use ::http::HeaderName;
-use ::http::header::AUTHORIZATION;
-
-use super::{Answer, ModelHttp, Prompt, ProviderError};
+use super::{Answer, Prompt, ProviderError};
 use crate::config::ProviderConfig;
 
 /// The request body for one prompt, serialised straight from the prompt
@@ -89,19 +86,17 @@ pub const ANSWER_PATH: &str = "/chat/completions";
 /// Sends one prompt to `url`, `POST {base_url}/chat/completions`.
 pub async fn answer(
     config: &ProviderConfig,
-    url: &::http::Uri,
-    http: &ModelHttp,
+    url: &reqwest::Url,
+    http: &reqwest::Client,
     prompt: Prompt<'_>,
 ) -> Result<Answer, ProviderError> {
-    let headers = headers(config);
-    let body = request_body(&config.model, config.max_tokens, prompt);
-    let body = super::post_to(http, config, url, &headers, &body).await?;
+    let mut req =
+        http.post(url.clone()).timeout(config.timeout).json(&request_body(&config.model, config.max_tokens, prompt));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
+    }
+    let body = super::send(req).await?;
     parse_response(&config.name, &body)
-}
-
-/// `Authorization: Bearer {api key}`, if the provider has a key.
-fn headers(config: &ProviderConfig) -> Vec<(HeaderName, String)> {
-    config.api_key.iter().map(|key| (AUTHORIZATION, format!("Bearer {}", key.expose()))).collect()
 }
 
 /// A tool the model may call, as offered to it.
@@ -180,12 +175,16 @@ pub fn parse_turn(provider: &str, body: &[u8]) -> Result<Turn, ProviderError> {
 /// vector per input, in order.
 pub async fn embed(
     config: &ProviderConfig,
-    http: &ModelHttp,
+    http: &reqwest::Client,
     model: &str,
     inputs: &[&str],
 ) -> Result<Vec<Vec<f32>>, ProviderError> {
-    let headers = headers(config);
-    let body = super::post(http, config, "/embeddings", &headers, &json!({"model": model, "input": inputs})).await?;
+    let url = format!("{}/embeddings", config.base_url);
+    let mut req = http.post(url).timeout(config.timeout).json(&json!({"model": model, "input": inputs}));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
+    }
+    let body = super::send(req).await?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| ProviderError::Malformed(e.to_string()))?;
     let mut data: Vec<(u64, Vec<f32>)> = v["data"]
         .as_array()
@@ -208,13 +207,17 @@ pub async fn embed(
 /// Sends one turn of a tool loop.
 pub async fn turn(
     config: &ProviderConfig,
-    http: &ModelHttp,
+    http: &reqwest::Client,
     messages: &[Value],
     tools: &[ToolSpec],
 ) -> Result<Turn, ProviderError> {
-    let headers = headers(config);
-    let body = turn_body(&config.model, config.max_tokens, messages, tools);
-    let body = super::post(http, config, ANSWER_PATH, &headers, &body).await?;
+    let url = format!("{}/chat/completions", config.base_url);
+    let mut req =
+        http.post(url).timeout(config.timeout).json(&turn_body(&config.model, config.max_tokens, messages, tools));
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key.expose());
+    }
+    let body = super::send(req).await?;
     parse_turn(&config.name, &body)
 }
 
