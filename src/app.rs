@@ -84,6 +84,8 @@ pub struct Wake {
     pub jobs: Notify,
     /// A reply was stored.
     pub outbox: Notify,
+    /// Asks waiting for an earlier ask of their conversation to end.
+    pub turns: crate::worker::Turns,
 }
 
 /// Hands jobs this process queued straight to its own worker, already

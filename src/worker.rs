@@ -5,11 +5,13 @@
 //! died is taken over when the lease runs out. A job that keeps failing is
 //! given up after [`MAX_ATTEMPTS`], audited, and the person told.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pincer_adapters::delivery::DeliveryError;
-use pincer_adapters::{ChannelEvent, Platform, Reply};
+use pincer_adapters::{ChannelEvent, Platform, Reply, conversation_thread};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -28,11 +30,94 @@ pub const MAX_ATTEMPTS: i32 = 5;
 /// How long an ask that has waited `waited` for the earlier ask in its
 /// thread waits before looking again: a tenth of that, from 200 ms (an
 /// answer being written) to 2 s (a run paused for an approval, which may
-/// take minutes: each look re-reads the routing facts). Nothing wakes it
-/// when the earlier ask is answered, so the cap is what a follow-up can
-/// lose.
+/// take minutes: each look re-reads the routing facts). When the earlier
+/// ask ends in this process, [`Turns`] wakes it at once; when it ends in
+/// another, the cap is what a follow-up can lose.
 fn thread_wait(waited: Duration) -> Duration {
     (waited / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
+}
+
+/// A conversation as the routing facts' `earlier_in_thread` check keys it:
+/// the tenant, the channel as a job's payload writes it, and the
+/// conversation's thread (the thread, or `user:` and the sender outside
+/// one).
+type ThreadKey = (String, String, String);
+
+/// Asks this process deferred behind an earlier ask of their conversation,
+/// by conversation. When a job of that conversation ends here, they are
+/// made due at once instead of at their next look ([`thread_wait`]).
+#[derive(Debug, Default)]
+pub struct Turns {
+    /// How many asks wait: a job's end looks no further when none do.
+    waiting: AtomicUsize,
+    by_thread: Mutex<HashMap<ThreadKey, Vec<(i64, Instant)>>>,
+}
+
+impl Turns {
+    /// How long an ask is remembered as waiting: one whose earlier ask ends
+    /// in another process is never taken here, and is forgotten after this.
+    const KEEP: Duration = Duration::from_secs(600);
+
+    /// Remembers that job `id` waits for the end of an earlier ask of `key`.
+    fn wait(&self, key: ThreadKey, id: i64) {
+        let Ok(mut by_thread) = self.by_thread.lock() else { return };
+        let now = Instant::now();
+        by_thread.retain(|_, ids| {
+            ids.retain(|(_, at)| now.duration_since(*at) < Self::KEEP);
+            !ids.is_empty()
+        });
+        let ids = by_thread.entry(key).or_default();
+        if !ids.iter().any(|(waiting, _)| *waiting == id) {
+            ids.push((id, now));
+        }
+        self.waiting.store(by_thread.values().map(Vec::len).sum(), Ordering::Relaxed);
+    }
+
+    /// Whether no ask waits (most of the time: then a job's end costs nothing).
+    fn none(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) == 0
+    }
+
+    /// The asks waiting for `key`, forgotten as they are returned.
+    fn take(&self, key: &ThreadKey) -> Vec<i64> {
+        let Ok(mut by_thread) = self.by_thread.lock() else { return Vec::new() };
+        let ids = by_thread.remove(key).unwrap_or_default();
+        self.waiting.store(by_thread.values().map(Vec::len).sum(), Ordering::Relaxed);
+        ids.into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+/// The conversation a job belongs to: its event's, read from the payload
+/// as the routing facts read it (`payload->'event'` for an answer job, the
+/// payload itself for an event job not yet parsed).
+fn thread_key(job: &Job) -> Option<ThreadKey> {
+    if let Some(ev) = &job.event {
+        return Some((ev.tenant.clone(), ev.channel.to_string(), ev.conversation_thread().into_owned()));
+    }
+    let e = job.payload.get("event").unwrap_or(&job.payload);
+    let thread = conversation_thread(e["thread"].as_str(), e["sender"]["platform_user_id"].as_str()?);
+    Some((e["tenant"].as_str()?.to_string(), e["channel"].as_str()?.to_string(), thread.into_owned()))
+}
+
+/// After `job` has ended: the asks of this process waiting for the end of
+/// an earlier ask of its conversation are made due now, and the worker
+/// woken to take them. (Any of them with another ask still before it
+/// looks, and waits again.)
+async fn wake_turns(app: &App, job: &Job) {
+    if app.wake.turns.none() {
+        return;
+    }
+    let Some(key) = thread_key(job) else { return };
+    let ids = app.wake.turns.take(&key);
+    if ids.is_empty() {
+        return;
+    }
+    match jobs::due_now(&app.store.pool, &ids).await {
+        Ok(_) => app.wake.jobs.notify_one(),
+        Err(error) => {
+            tracing::warn!(%error, "could not wake the asks waiting in a thread; they look again on their own")
+        }
+    }
 }
 /// Jobs claimed at once by one worker, and jobs it runs at once.
 pub const BATCH: i64 = 32;
@@ -97,7 +182,15 @@ pub(crate) fn enrich_from_cache(app: &App, ev: &mut ChannelEvent) {
     }
 }
 
-async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<(), JobError> {
+/// How a job's run went, when it did not fail.
+enum Ran {
+    /// It has done its part (or paused for a person's decision).
+    Ended,
+    /// It waits for an earlier ask of its conversation.
+    WaitsItsTurn,
+}
+
+async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<Ran, JobError> {
     match job.kind.as_str() {
         "event" => {
             // Handed over at ingest as parsed, or read from the payload.
@@ -111,6 +204,9 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
                     // An earlier ask in this thread is still being answered.
                     let waited = (chrono::Utc::now() - ev.received_at).to_std().unwrap_or_default();
                     jobs::defer(&app.store.pool, job.id, me, thread_wait(waited)).await?;
+                    let key = (ev.tenant.clone(), ev.channel.to_string(), ev.conversation_thread().into_owned());
+                    app.wake.turns.wait(key, job.id);
+                    return Ok(Ran::WaitsItsTurn);
                 }
                 QueuedOutcome::Routed(Some(routed)) => {
                     let (answer_id, answer) = *routed;
@@ -138,7 +234,7 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
             }
         }
     }
-    Ok(())
+    Ok(Ran::Ended)
 }
 
 /// Ends a run that was interrupted after a tool with side effects started:
@@ -201,12 +297,17 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
     // stop, and tell the person.
     if job.attempts > MAX_ATTEMPTS {
         let error = JobError::Store(StoreError::Corrupt(format!("abandoned after {} claims", job.attempts)));
-        if let Err(e) = give_up(&app, &job, &me, &error).await {
-            tracing::error!(job = job.id, error = %e, "could not give the job up");
+        match give_up(&app, &job, &me, &error).await {
+            Ok(()) => wake_turns(&app, &job).await,
+            Err(e) => tracing::error!(job = job.id, error = %e, "could not give the job up"),
         }
         return;
     }
-    let Err(error) = run_job(&app, &router, &mut job, &me).await else { return };
+    let error = match run_job(&app, &router, &mut job, &me).await {
+        Ok(Ran::Ended) => return wake_turns(&app, &job).await,
+        Ok(Ran::WaitsItsTurn) => return,
+        Err(error) => error,
+    };
     if matches!(error, JobError::Store(StoreError::LeaseLost(_))) {
         tracing::warn!(job = job.id, "lease lost; another worker has the job");
         return;
@@ -222,7 +323,11 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
     }
     tracing::warn!(job = job.id, attempts = job.attempts, %error, "job failed");
     let result = if job.attempts >= MAX_ATTEMPTS || matches!(error, JobError::Payload(_)) {
-        give_up(&app, &job, &me, &error).await
+        let given_up = give_up(&app, &job, &me, &error).await;
+        if given_up.is_ok() {
+            wake_turns(&app, &job).await;
+        }
+        given_up
     } else {
         let backoff = Duration::from_millis(200 * 2u64.pow(job.attempts.clamp(0, 8) as u32));
         jobs::release(&app.store.pool, job.id, &me, backoff).await
@@ -336,5 +441,58 @@ mod tests {
         assert_eq!(thread_wait(Duration::from_secs(1)), Duration::from_millis(200));
         assert_eq!(thread_wait(Duration::from_secs(10)), Duration::from_secs(1));
         assert_eq!(thread_wait(Duration::from_secs(600)), Duration::from_secs(2));
+    }
+
+    fn event(thread: Option<&str>) -> ChannelEvent {
+        let sender = pincer_adapters::Sender {
+            platform_user_id: "UBOB".into(),
+            display_name: Some("bob".into()),
+            verified_email: None,
+            is_bot: false,
+        };
+        let channel = pincer_adapters::ChannelRef::new(Platform::Slack, "C1").unwrap();
+        ChannelEvent::new("T1", channel, thread.map(str::to_string), sender, "why?", "Ev1".into())
+    }
+
+    fn job(kind: &str, payload: serde_json::Value, event: Option<ChannelEvent>) -> Job {
+        Job {
+            id: 1,
+            kind: kind.into(),
+            payload,
+            attempts: 1,
+            side_effects_at: None,
+            facts: None,
+            event: event.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn a_jobs_conversation_is_the_same_read_from_the_event_or_from_either_payload() {
+        for thread in [Some("1700000000.000100"), None] {
+            let ev = event(thread);
+            let stored = serde_json::to_value(&ev).unwrap();
+            let expected = ("T1".to_string(), "slack:C1".to_string(), ev.conversation_thread().into_owned());
+            assert_eq!(thread_key(&job("event", serde_json::Value::Null, Some(ev.clone()))), Some(expected.clone()));
+            assert_eq!(thread_key(&job("event", stored.clone(), None)), Some(expected.clone()));
+            assert_eq!(thread_key(&job("answer", json!({"ask": {}, "event": stored}), None)), Some(expected));
+        }
+        assert_eq!(thread_key(&job("event", event(None).conversation_thread().into(), None)), None);
+    }
+
+    #[test]
+    fn asks_waiting_their_turn_are_taken_once_by_their_conversation() {
+        let turns = Turns::default();
+        assert!(turns.none());
+        let key = |t: &str| ("T1".to_string(), "slack:C1".to_string(), t.to_string());
+        turns.wait(key("a"), 7);
+        turns.wait(key("a"), 7);
+        turns.wait(key("a"), 8);
+        turns.wait(key("b"), 9);
+        assert!(!turns.none());
+        assert_eq!(turns.take(&key("a")), [7, 8]);
+        assert_eq!(turns.take(&key("a")), Vec::<i64>::new());
+        assert!(!turns.none());
+        assert_eq!(turns.take(&key("b")), [9]);
+        assert!(turns.none());
     }
 }

@@ -62,6 +62,10 @@ const ENQUEUE_CLAIMED: &str = "INSERT INTO jobs (kind, payload, locked_by, locke
 const DEFER: &str = "UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = greatest(attempts - 1, 0),
             run_after = now() + make_interval(secs => $3)
      WHERE id = $1 AND locked_by = $2";
+// Asks waiting their turn in a conversation whose earlier ask has ended:
+// due now (only those still waiting: one being looked at is left alone).
+const DUE_NOW: &str = "UPDATE jobs SET run_after = now()
+     WHERE id = ANY($1) AND locked_by IS NULL AND run_after > now()";
 const MARK_SIDE_EFFECTS: &str = "UPDATE jobs SET side_effects_at = now() WHERE id = $1 AND locked_by = $2";
 const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked_by = $2";
 // A run waiting for a person: unlocked, its state saved, not due before
@@ -106,6 +110,7 @@ pub(crate) const QUERIES: &[(&str, &str)] = &[
     ("jobs.pause", PAUSE),
     ("jobs.mark_side_effects", MARK_SIDE_EFFECTS),
     ("jobs.defer", DEFER),
+    ("jobs.due_now", DUE_NOW),
     ("jobs.claim", CLAIM),
     ("jobs.complete", COMPLETE),
     ("jobs.claim_terminal", CLAIM_TERMINAL),
@@ -210,6 +215,11 @@ pub async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
 pub async fn defer(pool: &Pool, id: i64, worker: &str, delay: Duration) -> Result<(), StoreError> {
     sqlx::query(DEFER).bind(id).bind(worker).bind(delay.as_secs_f64()).execute(pool).await?;
     Ok(())
+}
+
+/// Makes the waiting jobs `ids` due now; returns how many were waiting.
+pub async fn due_now(pool: &Pool, ids: &[i64]) -> Result<u64, StoreError> {
+    Ok(sqlx::query(DUE_NOW).bind(ids).execute(pool).await?.rows_affected())
 }
 
 /// Records that a tool with side effects is about to run in this job.

@@ -917,6 +917,67 @@ async fn asks_in_one_thread_are_answered_in_the_order_asked() {
 }
 
 #[tokio::test]
+async fn a_follow_up_waiting_for_its_threads_earlier_ask_is_woken_when_that_ask_is_answered() {
+    let (mock, api) = MockSlack::start().await;
+    // A model that holds the first question until the test lets it go.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let llm = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: String| {
+            let held = held.clone();
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let q = v["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+                if q.contains("first") {
+                    held.notified().await;
+                }
+                let reply =
+                    json!({"choices": [{"message": {"role": "assistant", "content": format!("answer to: {q}")}}]});
+                ([("content-type", "application/json")], reply.to_string())
+            }
+        }),
+    );
+    let gw = gateway_with_model(&api, llm).await;
+    let mention = |id: &str, text: &str, ts: &str| {
+        json!({"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": id, "event_time": 1,
+            "event": {"type": "app_mention", "user": "UBOB", "channel": "CONCALL", "text": format!("<@UBOT> {text}"), "ts": ts, "thread_ts": "1700000900.000001"}})
+        .to_string()
+    };
+    assert_eq!(gw.signed("/slack/events", &mention("EvW1", "first question", "1700000900.000002")).await, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(gw.signed("/slack/events", &mention("EvW2", "second question", "1700000900.000003")).await, 200);
+    // The follow-up waits its turn. Its next look is put an hour away, so
+    // that only the first answer's end can bring it back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query(
+        "UPDATE jobs SET run_after = now() + interval '1 hour'
+          WHERE kind = 'event' AND locked_by IS NULL AND payload->>'text' LIKE '%second question%'",
+    )
+    .execute(&gw.t.app.store.pool)
+    .await
+    .unwrap()
+    .rows_affected()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the follow-up never waited for the first ask");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    release.notify_one();
+    // (Either answer may come as an update of a "working on it" post on a slow machine.)
+    let answers = |calls: &[crate::slack_mock::Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.method == "chat.postMessage" || c.method == "chat.update")
+            .filter_map(|c| c.body["text"].as_str().filter(|t| t.starts_with("answer to:")).map(str::to_string))
+            .collect()
+    };
+    mock.wait_for(10, "the follow-up's answer", |calls| answers(calls).len() >= 2).await;
+    assert_eq!(answers(&mock.calls.lock().unwrap()), ["answer to: first question", "answer to: second question"]);
+    gw.stop().await.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_thread_started_under_a_slash_commands_answer_continues_from_that_question_and_answer() {
     let (mock, api) = MockSlack::start().await;
     // A model that answers "A(question)" and keeps, for each prompt, the
