@@ -13,7 +13,7 @@ use pincer_commands::{Email, Role, ScopeName};
 use tokio::io::BufReader;
 
 use crate::app::App;
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, Secrets};
 use crate::router::Router;
 use crate::secret::resolve_value;
 use crate::service::ServeRole;
@@ -252,7 +252,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         let url = cli.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         return crate::bench::run(None, &url, what).await;
     }
-    let config = load_config(&cli.config)?;
+    // Commands that reach no model, Slack or audit sink go on without
+    // their secrets (an admin's shell need not hold the model's key).
+    let secrets = match &cli.command {
+        Cmd::Migrate
+        | Cmd::Admin { .. }
+        | Cmd::Memory { what: MemoryCmd::List { .. } | MemoryCmd::Search { .. } | MemoryCmd::Forget { .. } } => {
+            Secrets::Optional
+        }
+        _ => Secrets::Required,
+    };
+    let config = load_config(&cli.config, secrets)?;
     let url = database_url(cli.database_url.as_deref(), &config)?;
     match cli.command {
         Cmd::Migrate => {
@@ -291,8 +301,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let config = Config::load(path).map_err(|e| {
+fn load_config(path: &Path, secrets: Secrets) -> anyhow::Result<Config> {
+    let config = Config::load_with(path, secrets).map_err(|e| {
         // (The caller writes the first "error: ".)
         let listed = e.to_string();
         let listed = listed.strip_prefix("error: ").unwrap_or(&listed).to_string();

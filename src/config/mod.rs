@@ -494,6 +494,7 @@ struct Checker<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
     plaintext: bool,
+    secrets: Secrets,
 }
 
 impl Checker<'_> {
@@ -514,6 +515,16 @@ impl Checker<'_> {
     fn warn(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
         let e = self.at(path, message, hint);
         self.warnings.push(e);
+    }
+    /// A secret that cannot be read: an error, or with [`Secrets::Optional`]
+    /// a warning (the setting is left unset).
+    fn unreadable(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
+        match self.secrets {
+            Secrets::Required => self.error(path, message, hint),
+            Secrets::Optional => {
+                self.warn(path, format!("{message} (left unset: this command does not need it)"), hint)
+            }
+        }
     }
     /// A secret written in the file itself: a warning, and `doctor` fails.
     fn plaintext(&mut self, path: &[Seg], message: String, hint: Option<&str>) {
@@ -559,9 +570,26 @@ fn rbac_from_env() -> Option<bool> {
     Some(!matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
 }
 
+/// What a secret the config names but that cannot be read is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// An error: a gateway needs every secret it is given.
+    Required,
+    /// A warning, the setting left unset: for shell commands that do not
+    /// use them (`pincer admin` on a machine without the model's key). The
+    /// database URL is needed by every command and stays an error.
+    Optional,
+}
+
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`; every secret must be readable.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, Secrets::Required)
+    }
+
+    /// Reads and validates the file at `path`, with `secrets` saying what a
+    /// secret that cannot be read is.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
         let src = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -571,11 +599,17 @@ impl Config {
                 hint: Some("pass --config PATH or set PINCER_CONFIG; examples/pincer.yaml is a starting point".into()),
             }])
         })?;
-        Config::parse(&src, path)
+        Config::parse_with(&src, path, secrets)
     }
 
     /// Validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(src, path, Secrets::Required)
+    }
+
+    /// [`Config::parse`], with `secrets` saying what a secret that cannot be
+    /// read is.
+    pub fn parse_with(src: &str, path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
@@ -592,7 +626,7 @@ impl Config {
                 }),
             }])
         })?;
-        validate(raw, src, path)
+        validate(raw, src, path, secrets)
     }
 
     /// The folder relative paths in the config are taken from.
@@ -611,9 +645,9 @@ impl Config {
     }
 }
 
-fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErrors> {
+fn validate(raw: RawConfig, src: &str, path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new(), plaintext: false };
+    let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new(), plaintext: false, secrets };
     let vault = vault_settings(raw.vault, &dir, &mut c);
     let uses_vault = vault.is_some();
     let resolver = Resolver::new(&dir, vault);
@@ -670,7 +704,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path) -> Result<Config, ConfigErro
                 Some(s)
             }
             Some((_, Err(e))) => {
-                c.error(
+                c.unreadable(
                     &[key("providers"), key(&name), key("api_key")],
                     e.to_string(),
                     Some("set the variable or create the file, or remove api_key"),
@@ -924,7 +958,7 @@ fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>)
                 match SecretRef::parse(&raw).and_then(|r| resolver.resolve(&r)) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        c.error(&[Seg::Key("slack".into())], format!("{name}: {e}"), None);
+                        c.unreadable(&[Seg::Key("slack".into())], format!("{name}: {e}"), None);
                         None
                     }
                 }
@@ -975,7 +1009,7 @@ fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>)
             Some(s)
         }
         Err(e) => {
-            c.error(&[Seg::Key("slack".into()), Seg::Key(key.into())], e.to_string(), None);
+            c.unreadable(&[Seg::Key("slack".into()), Seg::Key(key.into())], e.to_string(), None);
             None
         }
     };
@@ -1112,7 +1146,7 @@ fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> Audi
             Some(s)
         }
         Some((_, Err(e))) => {
-            c.error(&[key("audit"), key("signing_key")], e.to_string(), None);
+            c.unreadable(&[key("audit"), key("signing_key")], e.to_string(), None);
             None
         }
     };
@@ -1135,7 +1169,7 @@ fn audit_config(raw: RawAudit, resolver: &Resolver, c: &mut Checker<'_>) -> Audi
                     Some(s)
                 }
                 Err(e) => {
-                    c.error(&[key("audit"), key("sink"), key("token")], e.to_string(), None);
+                    c.unreadable(&[key("audit"), key("sink"), key("token")], e.to_string(), None);
                     None
                 }
             });
@@ -1308,5 +1342,21 @@ agents:
         assert_eq!(cfg.agents.values().next().unwrap().provider.as_deref(), Some("default"));
         let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
         assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
+        // For a shell command that needs no key: a warning, the key unset.
+        let cfg =
+            Config::parse_with(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml"), Secrets::Optional)
+                .unwrap();
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        let warned = &cfg.warnings[0].message;
+        assert!(
+            warned.starts_with("providers.default.api_key: ") && warned.contains("PINCER_TEST_UNSET_KEY"),
+            "{warned}"
+        );
+        assert!(warned.ends_with("(left unset: this command does not need it)"), "{warned}");
+        assert!(cfg.providers["default"].api_key.is_none());
+        // The database URL is needed by every command.
+        let yaml = format!("{GOOD}database_url: env://PINCER_TEST_UNSET_DB\n");
+        let errs = Config::parse_with(&yaml, &dir.path().join("p.yaml"), Secrets::Optional).unwrap_err();
+        assert!(errs.0[0].message.starts_with("database_url: "), "{errs}");
     }
 }

@@ -119,6 +119,38 @@ async fn admin_commands_from_the_shell_are_audited_like_chat() {
     t.cleanup().await;
 }
 
+#[tokio::test]
+async fn admin_commands_go_on_without_secrets_they_do_not_use_and_commands_that_use_them_do_not() {
+    let t = TestApp::spawn().await;
+    // The example with a model whose key is in a variable this shell lacks.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pincer.yaml");
+    let text = std::fs::read_to_string(crate::helpers::root().join("examples/pincer.yaml")).unwrap();
+    let provider = "providers:\n  default:\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    model: m\n    api_key: env://PINCER_TEST_UNSET_MODEL_KEY\n";
+    std::fs::write(&config, format!("{provider}{text}")).unwrap();
+    std::fs::create_dir(dir.path().join("prompts")).unwrap();
+    for p in ["product-assistant.md", "ops-oncall.md"] {
+        std::fs::copy(crate::helpers::root().join("examples/prompts").join(p), dir.path().join("prompts").join(p))
+            .unwrap();
+    }
+    let env = [("DATABASE_URL", db_url(&t.db)), ("PINCER_CONFIG", config.display().to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, out, err) = pincer(&["admin", "user", "add", "eve@acme.com", "observer"], &env, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Added eve@acme.com as observer"), "{out}");
+    assert!(
+        err.contains("providers.default.api_key:")
+            && err.contains("PINCER_TEST_UNSET_MODEL_KEY")
+            && err.contains("left unset"),
+        "{err}"
+    );
+    // A command that would call the model still needs its key.
+    let (code, _, err) = pincer(&["chat", "--user", "dan@acme.com"], &env, Some("/ask why?\n"));
+    assert_eq!(code, 1);
+    assert!(err.contains("PINCER_TEST_UNSET_MODEL_KEY") && err.contains("The config has errors"), "{err}");
+    t.cleanup().await;
+}
+
 /// Runs `pincer` with `env` whose stdout reader has gone before anything is
 /// written (`pincer … | head -0`); asserts it exits 0 and says nothing.
 fn with_stdout_closed(args: &[&str], env: &[(&str, String)]) {
