@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx<'_>, conn: &mut PgConnection, cmd: &AdminCommand) -> 
         A::MemorySearch { scope, query } => memory::search(conn, scope, query).await,
         A::MemoryForget { id } => memory::forget(conn, *id).await,
         A::Usage { days } => usage::show(conn, *days).await,
-        A::OutboxList { n } => outbox::list(conn, *n).await,
+        A::OutboxList { n } => outbox::list(ctx, conn, *n).await,
         A::OutboxRetry { id } => outbox::retry(ctx, conn, *id).await,
         A::IdentityList { email } => identity::list(conn, email.as_ref()).await,
         A::IdentityUnlink { email, platform } => identity::unlink(conn, email, platform).await,
@@ -57,8 +57,31 @@ fn whoami(ctx: &Ctx<'_>) -> Outcome {
             ctx.user.role,
             ev.sender.platform_user_id,
             ev.platform(),
-            ev.channel.channel
+            channel_shown(&ev.channel.channel, ev.channel_name.as_deref())
         ),
         json!({}),
     )
+}
+
+/// A channel as people know it: `#name (id)` when the platform gave its
+/// name apart from its id (Slack's `C…`), else the id.
+fn channel_shown(id: &str, name: Option<&str>) -> String {
+    match name.map(|n| n.trim_start_matches('#')).filter(|n| !n.is_empty() && *n != id.trim_start_matches('#')) {
+        Some(name) => format!("#{name} ({id})"),
+        None => id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_is_shown_by_name_when_its_id_is_not_its_name() {
+        assert_eq!(channel_shown("C0ONCALL", Some("oncall")), "#oncall (C0ONCALL)");
+        assert_eq!(channel_shown("C0ONCALL", Some("#oncall")), "#oncall (C0ONCALL)");
+        assert_eq!(channel_shown("#oncall", Some("oncall")), "#oncall");
+        assert_eq!(channel_shown("#oncall", None), "#oncall");
+        assert_eq!(channel_shown("C0ONCALL", Some("")), "C0ONCALL");
+    }
 }

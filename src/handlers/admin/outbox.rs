@@ -7,8 +7,9 @@ use sqlx::PgConnection;
 use crate::handlers::{Ctx, Outcome};
 use crate::store::{StoreError, outbox};
 
-/// Lists the newest dead letters.
-pub async fn list(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError> {
+/// Lists the newest dead letters (a Slack channel by its name too, when
+/// this process has it cached).
+pub async fn list(ctx: &Ctx<'_>, conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError> {
     let dead = outbox::list_dead(conn, i64::from(n)).await?;
     if dead.is_empty() {
         return Ok(Outcome::done("Every reply was delivered: no dead letters.", json!({"count": 0})));
@@ -18,12 +19,16 @@ pub async fn list(conn: &mut PgConnection, n: u32) -> Result<Outcome, StoreError
         n => format!("{n} undelivered replies (newest first):"),
     };
     for d in &dead {
+        let name = match (&ctx.app.slack, d.platform.as_str()) {
+            (Some(slack), "slack") => slack.api.cached_channel_name(&d.channel).flatten(),
+            _ => None,
+        };
         text.push_str(&format!(
             "\n  #{} {} {} {} after {} tries: {}",
             d.id,
             d.created_at.format("%Y-%m-%d %H:%M:%SZ"),
             d.platform,
-            d.channel,
+            super::channel_shown(&d.channel, name.as_deref()),
             d.attempts,
             d.last_error.as_deref().unwrap_or("unknown error")
         ));
