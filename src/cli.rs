@@ -253,8 +253,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return crate::bench::run(None, &url, what).await;
     }
     // Commands that reach no model, Slack or audit sink go on without
-    // their secrets (an admin's shell need not hold the model's key).
+    // their secrets (an admin's shell need not hold the model's key) — but
+    // not the audit and doctor commands: without the audit signing key
+    // they would report a checkpoint they cannot check as tampering.
     let secrets = match &cli.command {
+        Cmd::Admin { args, .. } if args.first().is_some_and(|a| a == "audit" || a == "doctor") => Secrets::Required,
         Cmd::Migrate
         | Cmd::Admin { .. }
         | Cmd::Memory { what: MemoryCmd::List { .. } | MemoryCmd::Search { .. } | MemoryCmd::Forget { .. } } => {

@@ -78,6 +78,20 @@ impl Turns {
         self.waiting.load(Ordering::Relaxed) == 0
     }
 
+    /// Forgets job `id` (it runs again: if it waits after this, for Slack
+    /// or after a failure, no other job's end may cut that wait short).
+    fn forget(&self, id: i64) {
+        if self.none() {
+            return;
+        }
+        let Ok(mut by_thread) = self.by_thread.lock() else { return };
+        by_thread.retain(|_, ids| {
+            ids.retain(|(waiting, _)| *waiting != id);
+            !ids.is_empty()
+        });
+        self.waiting.store(by_thread.values().map(Vec::len).sum(), Ordering::Relaxed);
+    }
+
     /// The asks waiting for `key`, forgotten as they are returned.
     fn take(&self, key: &ThreadKey) -> Vec<i64> {
         let Ok(mut by_thread) = self.by_thread.lock() else { return Vec::new() };
@@ -293,6 +307,7 @@ async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(),
 }
 
 async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
+    app.wake.turns.forget(job.id);
     // Claimed too often already (its runs kept dying or losing the lease):
     // stop, and tell the person.
     if job.attempts > MAX_ATTEMPTS {
@@ -493,6 +508,14 @@ mod tests {
         assert_eq!(turns.take(&key("a")), Vec::<i64>::new());
         assert!(!turns.none());
         assert_eq!(turns.take(&key("b")), [9]);
+        assert!(turns.none());
+        // A job that runs again is forgotten until it waits again.
+        turns.wait(key("a"), 7);
+        turns.wait(key("a"), 8);
+        turns.forget(7);
+        assert_eq!(turns.take(&key("a")), [8]);
+        turns.wait(key("c"), 10);
+        turns.forget(10);
         assert!(turns.none());
     }
 }

@@ -965,7 +965,9 @@ fn slack_config(raw: Option<RawSlack>, resolver: &Resolver, c: &mut Checker<'_>)
             };
             let Some(bot_token) = from_env("SLACK_BOT_TOKEN") else {
                 // Half a set-up: say so, rather than a silent 404 at /slack/*.
+                // (A token set but unreadable was reported just now.)
                 if let Some(other) = ["SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"].into_iter().find(|n| env(n).is_some())
+                    && env("SLACK_BOT_TOKEN").is_none()
                 {
                     c.warn(
                         &[Seg::Key("slack".into())],
@@ -1069,7 +1071,7 @@ fn vault_settings(raw: Option<RawVault>, dir: &Path, c: &mut Checker<'_>) -> Opt
                 Some(s)
             }
             Err(e) => {
-                c.error(&at(k), e.to_string(), None);
+                c.unreadable(&at(k), e.to_string(), None);
                 None
             }
         }
@@ -1083,7 +1085,7 @@ fn vault_settings(raw: Option<RawVault>, dir: &Path, c: &mut Checker<'_>) -> Opt
         }
         (Some(token), _, _) => VaultAuth::Token(token),
         _ => {
-            c.error(
+            c.unreadable(
                 &[key("vault")],
                 format!("Vault at {address} is configured without a way to sign in"),
                 Some("set vault.token (or VAULT_TOKEN), or vault.role_id and vault.secret_id (or VAULT_ROLE_ID and VAULT_SECRET_ID)"),

@@ -956,7 +956,8 @@ async fn a_follow_up_waiting_for_its_threads_earlier_ask_is_woken_when_that_ask_
     let deadline = Instant::now() + Duration::from_secs(10);
     while sqlx::query(
         "UPDATE jobs SET run_after = now() + interval '1 hour'
-          WHERE kind = 'event' AND locked_by IS NULL AND payload->>'text' LIKE '%second question%'",
+          WHERE kind = 'event' AND locked_by IS NULL AND run_after > now()
+            AND payload->>'text' LIKE '%second question%'",
     )
     .execute(&gw.t.app.store.pool)
     .await
