@@ -188,21 +188,20 @@ impl Told {
     /// How long one telling lasts.
     pub const FOR: Duration = Duration::from_secs(24 * 3600);
 
-    /// Whether `key` has not been told within [`Told::FOR`]; if so, it is
-    /// remembered as told now.
-    pub fn first_time(&self, key: &str) -> bool {
-        let Ok(mut told) = self.0.lock() else { return true };
+    /// Whether `key` was told within [`Told::FOR`].
+    pub fn recently(&self, key: &str) -> bool {
+        let Ok(told) = self.0.lock() else { return false };
+        told.get(key).is_some_and(|at| at.elapsed() < Self::FOR)
+    }
+
+    /// Remembers `key` as told now (once the telling is stored).
+    pub fn mark(&self, key: String) {
+        let Ok(mut told) = self.0.lock() else { return };
         let now = std::time::Instant::now();
         if told.len() > 50_000 {
             told.retain(|_, at| now.duration_since(*at) < Self::FOR);
         }
-        match told.get(key) {
-            Some(at) if now.duration_since(*at) < Self::FOR => false,
-            _ => {
-                told.insert(key.to_string(), now);
-                true
-            }
-        }
+        told.insert(key, now);
     }
 }
 
@@ -334,4 +333,19 @@ pub async fn sync_config(store: &Store, config: &Config) -> Result<(u64, u64), S
     }
     tx.commit().await?;
     Ok((added, changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_telling_counts_once_it_is_marked_and_only_for_its_key() {
+        let told = Told::default();
+        assert!(!told.recently("slack:T1:C1:U1:observer"), "nothing checked marks anything");
+        assert!(!told.recently("slack:T1:C1:U1:observer"));
+        told.mark("slack:T1:C1:U1:observer".into());
+        assert!(told.recently("slack:T1:C1:U1:observer"));
+        assert!(!told.recently("slack:T1:C2:U1:observer"));
+    }
 }

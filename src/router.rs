@@ -102,14 +102,21 @@ struct Decided {
     replies: Vec<Reply>,
     ask: Option<AskJob>,
     replaces: Option<i64>,
+    /// A refusal to chat, remembered as told ([`crate::app::Told`]) once
+    /// it is stored: a write that fails leaves the person to be told when
+    /// the event is tried again.
+    told: Option<String>,
 }
 
 impl Decided {
     fn quiet(trail: Vec<AuditEntry>) -> Self {
-        Self { trail, replies: Vec::new(), ask: None, replaces: None }
+        Self { trail, replies: Vec::new(), ask: None, replaces: None, told: None }
     }
     fn say(trail: Vec<AuditEntry>, reply: Reply) -> Self {
-        Self { trail, replies: vec![reply], ask: None, replaces: None }
+        Self { trail, replies: vec![reply], ask: None, replaces: None, told: None }
+    }
+    fn told(self, key: Option<String>) -> Self {
+        Self { told: key, ..self }
     }
 }
 
@@ -243,7 +250,12 @@ impl Router {
         };
         let mut tx = tx;
         let decided = self.decide(&mut tx, ev, bound, facts).await?;
-        self.finish(tx, ev, mode, decided, known).await
+        let told = decided.told.clone();
+        let routed = self.finish(tx, ev, mode, decided, known).await?;
+        if let Some(key) = told {
+            app.told.mark(key);
+        }
+        Ok(routed)
     }
 
     /// Steps 2–6. Reads go through `tx` outside a transaction until
@@ -293,9 +305,11 @@ impl Router {
                 // The one thing a stranger may do: use a link code they were given.
                 if let EventBody::Message(Ok(Input::Command(Command::Link { code: Some(code) }))) = &ev.body {
                     let (entry, outcome) = Box::pin(handlers::link::redeem(tx.write().await?, ev, code, None)).await?;
-                    return Ok(Decided { trail: vec![entry], replies: outcome.replies, ask: None, replaces: None });
+                    let replies = outcome.replies;
+                    return Ok(Decided { trail: vec![entry], replies, ask: None, replaces: None, told: None });
                 }
-                if !first_refusal(app, ev, "unknown_person") {
+                let told = told_key(ev, "unknown_person");
+                if told.as_deref().is_some_and(|k| app.told.recently(k)) {
                     return Ok(ignored(app, ev, where_, "unknown_person_told"));
                 }
                 let meta = merged(
@@ -304,7 +318,7 @@ impl Router {
                 );
                 Metrics::inc(&app.metrics.denied);
                 let reply = Reply::error(messages::unknown_person(ev.sender.verified_email.is_some()));
-                return Ok(Decided::say(vec![AuditEntry::new(None, "event.denied", meta)], reply));
+                return Ok(Decided::say(vec![AuditEntry::new(None, "event.denied", meta)], reply).told(told));
             }
         };
         let who = Some(user.email.as_str());
@@ -346,7 +360,8 @@ impl Router {
             (Some(_), _) => ChannelAgent::Enabled,
         };
         if let Decision::Deny(denial) = policy::authorize(user.role, spec, channel_agent, app.config.rbac) {
-            if !first_refusal(app, ev, denial.code()) {
+            let told = told_key(ev, denial.code());
+            if told.as_deref().is_some_and(|k| app.told.recently(k)) {
                 return Ok(Decided::quiet(
                     trail.into_iter().chain(ignored(app, ev, where_, "refusal_told").trail).collect(),
                 ));
@@ -359,7 +374,7 @@ impl Router {
             // said its name.
             let here = ev.channel_refs().pop().unwrap_or_else(|| ev.channel.clone());
             let reply = Reply::error(messages::denial(&denial, path, &app.config, &here, agent));
-            return Ok(Decided::say(trail, reply));
+            return Ok(Decided::say(trail, reply).told(told));
         }
 
         let ctx = Ctx { app, event: ev, user: &user, agent: bound };
@@ -375,7 +390,7 @@ impl Router {
         };
         let meta = merged(where_, merged(outcome.metadata, json!({"ok": outcome.ok})));
         trail.push(AuditEntry::new(who, path.replace(' ', "."), meta));
-        Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask, replaces: outcome.replaces })
+        Ok(Decided { trail, replies: outcome.replies, ask: outcome.ask, replaces: outcome.replaces, told: None })
     }
 
     /// Step 7: store the question, audit, deliver per mode, commit.
@@ -388,7 +403,7 @@ impl Router {
         known: Known,
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
-        let Decided { trail, replies, ask, replaces } = decided;
+        let Decided { trail, replies, ask, replaces, told: _ } = decided;
         let ask = ask.map(|mut ask| {
             // Memory found with the facts, if searched in the scopes this
             // ask may read; otherwise the answer searches.
@@ -601,16 +616,15 @@ pub(crate) fn with(a: &Value, b: Value) -> Value {
     merged(a.clone(), b)
 }
 
-/// Whether a refusal should be said: always, except to chat posted in a
-/// channel (a message not addressed to Pincer) by someone already told
-/// there within [`crate::app::Told::FOR`] that they cannot ask — an
-/// observer, a stranger, anyone while the agent is disabled.
-fn first_refusal(app: &App, ev: &ChannelEvent, reason: &str) -> bool {
-    if !(ev.is_chatter() && ev.is_posted()) {
-        return true;
-    }
-    let key = format!("{}:{}:{}:{}:{reason}", ev.platform(), ev.tenant, ev.channel.channel, ev.sender.platform_user_id);
-    app.told.first_time(&key)
+/// What a refusal for `reason` is remembered by, when it is to chat posted
+/// in a channel (a message not addressed to Pincer): someone told there
+/// within [`crate::app::Told::FOR`] that they cannot ask — an observer, a
+/// stranger, anyone while the agent is disabled — is not told again.
+/// `None`: a refusal always said (to a mention, a command, a click).
+fn told_key(ev: &ChannelEvent, reason: &str) -> Option<String> {
+    (ev.is_chatter() && ev.is_posted()).then(|| {
+        format!("{}:{}:{}:{}:{reason}", ev.platform(), ev.tenant, ev.channel.channel, ev.sender.platform_user_id)
+    })
 }
 
 /// An event answered with nothing, only audited (`event.ignored`, with why).
