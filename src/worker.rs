@@ -133,6 +133,7 @@ async fn wake_turns(app: &App, job: &Job) {
         }
     }
 }
+
 /// Jobs claimed at once by one worker, and jobs it runs at once.
 pub const BATCH: i64 = 32;
 /// How often an idle worker looks for work without being woken.
