@@ -249,8 +249,8 @@ impl Router {
             }
         };
         let mut tx = tx;
-        let decided = self.decide(&mut tx, ev, bound, facts).await?;
-        let told = decided.told.clone();
+        let mut decided = self.decide(&mut tx, ev, bound, facts).await?;
+        let told = decided.told.take();
         let routed = self.finish(tx, ev, mode, decided, known).await?;
         if let Some(key) = told {
             app.told.mark(key);
@@ -403,6 +403,7 @@ impl Router {
         known: Known,
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
+        // (`told` was taken by the caller, to be marked once this returns.)
         let Decided { trail, replies, ask, replaces, told: _ } = decided;
         let ask = ask.map(|mut ask| {
             // Memory found with the facts, if searched in the scopes this

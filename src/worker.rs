@@ -106,11 +106,16 @@ impl Turns {
 /// payload itself for an event job not yet parsed).
 fn thread_key(job: &Job) -> Option<ThreadKey> {
     if let Some(ev) = &job.event {
-        return Some((ev.tenant.clone(), ev.channel.to_string(), ev.conversation_thread().into_owned()));
+        return Some(event_thread_key(ev));
     }
     let e = job.payload.get("event").unwrap_or(&job.payload);
     let thread = conversation_thread(e["thread"].as_str(), e["sender"]["platform_user_id"].as_str()?);
     Some((e["tenant"].as_str()?.to_string(), e["channel"].as_str()?.to_string(), thread.into_owned()))
+}
+
+/// An event's conversation, as [`thread_key`] reads it.
+fn event_thread_key(ev: &ChannelEvent) -> ThreadKey {
+    (ev.tenant.clone(), ev.channel.to_string(), ev.conversation_thread().into_owned())
 }
 
 /// After `job` has ended: the asks of this process waiting for the end of
@@ -219,8 +224,7 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
                     // An earlier ask in this thread is still being answered.
                     let waited = (chrono::Utc::now() - ev.received_at).to_std().unwrap_or_default();
                     jobs::defer(&app.store.pool, job.id, me, thread_wait(waited)).await?;
-                    let key = (ev.tenant.clone(), ev.channel.to_string(), ev.conversation_thread().into_owned());
-                    app.wake.turns.wait(key, job.id);
+                    app.wake.turns.wait(event_thread_key(ev), job.id);
                     return Ok(Ran::WaitsItsTurn);
                 }
                 QueuedOutcome::Routed(Some(routed)) => {
