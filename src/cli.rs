@@ -13,7 +13,7 @@ use pincer_commands::{Email, Role, ScopeName};
 use tokio::io::BufReader;
 
 use crate::app::App;
-use crate::config::{Config, DEFAULT_CONFIG_PATH, Secrets};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, DatabaseUrl, Secrets};
 use crate::router::Router;
 use crate::secret::resolve_value;
 use crate::service::ServeRole;
@@ -265,7 +265,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => Secrets::Required,
     };
-    let config = load_config(&cli.config, secrets)?;
+    // A database URL given on the command line or in the environment
+    // makes the config's unused: it may then be unreadable.
+    let db = match cli.database_url.as_deref() {
+        Some(u) if !u.is_empty() => DatabaseUrl::GivenElsewhere,
+        _ => DatabaseUrl::FromConfig,
+    };
+    let config = load_config(&cli.config, secrets, db)?;
     let url = database_url(cli.database_url.as_deref(), &config)?;
     match cli.command {
         Cmd::Migrate => {
@@ -304,8 +310,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_config(path: &Path, secrets: Secrets) -> anyhow::Result<Config> {
-    let config = Config::load_with(path, secrets).map_err(|e| {
+fn load_config(path: &Path, secrets: Secrets, db: DatabaseUrl) -> anyhow::Result<Config> {
+    let config = Config::load_with(path, secrets, db).map_err(|e| {
         // (The caller writes the first "error: ".)
         let listed = e.to_string();
         let listed = listed.strip_prefix("error: ").unwrap_or(&listed).to_string();

@@ -14,7 +14,8 @@
 //! reply's attempts. Transient failures are retried
 //! with exponential backoff and jitter; permanent ones, and transient ones
 //! past [`MAX_ATTEMPTS`], are dead-lettered with an audit row and listed by
-//! `/admin outbox`.
+//! `/admin outbox`. So is a row whose reply this version cannot read (one
+//! another version wrote): it does not fail the claim of the rows with it.
 //!
 //! Deliveries are recorded in batches by a [`Recorder`] (one statement for
 //! all the replies delivered within [`RECORD_WINDOW`] of each other, one at
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pincer_adapters::Reply;
 use pincer_adapters::delivery::{Delivered, DeliveryError, OutboundMessage};
 use serde_json::json;
 use tokio::sync::watch;
@@ -37,7 +39,7 @@ use tokio::task::JoinSet;
 use crate::app::{App, Metrics};
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::outbox::{self, Delivery, OutboxRow};
+use crate::store::outbox::{self, Delivery, OutboxRow, StoredReply};
 
 /// How long a claimed row is held before another dispatcher may take it.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -90,7 +92,7 @@ pub fn backoff(attempts: i32) -> Duration {
     crate::backoff::backoff(attempts, Duration::from_millis(500), Duration::from_secs(300))
 }
 
-async fn send(app: &App, row: &OutboxRow) -> Result<Delivered, DeliveryError> {
+async fn send(app: &App, row: &OutboxRow, reply: &Reply) -> Result<Delivered, DeliveryError> {
     let msg = OutboundMessage {
         id: row.id,
         tenant: &row.tenant,
@@ -98,7 +100,7 @@ async fn send(app: &App, row: &OutboxRow) -> Result<Delivered, DeliveryError> {
         thread: row.thread.as_deref(),
         response_url: row.response_url.as_deref(),
         recipient: row.recipient.as_deref(),
-        reply: &row.reply.0,
+        reply,
         update: row.progress_ts.as_deref(),
         is_progress: row.is_progress,
         maybe_sent: row.maybe_sent,
@@ -178,7 +180,11 @@ fn delivered_then_wake(app: &App, outcome: Result<bool, StoreError>) {
 }
 
 async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> {
-    match send(app, &row).await {
+    let reply = match &row.reply {
+        StoredReply::Read(reply) => reply,
+        StoredReply::Unreadable(e) => return unreadable(app, &row, e).await,
+    };
+    match send(app, &row, reply).await {
         Ok(d) => {
             Metrics::inc(&app.metrics.delivered);
             let done = Delivery { id: row.id, attempts: row.attempts, platform_ts: d.message_id };
@@ -206,6 +212,24 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
             dead_letter(app, &row, &format!("gave up after {} attempts: {e}", row.attempts)).await?
         }
         Err(DeliveryError::Permanent(e)) => dead_letter(app, &row, &e).await?,
+    }
+    Ok(true)
+}
+
+/// A claimed reply this version cannot read (another version wrote it):
+/// nothing is sent. It is tried again with the usual backoff — a replica of
+/// the version that wrote it may claim it meanwhile — and dead-lettered
+/// after [`MAX_ATTEMPTS`] claims, so it is audited and listed by
+/// `/admin outbox` rather than lost.
+async fn unreadable(app: &App, row: &OutboxRow, e: &str) -> Result<bool, StoreError> {
+    let error = format!("this version of Pincer cannot read the stored reply: {e}");
+    if row.attempts < MAX_ATTEMPTS {
+        let wait = backoff(row.attempts);
+        tracing::warn!(outbox_id = row.id, attempts = row.attempts, ?wait, %error, "reply not sent; will retry");
+        // Nothing was sent this time; an earlier attempt's chance stands.
+        outbox::retry(&app.store.pool, row.id, row.attempts, wait, &error, row.maybe_sent).await?;
+    } else {
+        dead_letter(app, row, &format!("gave up after {} attempts: {error}", row.attempts)).await?;
     }
     Ok(true)
 }

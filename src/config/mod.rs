@@ -581,15 +581,26 @@ pub enum Secrets {
     Optional,
 }
 
+/// Where a command's database URL comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// The config's `database_url` (or the default): it must be readable.
+    FromConfig,
+    /// `--database-url` or `DATABASE_URL`: the config's, unused, may be
+    /// unreadable (a warning).
+    GivenElsewhere,
+}
+
 impl Config {
     /// Reads and validates the file at `path`; every secret must be readable.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        Config::load_with(path, Secrets::Required)
+        Config::load_with(path, Secrets::Required, DatabaseUrl::FromConfig)
     }
 
     /// Reads and validates the file at `path`, with `secrets` saying what a
-    /// secret that cannot be read is.
-    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
+    /// secret that cannot be read is and `db` where the database URL comes
+    /// from.
+    pub fn load_with(path: &Path, secrets: Secrets, db: DatabaseUrl) -> Result<Config, ConfigErrors> {
         let src = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -599,17 +610,17 @@ impl Config {
                 hint: Some("pass --config PATH or set PINCER_CONFIG; examples/pincer.yaml is a starting point".into()),
             }])
         })?;
-        Config::parse_with(&src, path, secrets)
+        Config::parse_with(&src, path, secrets, db)
     }
 
     /// Validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        Config::parse_with(src, path, Secrets::Required)
+        Config::parse_with(src, path, Secrets::Required, DatabaseUrl::FromConfig)
     }
 
     /// [`Config::parse`], with `secrets` saying what a secret that cannot be
-    /// read is.
-    pub fn parse_with(src: &str, path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
+    /// read is and `db` where the database URL comes from.
+    pub fn parse_with(src: &str, path: &Path, secrets: Secrets, db: DatabaseUrl) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = serde_yaml::from_str(src).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
@@ -626,7 +637,7 @@ impl Config {
                 }),
             }])
         })?;
-        validate(raw, src, path, secrets)
+        validate(raw, src, path, secrets, db)
     }
 
     /// The folder relative paths in the config are taken from.
@@ -645,7 +656,7 @@ impl Config {
     }
 }
 
-fn validate(raw: RawConfig, src: &str, path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
+fn validate(raw: RawConfig, src: &str, path: &Path, secrets: Secrets, db: DatabaseUrl) -> Result<Config, ConfigErrors> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let mut c = Checker { src, file: path, errors: Vec::new(), warnings: Vec::new(), plaintext: false, secrets };
     let vault = vault_settings(raw.vault, &dir, &mut c);
@@ -868,6 +879,11 @@ fn validate(raw: RawConfig, src: &str, path: &Path, secrets: Secrets) -> Result<
     let database_url = match raw.database_url.as_ref().map(|r| resolver.resolve(r)) {
         None => None,
         Some(Ok(s)) => Some(s),
+        Some(Err(e)) if db == DatabaseUrl::GivenElsewhere => {
+            let message = format!("{e} (left unset: --database-url or DATABASE_URL is used instead)");
+            c.warn(&[key("database_url")], message, None);
+            None
+        }
         Some(Err(e)) => {
             c.error(&[key("database_url")], e.to_string(), None);
             None
@@ -1345,9 +1361,13 @@ agents:
         let errs = Config::parse(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml")).unwrap_err();
         assert!(errs.0[0].message.contains("PINCER_TEST_UNSET_KEY is not set"), "{errs}");
         // For a shell command that needs no key: a warning, the key unset.
-        let cfg =
-            Config::parse_with(&with("env://PINCER_TEST_UNSET_KEY"), &dir.path().join("p.yaml"), Secrets::Optional)
-                .unwrap();
+        let cfg = Config::parse_with(
+            &with("env://PINCER_TEST_UNSET_KEY"),
+            &dir.path().join("p.yaml"),
+            Secrets::Optional,
+            DatabaseUrl::FromConfig,
+        )
+        .unwrap();
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
         let warned = &cfg.warnings[0].message;
         assert!(
@@ -1358,7 +1378,15 @@ agents:
         assert!(cfg.providers["default"].api_key.is_none());
         // The database URL is needed by every command.
         let yaml = format!("{GOOD}database_url: env://PINCER_TEST_UNSET_DB\n");
-        let errs = Config::parse_with(&yaml, &dir.path().join("p.yaml"), Secrets::Optional).unwrap_err();
+        let errs = Config::parse_with(&yaml, &dir.path().join("p.yaml"), Secrets::Optional, DatabaseUrl::FromConfig)
+            .unwrap_err();
         assert!(errs.0[0].message.starts_with("database_url: "), "{errs}");
+        // Unless the command is given one elsewhere, for every command.
+        let cfg = Config::parse_with(&yaml, &dir.path().join("p.yaml"), Secrets::Required, DatabaseUrl::GivenElsewhere)
+            .unwrap();
+        assert!(cfg.database_url.is_none());
+        let warned = &cfg.warnings[0].message;
+        assert!(warned.starts_with("database_url: ") && warned.contains("PINCER_TEST_UNSET_DB"), "{warned}");
+        assert!(warned.ends_with("(left unset: --database-url or DATABASE_URL is used instead)"), "{warned}");
     }
 }

@@ -38,6 +38,36 @@ pub struct NewOutbound<'a> {
     pub delay: Duration,
 }
 
+/// A stored reply, as this version of Pincer reads it. A row another
+/// version wrote in a shape this one cannot read (during a rolling upgrade,
+/// or after a downgrade) is one undeliverable row, not a claim that fails
+/// for every row with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredReply {
+    /// Read.
+    Read(Reply),
+    /// Not readable by this version: why.
+    Unreadable(String),
+}
+
+impl sqlx::Type<sqlx::Postgres> for StoredReply {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <sqlx::types::Json<Reply> as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <sqlx::types::Json<Reply> as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for StoredReply {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(match <sqlx::types::Json<Reply> as sqlx::Decode<sqlx::Postgres>>::decode(value) {
+            Ok(reply) => StoredReply::Read(reply.0),
+            Err(e) => StoredReply::Unreadable(e.to_string()),
+        })
+    }
+}
+
 /// A claimed row.
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxRow {
@@ -56,7 +86,7 @@ pub struct OutboxRow {
     /// Ephemeral recipient.
     pub recipient: Option<String>,
     /// The reply.
-    pub reply: sqlx::types::Json<Reply>,
+    pub reply: StoredReply,
     /// Whether this is a progress message.
     pub is_progress: bool,
     /// The delivered progress message to update instead of posting, if any.
@@ -325,12 +355,25 @@ pub(crate) fn scrubbed(reply: &pincer_adapters::Reply) -> std::borrow::Cow<'_, p
 
 /// Takes the terminal replies waiting in `channel` for `person`, oldest first.
 pub async fn take_terminal(pool: &Pool, channel: &str, person: &str) -> Result<Vec<Reply>, StoreError> {
-    let mut rows: Vec<(i64, sqlx::types::Json<Reply>, bool)> =
+    let mut rows: Vec<(i64, StoredReply, bool)> =
         sqlx::query_as(TAKE_TERMINAL).bind(channel).bind(person).fetch_all(pool).await?;
     rows.sort_by_key(|(id, _, _)| *id);
     // A "working on it…" placeholder is stale by now: taken, not shown.
-    Ok(rows.into_iter().filter(|(_, _, progress)| !progress).map(|(_, r, _)| r.0).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, progress)| !progress)
+        .map(|(id, r, _)| match r {
+            StoredReply::Read(r) => r,
+            StoredReply::Unreadable(e) => {
+                tracing::warn!(outbox_id = id, error = %e, "a stored reply this version cannot read");
+                Reply::error(UNREADABLE_FOR_A_PERSON)
+            }
+        })
+        .collect())
 }
+
+/// Shown in a terminal in place of a reply this version cannot read.
+pub const UNREADABLE_FOR_A_PERSON: &str = "A reply to you was stored by a different version of Pincer, and this one cannot show it. Ask an admin to look at the gateway's log.";
 
 /// Stores a reply. Returns its id.
 pub async fn insert(conn: &mut PgConnection, o: &NewOutbound<'_>) -> Result<i64, StoreError> {
@@ -486,7 +529,7 @@ fn answered(
             thread: o.thread.map(str::to_string),
             response_url: o.response_url.map(str::to_string),
             recipient: o.recipient.map(str::to_string),
-            reply: sqlx::types::Json(reply.into_owned()),
+            reply: StoredReply::Read(reply.into_owned()),
             is_progress: false,
             progress_ts,
             attempts: 1,

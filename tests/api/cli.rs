@@ -154,6 +154,19 @@ async fn admin_commands_go_on_without_secrets_they_do_not_use_and_commands_that_
             "{args:?}: {err}"
         );
     }
+    // A config's database URL that cannot be read is not needed when one
+    // is given on the command line or in the environment.
+    std::fs::write(&config, format!("database_url: env://PINCER_TEST_UNSET_DB_URL\n{provider}{text}")).unwrap();
+    let (code, out, err) = pincer(&["admin", "user", "add", "fay@acme.com", "observer"], &env, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Added fay@acme.com as observer"), "{out}");
+    assert!(
+        err.contains("database_url:") && err.contains("PINCER_TEST_UNSET_DB_URL") && err.contains("used instead"),
+        "{err}"
+    );
+    let (code, _, err) = pincer(&["admin", "user", "add", "gus@acme.com", "observer"], &env[1..], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("PINCER_TEST_UNSET_DB_URL") && err.contains("The config has errors"), "{err}");
     t.cleanup().await;
 }
 

@@ -470,6 +470,49 @@ async fn undeliverable_replies_are_dead_lettered_audited_and_listed() {
 }
 
 #[tokio::test]
+async fn a_stored_reply_this_version_cannot_read_is_dead_lettered_and_does_not_hold_back_the_others() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "")).await;
+    let t = &gw.t;
+    // A reply another version wrote in a shape this one cannot read, at its
+    // last attempt, then a readable one: claimed together.
+    let good = serde_json::to_value(pincer_adapters::Reply::answer("Still here.")).unwrap();
+    let last = pincer::dispatcher::MAX_ATTEMPTS - 1;
+    sqlx::query(
+        "INSERT INTO outbox (platform, tenant, channel, thread, reply, attempts)
+         VALUES ('slack', 'T1', 'CONCALL', NULL, '{\"text\": 5, \"layout\": \"v9\"}', $1),
+                ('slack', 'T1', 'CPRODUCT', NULL, $2, 0)",
+    )
+    .bind(last)
+    .bind(&good)
+    .execute(&t.app.store.pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('pincer_outbox', '')").execute(&t.app.store.pool).await.unwrap();
+    mock.wait_for(10, "the readable reply", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await == 0 {
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let posts = mock.calls("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(
+        (posts[0].body["channel"].as_str(), posts[0].body["text"].as_str()),
+        (Some("CPRODUCT"), Some("Still here."))
+    );
+    let (channel, error): (String, String) =
+        sqlx::query_as("SELECT channel, last_error FROM outbox WHERE status = 'dead'")
+            .fetch_one(&t.app.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(channel, "CONCALL");
+    assert!(error.contains("cannot read the stored reply") && error.contains("invalid type"), "{error}");
+    assert!(t.audit_actions().await.contains(&"outbox.dead_letter".to_string()));
+    gw.stop().await.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_slow_answer_shows_progress_then_replaces_it() {
     // An agent with tools (its run is an answer job from the start), and one
     // without (its router's rows wait for the answer, and are written when
