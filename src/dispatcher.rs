@@ -121,6 +121,8 @@ async fn send(app: &App, row: &OutboxRow, reply: &Reply) -> Result<Delivered, De
 async fn dead_letter(app: &App, row: &OutboxRow, error: &str) -> Result<(), StoreError> {
     let mut tx = app.store.pool.begin().await?;
     if !outbox::dead(&mut tx, row.id, row.attempts, error).await? {
+        // (Rolled back here, the connection stays in the pool.)
+        tx.rollback().await?;
         return Ok(());
     }
     let meta = json!({"outbox_id": row.id, "platform": row.platform, "tenant": row.tenant, "channel": row.channel, "attempts": row.attempts, "error": error});

@@ -2,8 +2,10 @@
 //! answer — and runs them; a thread's asks in the order they were asked,
 //! different threads side by side. Any number of workers in any number of processes
 //! share the queue; each job is held under a lease, and a job whose worker
-//! died is taken over when the lease runs out. A job that keeps failing is
-//! given up after [`MAX_ATTEMPTS`], audited, and the person told.
+//! died is taken over when the lease runs out — by another process, never
+//! by the one still running it. A job that keeps failing (a payload this
+//! version cannot read among the failures) is given up after
+//! [`MAX_ATTEMPTS`], audited, and the person told.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -282,6 +284,8 @@ pub(crate) async fn interrupted(app: &App, job: &Job, answer: AnswerJob, me: &st
 async fn give_up(app: &App, job: &Job, me: &str, error: &JobError) -> Result<(), StoreError> {
     let mut tx = app.store.pool.begin().await?;
     if !jobs::complete(&mut tx, job.id, me).await? {
+        // (Rolled back here, the connection stays in the pool.)
+        tx.rollback().await?;
         return Ok(());
     }
     let (event, placeholder): (Option<ChannelEvent>, Option<i64>) = match job.kind.as_str() {
@@ -342,7 +346,9 @@ async fn process(app: Arc<App>, router: Router, mut job: Job, me: Arc<str>) {
         return;
     }
     tracing::warn!(job = job.id, attempts = job.attempts, %error, "job failed");
-    let result = if job.attempts >= MAX_ATTEMPTS || matches!(error, JobError::Payload(_)) {
+    // (A payload this version cannot read is tried again too: during a
+    // rolling upgrade, a replica of the version that wrote it may take it.)
+    let result = if job.attempts >= MAX_ATTEMPTS {
         let given_up = give_up(&app, &job, &me, &error).await;
         if given_up.is_ok() {
             wake_turns(&app, &job).await;
@@ -366,6 +372,35 @@ pub struct Local {
     slots: Arc<Semaphore>,
     app: std::sync::Weak<App>,
     me: Arc<str>,
+    running: Running,
+}
+
+/// The jobs this process is running. A run can outlast its lease (the
+/// model slow, the pool busy); the job is then claimable again — by
+/// another process, whose claim fences this run's writes off, but not by
+/// this one, whose worker id the run's writes carry too: two runs of one
+/// job in one process would both pass every check.
+#[derive(Debug, Clone, Default)]
+struct Running(Arc<Mutex<std::collections::HashSet<i64>>>);
+
+/// A job's place in [`Running`], taken back when the run ends.
+struct Runs(Running, i64);
+
+impl Running {
+    fn start(&self, id: i64) -> Runs {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        Runs(self.clone(), id)
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect()
+    }
+}
+
+impl Drop for Runs {
+    fn drop(&mut self) {
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
 }
 
 impl Local {
@@ -379,11 +414,12 @@ impl Local {
     pub fn run(&self, job: Job, slot: OwnedSemaphorePermit) {
         let Some(app) = self.app.upgrade() else { return };
         let (router, me) = (Router::new(app.clone()), self.me.clone());
+        let runs = self.running.start(job.id);
         // (The job's future on the heap: the task's own stays small.)
         let job = Box::pin(process(app, router, job, me));
         tokio::spawn(async move {
             job.await;
-            drop(slot);
+            drop((runs, slot));
         });
     }
 
@@ -391,8 +427,9 @@ impl Local {
     pub async fn run_here(&self, job: Job, slot: OwnedSemaphorePermit) {
         let Some(app) = self.app.upgrade() else { return };
         let router = Router::new(app.clone());
+        let runs = self.running.start(job.id);
         process(app, router, job, self.me.clone()).await;
-        drop(slot);
+        drop((runs, slot));
     }
 }
 
@@ -400,7 +437,7 @@ impl Local {
 /// it is running.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(BATCH as usize));
-    let local = Local { slots, app: Arc::downgrade(&app), me: app.handoff.worker.clone() };
+    let local = Local { slots, app: Arc::downgrade(&app), me: app.handoff.worker.clone(), running: Running::default() };
     if app.handoff.local.set(local.clone()).is_err() {
         tracing::warn!("a worker already runs in this process; this one only polls");
     }
@@ -412,8 +449,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             let room = local.slots.available_permits();
             match local.slots.clone().try_acquire_many_owned(room as u32) {
                 Ok(mut slots) if room > 0 => {
-                    let claimed =
-                        jobs::claim(&app.store.pool, &local.me, LEASE, room as i64).await.unwrap_or_else(|error| {
+                    let running = local.running.ids();
+                    let claimed = jobs::claim(&app.store.pool, &local.me, LEASE, room as i64, &running)
+                        .await
+                        .unwrap_or_else(|error| {
                             tracing::warn!(%error, "could not claim jobs");
                             Vec::new()
                         });

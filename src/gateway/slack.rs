@@ -4,7 +4,9 @@
 //! effect; malformed ones get 400; a body over the limit gets 413 before it
 //! is read. A verified event is stored (deduplicated on Slack's `event_id`,
 //! `trigger_id`) before the 200 goes back, so Slack's retries are answered
-//! exactly once, by whichever replica got there first.
+//! exactly once, by whichever replica got there first. One that cannot be
+//! stored gets 500, so Slack retries it — except a slash command, which
+//! Slack never retries: its sender is told, privately, to run it again.
 
 use std::sync::Arc;
 
@@ -54,9 +56,19 @@ fn malformed(error: inbound::InboundError) -> Response {
     (StatusCode::BAD_REQUEST, "malformed payload\n").into_response()
 }
 
-/// Stores an event and acknowledges it; 500 (so Slack retries) if it could
-/// not be stored.
-async fn store(app: &Arc<App>, mut ev: ChannelEvent) -> Response {
+/// What a request that could not be stored is answered.
+#[derive(Clone, Copy)]
+enum NotStored {
+    /// 500: Slack retries an event (and marks a clicked button as failed).
+    Retry,
+    /// 200 with a sentence only the sender sees: Slack never retries a
+    /// slash command, and would show its sender only an error code.
+    Tell,
+}
+
+/// Stores an event and acknowledges it; if it could not be stored, answers
+/// as `not_stored` says.
+async fn store(app: &Arc<App>, mut ev: ChannelEvent, not_stored: NotStored) -> Response {
     // In its own task: if Slack hangs up mid-request, the insert and the
     // hand-over to the worker still finish together. The same task then
     // runs the event's job, if this process took it.
@@ -70,8 +82,17 @@ async fn store(app: &Arc<App>, mut ev: ChannelEvent) -> Response {
         Ok(_) => StatusCode::OK.into_response(),
         Err(error) => {
             Metrics::inc(&app.metrics.errors);
-            tracing::error!(%error, "could not store a Slack event; Slack will retry");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            match not_stored {
+                NotStored::Retry => {
+                    tracing::error!(%error, "could not store a Slack event; Slack will retry");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+                NotStored::Tell => {
+                    tracing::error!(%error, "could not store a Slack command; its sender is told to run it again");
+                    let body = serde_json::json!({"response_type": "ephemeral", "text": slack::COMMAND_NOT_STORED});
+                    axum::Json(body).into_response()
+                }
+            }
         }
     }
 }
@@ -88,7 +109,7 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
             tracing::debug!(why, "slack event ignored");
             StatusCode::OK.into_response()
         }
-        Ok(Pushed::Event(ev)) => store(&app, *ev).await,
+        Ok(Pushed::Event(ev)) => store(&app, *ev, NotStored::Retry).await,
     }
 }
 
@@ -102,7 +123,7 @@ async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     }
     match inbound::parse_command(&body) {
         Err(e) => malformed(e),
-        Ok(ev) => store(&app, ev).await,
+        Ok(ev) => store(&app, ev, NotStored::Tell).await,
     }
 }
 
@@ -113,6 +134,6 @@ async fn interactive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     match inbound::parse_interaction(&body) {
         Err(e) => malformed(e),
         Ok(None) => StatusCode::OK.into_response(),
-        Ok(Some(ev)) => store(&app, ev).await,
+        Ok(Some(ev)) => store(&app, ev, NotStored::Retry).await,
     }
 }

@@ -76,11 +76,13 @@ const SET_PAYLOAD: &str = "UPDATE jobs SET payload = $3 WHERE id = $1 AND locked
 const PAUSE: &str = "UPDATE jobs SET payload = jsonb_set($3::jsonb, '{progress_id}', COALESCE(payload->'progress_id', 'null'::jsonb)), locked_by = NULL, locked_until = NULL, attempts = 0, run_after = $4,
          side_effects_at = NULL
      WHERE id = $1 AND locked_by = $2";
+// $4: the jobs this process is still running (their leases may have run
+// out; another run of them here would pass every check of the first).
 const CLAIM: &str =
     "UPDATE jobs SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
      WHERE id IN (
          SELECT id FROM jobs
-         WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+         WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now()) AND id <> ALL($4::bigint[])
          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
      RETURNING id, kind, payload, attempts, side_effects_at";
 // A person's terminal asks whose process died (the lease ran out).
@@ -183,9 +185,17 @@ pub async fn claim_terminal(
     Ok(sqlx::query_as(CLAIM_TERMINAL).bind(worker).bind(lease.as_secs_f64()).bind(email).fetch_optional(pool).await?)
 }
 
-/// Claims up to `limit` due jobs for `worker` for `lease`.
-pub async fn claim(pool: &Pool, worker: &str, lease: Duration, limit: i64) -> Result<Vec<Job>, StoreError> {
-    Ok(sqlx::query_as(CLAIM).bind(worker).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?)
+/// Claims up to `limit` due jobs for `worker` for `lease`, none of
+/// `running` (the jobs this process is running, whose leases may have run
+/// out meanwhile).
+pub async fn claim(
+    pool: &Pool,
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+    running: &[i64],
+) -> Result<Vec<Job>, StoreError> {
+    Ok(sqlx::query_as(CLAIM).bind(worker).bind(lease.as_secs_f64()).bind(limit).bind(running).fetch_all(pool).await?)
 }
 
 /// Deletes a finished job, in the caller's transaction. `false` means the
@@ -222,8 +232,12 @@ pub async fn due_now(pool: &Pool, ids: &[i64]) -> Result<u64, StoreError> {
     Ok(sqlx::query(DUE_NOW).bind(ids).execute(pool).await?.rows_affected())
 }
 
-/// Records that a tool with side effects is about to run in this job.
+/// Records that a tool with side effects is about to run in this job. A
+/// worker that no longer holds the job gets [`StoreError::LeaseLost`]: the
+/// tool must not run (the job's new holder may run it).
 pub async fn mark_side_effects(conn: impl sqlx::PgExecutor<'_>, id: i64, worker: &str) -> Result<(), StoreError> {
-    sqlx::query(MARK_SIDE_EFFECTS).bind(id).bind(worker).execute(conn).await?;
+    if sqlx::query(MARK_SIDE_EFFECTS).bind(id).bind(worker).execute(conn).await?.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost(id));
+    }
     Ok(())
 }

@@ -62,6 +62,10 @@ pub const IDLE_CHECK: Duration = Duration::from_secs(10);
 /// Idle longer than this, a connection beyond the first is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a check of a connection may wait for its answer before the
+/// connection is taken for dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct Inner {
     options: PgConnectOptions,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
@@ -133,7 +137,18 @@ impl Pool {
             let conn = match idle {
                 Some((mut conn, since)) => {
                     let check = Duration::from_millis(inner.idle_check_ms.load(Ordering::Relaxed));
-                    if since.elapsed() > check && conn.ping().await.is_err() {
+                    // (Bounded: a connection a proxy dropped silently can
+                    // leave a ping unanswered until TCP gives up.)
+                    if since.elapsed() > check
+                        && !matches!(
+                            tokio::time::timeout_at(
+                                deadline.min(tokio::time::Instant::now() + PING_TIMEOUT),
+                                conn.ping()
+                            )
+                            .await,
+                            Ok(Ok(()))
+                        )
+                    {
                         // Dropped by the server or a proxy while idle: try the next.
                         continue;
                     }
@@ -341,7 +356,8 @@ impl Drop for Conn {
                 let (pool, permit) = (self.pool.clone(), self.permit.take());
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     rt.spawn(async move {
-                        if conn.ping().await.is_ok() && !pool.closed.load(Ordering::Acquire) {
+                        let answered = matches!(tokio::time::timeout(PING_TIMEOUT, conn.ping()).await, Ok(Ok(())));
+                        if answered && !pool.closed.load(Ordering::Acquire) {
                             pool.give_back(conn);
                         }
                         drop(permit);

@@ -124,6 +124,10 @@ async fn a_dangerous_call_waits_for_an_approver_runs_once_and_refuses_foreign_an
         })
     })
     .await;
+    // Its buttons go: Slack keeps a message's blocks through an update that
+    // names none.
+    let update = mock.calls("chat.update").into_iter().find(|c| c.body["ts"] == ts.as_str()).unwrap();
+    assert_eq!(update.body["blocks"], serde_json::json!([]), "{update:?}");
     answer_containing(&mock, "Noted for next time.").await;
     assert_eq!(notes(&gw.t).await, 1);
 

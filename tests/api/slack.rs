@@ -397,6 +397,8 @@ async fn a_reply_stuck_in_a_channel_holds_back_only_that_channels_public_replies
     assert_eq!(gw.signed("/slack/commands", &ws).await, 200);
     mock.wait_for(5, "the private reply", |c| c.iter().any(|c| c.method == "response_url")).await;
     assert!(mock.calls("chat.postMessage").is_empty());
+    // A new message, never in place of the one a button was on.
+    assert_eq!(mock.calls("response_url")[0].body["replace_original"], json!(false));
     // Slack is back: the answer goes out, once.
     mock.script.down.store(0, std::sync::atomic::Ordering::SeqCst);
     mock.wait_for(20, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
@@ -674,6 +676,47 @@ async fn socket_mode_events_are_acked_after_storage_and_answered() {
     t.cleanup().await;
 }
 
+#[tokio::test]
+async fn an_event_that_cannot_be_stored_gets_500_and_a_command_a_sentence_for_its_sender() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = Gateway::start(&slack_yaml(&api, "  app_token: xapp-test\n")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.socket_clients() == 0 {
+        assert!(Instant::now() < deadline, "socket mode never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pool = gw.t.app.store.pool.clone();
+    // The database refuses every ingest.
+    sqlx::query("ALTER TABLE inbound_events RENAME TO inbound_events_away").execute(&pool).await.unwrap();
+    let event = mention("EvDown", "UBOB", "CONCALL", "deploy", "1700000900.000001");
+    assert_eq!(gw.signed("/slack/events", &event).await, 500, "Slack retries an event");
+    let ask = command(&mock, "/ask", "why?", "UBOB", "CONCALL", "oncall", "trdown");
+    let r = gw.post("/slack/commands", &ask, 0, SECRET).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(body["text"].as_str().unwrap().contains("please run it again"), "{body}");
+    // Over Socket Mode too: the envelope is acked with the sentence.
+    let payload = json!({"team_id": "T1", "channel_id": "CONCALL", "channel_name": "oncall", "user_id": "UBOB",
+                         "command": "/ask", "text": "why?", "response_url": mock.response_url("trsock"),
+                         "trigger_id": "trsock"});
+    mock.push_socket(json!({"type": "slash_commands", "envelope_id": "env-cmd", "accepts_response_payload": true, "payload": payload}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ack = loop {
+        if let Some(a) = mock.acks.lock().unwrap().iter().find(|a| a["envelope_id"] == "env-cmd").cloned() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the command's envelope was never acked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(ack["payload"]["text"].as_str().unwrap_or_default().contains("please run it again"), "{ack}");
+    // Back: Slack's retry of the event is stored and answered.
+    sqlx::query("ALTER TABLE inbound_events_away RENAME TO inbound_events").execute(&pool).await.unwrap();
+    assert_eq!(gw.signed("/slack/events", &event).await, 200);
+    mock.wait_for(10, "the answer", |c| c.iter().any(|c| c.method == "chat.postMessage")).await;
+    gw.stop().await.cleanup().await;
+}
+
 /// A real `pincer serve` process.
 struct Process {
     child: std::process::Child,
@@ -877,6 +920,7 @@ async fn a_slash_command_answer_reaches_a_channel_the_bot_is_not_in_through_its_
     mock.wait_for(10, "the answer via response_url", |c| c.iter().any(|c| c.method == "response_url")).await;
     let r = &mock.calls("response_url")[0];
     assert_eq!(r.body["response_type"], "in_channel");
+    assert_eq!(r.body["replace_original"], json!(false));
     assert!(r.body["text"].as_str().unwrap().contains("November"), "{r:?}");
     let t = gw.stop().await;
     assert_eq!(count(&t, "SELECT count(*) FROM outbox WHERE status = 'dead'").await, 0);

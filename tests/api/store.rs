@@ -389,3 +389,28 @@ async fn a_reply_taken_over_from_a_lapsed_delivery_or_an_unsure_failure_is_marke
     assert_eq!(behind.iter().map(|r| r.id).collect::<Vec<_>>(), vec![next]);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_job_whose_lease_ran_out_is_claimed_again_only_if_this_process_is_not_running_it() {
+    use std::time::Duration;
+
+    use pincer::store::StoreError;
+    use pincer::store::jobs::{self, JobKind};
+
+    let t = TestApp::spawn().await;
+    let pool = &t.app.store.pool;
+    let mut conn = t.conn().await;
+    let id =
+        jobs::enqueue_claimed(&mut conn, JobKind::Answer, &serde_json::json!({}), "w1", Duration::ZERO).await.unwrap();
+    drop(conn);
+    // Its lease has run out; the process that holds it is still running it.
+    assert!(jobs::claim(pool, "w1", Duration::from_secs(60), 10, &[id]).await.unwrap().is_empty());
+    // Another process takes it over...
+    let taken = jobs::claim(pool, "w2", Duration::from_secs(60), 10, &[]).await.unwrap();
+    assert_eq!(taken.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    // ...and the first run may no longer start a tool with side effects.
+    let lost = jobs::mark_side_effects(pool, id, "w1").await.unwrap_err();
+    assert!(matches!(lost, StoreError::LeaseLost(j) if j == id), "{lost:?}");
+    jobs::mark_side_effects(pool, id, "w2").await.unwrap();
+    t.cleanup().await;
+}

@@ -140,9 +140,24 @@ const PERMANENT: &[&str] = &[
     "used_url",
     "invalid_metadata_format",
     "invalid_metadata_schema",
-    "invalid_auth",
     "invalid_blocks_format",
     "invalid_attachments",
+    // The request itself, the token's kind, or the workspace's rules: the
+    // same request gets the same answer.
+    "not_allowed_token_type",
+    "access_denied",
+    "invalid_charset",
+    "invalid_form_data",
+    "invalid_json",
+    "json_not_object",
+    "messages_tab_disabled",
+    "method_deprecated",
+    "deprecated_endpoint",
+    "as_user_not_supported",
+    "enterprise_is_restricted",
+    "two_factor_setup_required",
+    "org_login_required",
+    "upgrade_required",
 ];
 
 /// Whether a Slack error code will fail the same way every time: the
@@ -240,30 +255,64 @@ pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Cuts text into pieces of at most `limit` characters, at line breaks
-/// where it can.
+/// Cuts escaped text into pieces of at most `limit` characters, at line
+/// breaks where it can. A line longer than `limit` is cut, but never inside
+/// an entity (`&amp;`, `&lt;`, `&gt;`); a code block cut in two is closed at
+/// the end of its first piece and opened again at the start of the next, so
+/// each section shows it as code.
 fn pieces(text: &str, limit: usize) -> Vec<String> {
+    // Room for the fences a piece may get.
+    let limit = limit.saturating_sub(2 * FENCE.len() + 2).max(1);
     let mut out = Vec::new();
     let mut current = String::new();
     for line in text.split_inclusive('\n') {
-        let mut line = line.to_string();
+        let mut line = line;
         while line.chars().count() > limit {
             if !current.is_empty() {
                 out.push(std::mem::take(&mut current));
             }
-            let head: String = line.chars().take(limit).collect();
-            line = line.chars().skip(limit).collect();
-            out.push(head);
+            let at = cut_at(line, limit);
+            out.push(line[..at].to_string());
+            line = &line[at..];
         }
         if current.chars().count() + line.chars().count() > limit {
             out.push(std::mem::take(&mut current));
         }
-        current.push_str(&line);
+        current.push_str(line);
     }
     if !current.is_empty() {
         out.push(current);
     }
+    let mut open = false;
+    for piece in &mut out {
+        let opened_before = open;
+        open ^= piece.matches(FENCE).count() % 2 == 1;
+        if opened_before {
+            piece.insert_str(0, "```\n");
+        }
+        if open {
+            if !piece.ends_with('\n') {
+                piece.push('\n');
+            }
+            piece.push_str(FENCE);
+        }
+    }
     out
+}
+
+/// Slack's code block fence.
+const FENCE: &str = "```";
+
+/// Where to cut `line` (longer than `limit` characters), as a byte index:
+/// after `limit` characters, or before an entity that would be cut.
+fn cut_at(line: &str, limit: usize) -> usize {
+    let at = line.char_indices().nth(limit).map_or(line.len(), |(i, _)| i);
+    let head = &line[..at];
+    // (Every `&` in escaped text begins an entity.)
+    match head.rfind('&') {
+        Some(amp) if amp > 0 && !head[amp..].contains(';') => amp,
+        _ => at,
+    }
 }
 
 /// The Block Kit for a reply: its text (escaped, in sections within Slack's
@@ -447,7 +496,9 @@ impl SlackApi {
         let channel = SlackChannelId::new(msg.channel.to_string());
         if let Some(user) = msg.recipient {
             if let Some(url) = msg.response_url.and_then(|u| url::Url::parse(u).ok()) {
-                let req = SlackApiPostWebhookMessageRequest::new(content.clone());
+                // A new message, never in place of the one whose button
+                // was clicked.
+                let req = SlackApiPostWebhookMessageRequest::new(content.clone()).with_replace_original(false);
                 match self.client.respond_to_event(&SlackResponseUrl(url), &req).await.map_err(classify) {
                     Ok(_) => return Ok(Delivered { message_id: None }),
                     // A response_url lasts 30 minutes and five uses; past
@@ -466,11 +517,18 @@ impl SlackApi {
             return Ok(Delivered { message_id: None });
         }
         if let Some(ts) = msg.update {
-            let req = SlackApiChatUpdateRequest::new(channel.clone(), content.clone(), SlackTs::new(ts.to_string()));
+            // Slack keeps a message's blocks through an update that names
+            // none: a reply without buttons clears them (a decided
+            // approval request loses its Approve and Deny).
+            let mut updated = content.clone();
+            updated.blocks.get_or_insert_with(Vec::new);
+            let req = SlackApiChatUpdateRequest::new(channel.clone(), updated, SlackTs::new(ts.to_string()));
             match session.chat_update(&req).await.map_err(classify) {
                 Ok(_) => return Ok(Delivered { message_id: Some(ts.to_string()) }),
-                // The placeholder was deleted: post the answer as a new message.
-                Err(DeliveryError::Permanent(code)) if code == "message_not_found" || code == "cant_update_message" => {
+                // The message cannot be edited (deleted, or too old to):
+                // post the reply as a new message.
+                Err(DeliveryError::Permanent(code))
+                    if code == "message_not_found" || code == "cant_update_message" || code == "edit_window_closed" => {
                 }
                 Err(e) => return Err(e),
             }
@@ -505,7 +563,7 @@ impl SlackApi {
                     Some(url) if msg.is_progress || msg.reply.kind == ReplyKind::Error => {
                         let mut content = req.content;
                         content.metadata = None;
-                        let private = SlackApiPostWebhookMessageRequest::new(content);
+                        let private = SlackApiPostWebhookMessageRequest::new(content).with_replace_original(false);
                         self.client.respond_to_event(&SlackResponseUrl(url), &private).await.map_err(classify)?;
                         Ok(Delivered { message_id: None })
                     }
@@ -576,6 +634,7 @@ impl SlackApi {
             #[serde(flatten)]
             content: &'a SlackMessageContent,
             response_type: &'static str,
+            replace_original: bool,
         }
         let span = tracing::Span::current();
         let context = SlackClientApiCallContext {
@@ -584,7 +643,7 @@ impl SlackApi {
             tracing_span: &span,
             is_sensitive_url: true,
         };
-        let body = InChannel { content, response_type: "in_channel" };
+        let body = InChannel { content, response_type: "in_channel", replace_original: false };
         let _: SlackApiPostWebhookMessageResponse =
             self.client.http_api.connector.http_post_uri(url, &body, context).await.map_err(classify)?;
         Ok(Delivered { message_id: None })
@@ -610,6 +669,25 @@ mod tests {
         let joined: String = sections.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
         assert_eq!(joined.chars().count(), 6501);
         assert_eq!(blocks.last().unwrap()["type"], "actions");
+    }
+
+    #[test]
+    fn long_lines_are_cut_outside_entities_and_code_blocks_stay_code() {
+        // An entity across the cut moves whole to the next piece.
+        let line = format!("{}{}", "a".repeat(8), escape("<b>"));
+        let cut = pieces(&line, 10 + 2 * FENCE.len() + 2);
+        assert_eq!(cut, ["aaaaaaaa", "&lt;b&gt;"]);
+        assert_eq!(cut.concat(), line);
+        // A code block split over two sections is closed and opened again.
+        let text = format!("see:\n```\n{}\n{}\n```\ndone", "x".repeat(30), "y".repeat(30));
+        let cut = pieces(&text, 40 + 2 * FENCE.len() + 2);
+        assert!(cut.len() >= 2, "{cut:?}");
+        for p in &cut {
+            assert_eq!(p.matches(FENCE).count() % 2, 0, "{p:?} in {cut:?}");
+            assert!(p.chars().count() <= 40 + 2 * FENCE.len() + 2, "{p:?}");
+        }
+        assert!(cut.iter().any(|p| p.starts_with("```\n")), "{cut:?}");
+        assert!(cut.concat().contains(&"y".repeat(30)));
     }
 
     #[test]
@@ -658,6 +736,9 @@ mod tests {
             "restricted_action_read_only_channel",
             "restricted_action",
             "metadata_too_large",
+            "invalid_json",
+            "not_allowed_token_type",
+            "messages_tab_disabled",
         ] {
             assert!(matches!(api(code), DeliveryError::Permanent(_)), "{code}");
         }

@@ -290,19 +290,22 @@ fn from_message(
         return Ok(Pushed::Ignored("message without user or channel"));
     };
     let text = m.content.and_then(|c| c.text).unwrap_or_default();
-    if bot.user_id.as_deref().is_some_and(|b| mentions(&text, b)) {
-        // Slack sends an app_mention for this message too; that one answers.
-        return Ok(Pushed::Ignored("mention handled by app_mention"));
-    }
-    if addressed_to_someone_else(&text, bot) {
-        return Ok(Pushed::Ignored("message addressed to someone else"));
+    // A direct message is said to Pincer, as a mention is — also one that
+    // begins by mentioning it (Slack sends no app_mention in a DM).
+    let direct = m.origin.channel_type.as_ref().is_some_and(|t| t.0 == "im");
+    if !direct {
+        if bot.user_id.as_deref().is_some_and(|b| mentions(&text, b)) {
+            // Slack sends an app_mention for this message too; that one answers.
+            return Ok(Pushed::Ignored("mention handled by app_mention"));
+        }
+        if addressed_to_someone_else(&text, bot) {
+            return Ok(Pushed::Ignored("message addressed to someone else"));
+        }
     }
     if clean_text(&text).is_empty() {
         return Ok(Pushed::Ignored("empty message"));
     }
-    // A direct message is said to Pincer, as a mention is.
-    let direct = m.origin.channel_type.as_ref().is_some_and(|t| t.0 == "im");
-    let text = if direct { to_pincer(plain_text(&text)) } else { plain_text(&text) };
+    let text = if direct { to_pincer(plain_text(&strip_mention(&text, bot))) } else { plain_text(&text) };
     let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts).to_string();
     let mut ev = ChannelEvent::new(
         team.as_ref(),
@@ -598,7 +601,15 @@ mod tests {
         let Pushed::Event(ev) = parse_push(&msg, &bot()).unwrap() else { panic!() };
         assert!(!ev.addressed);
         // A direct message is said to Pincer, as a mention is.
-        for (text, line) in [("why?", "why?"), ("help", "/help")] {
+        // Slack sends no app_mention in a DM: one that mentions Pincer, or
+        // begins by mentioning someone else, is still said to Pincer.
+        for (text, line) in [
+            ("why?", "why?"),
+            ("help", "/help"),
+            ("<@UBOT> help", "/help"),
+            ("<@UBOT> why did <@U2> deploy?", "why did <@U2> deploy?"),
+            ("<@U2> broke the deploy, why?", "<@U2> broke the deploy, why?"),
+        ] {
             let dm = callback(&format!(
                 r#"{{"type":"message","user":"U1","channel":"D1","channel_type":"im","text":"{text}","ts":"1.1"}}"#
             ));

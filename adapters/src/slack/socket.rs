@@ -5,7 +5,9 @@
 //! Each envelope is acknowledged only after the gateway says the event is
 //! durably stored: the callback hands the event over with a oneshot and
 //! waits for it. If storing fails, the callback errs, the error handler
-//! answers 500, the envelope is not acked, and Slack delivers it again.
+//! answers 500, the envelope is not acked, and Slack delivers an event
+//! again. A slash command Slack never sends again: its envelope is acked
+//! with a sentence for its sender saying to run it again.
 
 use std::sync::Arc;
 
@@ -57,9 +59,15 @@ async fn on_command(
     _: Arc<SlackHyperClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
-    hand_off(&state, |_| inbound::from_command(ev).map(Some)).await?;
-    // An empty acknowledgement: the answer follows through the outbox.
-    Ok(SlackCommandEventResponse::new(SlackMessageContent::new()))
+    let ev = inbound::from_command(ev)?;
+    match hand_off(&state, |_| Ok(Some(ev))).await {
+        // An empty acknowledgement: the answer follows through the outbox.
+        Ok(()) => Ok(SlackCommandEventResponse::new(SlackMessageContent::new())),
+        Err(error) => {
+            tracing::warn!(%error, "slack socket mode command not stored; its sender is told to run it again");
+            Ok(SlackCommandEventResponse::new(SlackMessageContent::new().with_text(super::COMMAND_NOT_STORED.into())))
+        }
+    }
 }
 
 async fn on_interaction(
