@@ -359,8 +359,19 @@ struct InteractiveForm {
 /// Parses an interactivity form body (already verified). `None` for
 /// interactions Pincer does not use.
 pub fn parse_interaction(body: &[u8]) -> Result<Option<ChannelEvent>, InboundError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
     let form: InteractiveForm =
         serde_urlencoded::from_bytes(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let kind: Kind = serde_json::from_str(&form.payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    // Only button clicks are used: any other interaction (a kind this
+    // version does not know among them) is acknowledged and left alone.
+    if kind.kind != "block_actions" {
+        return Ok(None);
+    }
     let ev: SlackInteractionEvent =
         serde_json::from_str(&form.payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
     from_interaction(ev)
@@ -640,5 +651,13 @@ mod tests {
         assert!(parse_push(b"[1]", &bot()).is_err());
         assert!(parse_command(b"team_id=T1").is_err());
         assert!(parse_interaction(b"payload=%7B").is_err());
+        // An interaction Pincer does not use, of a kind slack-morphism
+        // does not know or not: acknowledged, nothing done.
+        for kind in ["interactive_message", "view_closed", "some_future_kind"] {
+            let payload = format!(r#"{{"type":"{kind}","team":{{"id":"T1"}}}}"#);
+            let body =
+                format!("payload={}", url::form_urlencoded::byte_serialize(payload.as_bytes()).collect::<String>());
+            assert!(parse_interaction(body.as_bytes()).unwrap().is_none(), "{kind}");
+        }
     }
 }
