@@ -276,7 +276,7 @@ impl App {
 /// live (the Slack client and old checkpoints hold them): a change is
 /// reported as needing a restart.
 pub fn reload_secrets(app: &App) -> Result<Vec<String>, crate::config::ConfigErrors> {
-    let new = Config::load(&app.config.path)?;
+    let new = Config::load_with(&app.config.path, crate::config::Secrets::Required, app.config.database_url_from)?;
     let mut changed = Vec::new();
     let rotate = |changed: &mut Vec<String>,
                   what: String,

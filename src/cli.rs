@@ -231,8 +231,14 @@ fn check_public_url(url: &str) -> anyhow::Result<()> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A database URL given on the command line or in the environment
+    // makes the config's unused: it may then be unreadable.
+    let db = match cli.database_url.as_deref() {
+        Some(u) if !u.is_empty() => DatabaseUrl::GivenElsewhere,
+        _ => DatabaseUrl::FromConfig,
+    };
     if let Cmd::Config { what: ConfigCmd::Check } = &cli.command {
-        return Ok(config_check(&cli.config));
+        return Ok(config_check(&cli.config, db));
     }
     if let Cmd::Slack { what: SlackCmd::Manifest { url, name, socket_mode } } = &cli.command {
         if let Some(url) = url.as_deref().filter(|_| !*socket_mode) {
@@ -264,12 +270,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Secrets::Optional
         }
         _ => Secrets::Required,
-    };
-    // A database URL given on the command line or in the environment
-    // makes the config's unused: it may then be unreadable.
-    let db = match cli.database_url.as_deref() {
-        Some(u) if !u.is_empty() => DatabaseUrl::GivenElsewhere,
-        _ => DatabaseUrl::FromConfig,
     };
     let config = load_config(&cli.config, secrets, db)?;
     let url = database_url(cli.database_url.as_deref(), &config)?;
@@ -334,8 +334,8 @@ pub fn database_url(flag: Option<&str>, config: &Config) -> anyhow::Result<Strin
     Ok(config.database_url.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))
 }
 
-fn config_check(path: &Path) -> ExitCode {
-    match Config::load(path) {
+fn config_check(path: &Path, db: DatabaseUrl) -> ExitCode {
+    match Config::load_with(path, Secrets::Required, db) {
         Ok(c) => {
             for w in &c.warnings {
                 out!("warning: {w}");

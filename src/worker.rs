@@ -231,6 +231,7 @@ async fn run_job(app: &App, router: &Router, job: &mut Job, me: &str) -> Result<
                 }
                 QueuedOutcome::Routed(Some(routed)) => {
                     let (answer_id, answer) = *routed;
+                    let _runs = runs(app, answer_id);
                     // The answer job is ours already: run it now (the router
                     // has just checked the agent and the asker). A failure
                     // here leaves it to be retried when its lease runs out.
@@ -384,7 +385,14 @@ pub struct Local {
 struct Running(Arc<Mutex<std::collections::HashSet<i64>>>);
 
 /// A job's place in [`Running`], taken back when the run ends.
-struct Runs(Running, i64);
+pub(crate) struct Runs(Running, i64);
+
+/// Counts job `id` among those this process runs until the result is
+/// dropped: for an answer job a run writes and goes on running (the
+/// event's job already counts). `None` without a worker in this process.
+pub(crate) fn runs(app: &App, id: i64) -> Option<Runs> {
+    app.handoff.local.get().map(|l| l.running.start(id))
+}
 
 impl Running {
     fn start(&self, id: i64) -> Runs {

@@ -372,6 +372,9 @@ pub struct Config {
     pub rbac: bool,
     /// `database_url` from the config, if given (`DATABASE_URL` overrides).
     pub database_url: Option<Secret>,
+    /// Where the database URL came from when the config was read (a reload
+    /// reads it the same way).
+    pub database_url_from: DatabaseUrl,
     /// LLM providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Agents by name.
@@ -945,6 +948,7 @@ fn validate(raw: RawConfig, src: &str, path: &Path, secrets: Secrets, db: Databa
         users: raw.org.users,
         rbac: rbac_from_env().or(raw.rbac).unwrap_or(true),
         database_url,
+        database_url_from: db,
         providers,
         agents,
         slack,

@@ -563,12 +563,15 @@ pub async fn answer_deferred(app: &App, deferred: crate::router::Deferred, worke
     let mut work = Box::pin(bounded(produce(app, &job.ask, None)));
     // Until the router's rows are written, a failure leaves the event's job
     // to be retried; after, the answer job.
-    let (answer_id, concluded) = tokio::select! {
+    // (Once written, the answer job counts among the jobs this process
+    // runs, until the run ends.)
+    let (answer_id, concluded, _runs) = tokio::select! {
         done = &mut work => match done? {
             Produced::Answer(answer) => return answer_at_once(app, &job, job_id, worker, trail, answer).await,
             other => {
                 let (id, saved) = write_routed(app, &job, job_id, worker, trail).await?;
-                (id, conclude(app, saved, id, worker, other).await)
+                let runs = crate::worker::runs(app, id);
+                (id, conclude(app, saved, id, worker, other).await, runs)
             }
         },
         _ = tokio::time::sleep(PROGRESS_DELAY) => {
@@ -576,14 +579,15 @@ pub async fn answer_deferred(app: &App, deferred: crate::router::Deferred, worke
             // are written.
             let routed = async {
                 let (id, mut saved) = write_routed(app, &job, job_id, worker, trail).await?;
+                let runs = crate::worker::runs(app, id);
                 let posted = post_progress(app, &mut saved, id, worker).await;
-                Ok::<_, StoreError>((id, saved, posted))
+                Ok::<_, StoreError>((id, saved, posted, runs))
             };
             let (routed, done) = tokio::join!(routed, &mut work);
-            let (id, saved, posted) = routed?;
+            let (id, saved, posted, runs) = routed?;
             match (posted, done) {
-                (Ok(()), Ok(produced)) => (id, conclude(app, saved, id, worker, produced).await),
-                (Err(error), _) | (_, Err(error)) => (id, Err(error)),
+                (Ok(()), Ok(produced)) => (id, conclude(app, saved, id, worker, produced).await, runs),
+                (Err(error), _) | (_, Err(error)) => (id, Err(error), runs),
             }
         }
     };

@@ -137,20 +137,17 @@ impl Pool {
             let conn = match idle {
                 Some((mut conn, since)) => {
                     let check = Duration::from_millis(inner.idle_check_ms.load(Ordering::Relaxed));
-                    // (Bounded: a connection a proxy dropped silently can
-                    // leave a ping unanswered until TCP gives up.)
-                    if since.elapsed() > check
-                        && !matches!(
-                            tokio::time::timeout_at(
-                                deadline.min(tokio::time::Instant::now() + PING_TIMEOUT),
-                                conn.ping()
-                            )
-                            .await,
-                            Ok(Ok(()))
-                        )
-                    {
-                        // Dropped by the server or a proxy while idle: try the next.
-                        continue;
+                    if since.elapsed() > check {
+                        // (Bounded: a connection a proxy dropped silently
+                        // can leave a ping unanswered until TCP gives up.)
+                        let until = deadline.min(tokio::time::Instant::now() + PING_TIMEOUT);
+                        match tokio::time::timeout_at(until, conn.ping()).await {
+                            Ok(Ok(())) => {}
+                            // The caller's time is up, whatever the connection's state.
+                            Err(_) if tokio::time::Instant::now() >= deadline => return Err(Error::PoolTimedOut),
+                            // Dropped by the server or a proxy while idle: try the next.
+                            _ => continue,
+                        }
                     }
                     conn
                 }

@@ -167,6 +167,14 @@ async fn admin_commands_go_on_without_secrets_they_do_not_use_and_commands_that_
     let (code, _, err) = pincer(&["admin", "user", "add", "gus@acme.com", "observer"], &env[1..], None);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("PINCER_TEST_UNSET_DB_URL") && err.contains("The config has errors"), "{err}");
+    // And `config check` says the same.
+    std::fs::write(&config, format!("database_url: env://PINCER_TEST_UNSET_DB_URL\n{text}")).unwrap();
+    let (code, out, _) = pincer(&["config", "check"], &env, None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning:") && out.contains("used instead") && out.contains("OK"), "{out}");
+    let (code, out, err) = pincer(&["config", "check"], &env[1..], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("PINCER_TEST_UNSET_DB_URL"), "{out} {err}");
     t.cleanup().await;
 }
 

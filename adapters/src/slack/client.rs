@@ -306,7 +306,11 @@ const FENCE: &str = "```";
 /// Where to cut `line` (longer than `limit` characters), as a byte index:
 /// after `limit` characters, or before an entity that would be cut.
 fn cut_at(line: &str, limit: usize) -> usize {
-    let at = line.char_indices().nth(limit).map_or(line.len(), |(i, _)| i);
+    let mut at = line.char_indices().nth(limit).map_or(line.len(), |(i, _)| i);
+    // Nor inside a code fence.
+    while at > 0 && line[..at].ends_with('`') && line[at..].starts_with('`') {
+        at -= 1;
+    }
     let head = &line[..at];
     // (Every `&` in escaped text begins an entity.)
     match head.rfind('&') {
@@ -678,6 +682,10 @@ mod tests {
         let cut = pieces(&line, 10 + 2 * FENCE.len() + 2);
         assert_eq!(cut, ["aaaaaaaa", "&lt;b&gt;"]);
         assert_eq!(cut.concat(), line);
+        // So does a fence.
+        let line = format!("{}```code```", "a".repeat(9));
+        let cut = pieces(&line, 10 + 2 * FENCE.len() + 2);
+        assert_eq!(cut[0], "aaaaaaaaa", "{cut:?}");
         // A code block split over two sections is closed and opened again.
         let text = format!("see:\n```\n{}\n{}\n```\ndone", "x".repeat(30), "y".repeat(30));
         let cut = pieces(&text, 40 + 2 * FENCE.len() + 2);

@@ -19,11 +19,11 @@ use slack_morphism::signature_verifier::{SlackEventSignatureVerifier, SlackEvent
 pub use client::SlackApi;
 pub use inbound::{BotIdentity, InboundError, Pushed};
 
-/// Slack's request signature header.
 /// Shown to the sender of a slash command that could not be stored (Slack
 /// never sends a slash command again, and would show only an error code).
 pub const COMMAND_NOT_STORED: &str = "Pincer could not confirm that it took your command: its database did not answer. If nothing comes back within a minute, please run it again.";
 
+/// Slack's request signature header.
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
 /// Slack's request timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
