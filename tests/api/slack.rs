@@ -654,15 +654,21 @@ async fn a_feedback_click_is_recorded_checked_against_policy_and_audited() {
     t.cleanup().await;
 }
 
-#[tokio::test]
-async fn socket_mode_events_are_acked_after_storage_and_answered() {
-    let (mock, api) = MockSlack::start().await;
-    let gw = Gateway::start(&slack_yaml(&api, "  app_token: xapp-test\n")).await;
+/// A gateway with Socket Mode on, once its websocket is connected.
+async fn socket_mode_gateway(mock: &MockSlack, api: &str) -> Gateway {
+    let gw = Gateway::start(&slack_yaml(api, "  app_token: xapp-test\n")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while mock.socket_clients() == 0 {
         assert!(Instant::now() < deadline, "socket mode never connected");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    gw
+}
+
+#[tokio::test]
+async fn socket_mode_events_are_acked_after_storage_and_answered() {
+    let (mock, api) = MockSlack::start().await;
+    let gw = socket_mode_gateway(&mock, &api).await;
     let payload: Value =
         serde_json::from_str(&mention("EvW", "UBOB", "CONCALL", "why did the deploy fail?", "1700000600.000001"))
             .unwrap();
@@ -679,12 +685,7 @@ async fn socket_mode_events_are_acked_after_storage_and_answered() {
 #[tokio::test]
 async fn an_event_that_cannot_be_stored_gets_500_and_a_command_a_sentence_for_its_sender() {
     let (mock, api) = MockSlack::start().await;
-    let gw = Gateway::start(&slack_yaml(&api, "  app_token: xapp-test\n")).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while mock.socket_clients() == 0 {
-        assert!(Instant::now() < deadline, "socket mode never connected");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gw = socket_mode_gateway(&mock, &api).await;
     let pool = gw.t.app.store.pool.clone();
     // The database refuses every ingest.
     sqlx::query("ALTER TABLE inbound_events RENAME TO inbound_events_away").execute(&pool).await.unwrap();
