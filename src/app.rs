@@ -188,20 +188,28 @@ impl Told {
     /// How long one telling lasts.
     pub const FOR: Duration = Duration::from_secs(24 * 3600);
 
-    /// Whether `key` was told within [`Told::FOR`].
-    pub fn recently(&self, key: &str) -> bool {
-        let Ok(told) = self.0.lock() else { return false };
-        told.get(key).is_some_and(|at| at.elapsed() < Self::FOR)
-    }
-
-    /// Remembers `key` as told now (once the telling is stored).
-    pub fn mark(&self, key: String) {
-        let Ok(mut told) = self.0.lock() else { return };
+    /// Takes the telling of `key`: `false` if it was told (or is being
+    /// told) within [`Told::FOR`]; otherwise remembers it as told now and
+    /// returns `true`. Two events of one person at once: one tells.
+    pub fn claim(&self, key: &str) -> bool {
+        let Ok(mut told) = self.0.lock() else { return true };
         let now = std::time::Instant::now();
+        if told.get(key).is_some_and(|at| now.duration_since(*at) < Self::FOR) {
+            return false;
+        }
         if told.len() > 50_000 {
             told.retain(|_, at| now.duration_since(*at) < Self::FOR);
         }
-        told.insert(key, now);
+        told.insert(key.to_string(), now);
+        true
+    }
+
+    /// Gives a claimed telling back: it was not stored, so the person is
+    /// told when the event is tried again (or at their next message).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut told) = self.0.lock() {
+            told.remove(key);
+        }
     }
 }
 
@@ -340,12 +348,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_telling_counts_once_it_is_marked_and_only_for_its_key() {
+    fn a_telling_is_claimed_once_given_back_if_not_stored_and_only_for_its_key() {
         let told = Told::default();
-        assert!(!told.recently("slack:T1:C1:U1:observer"), "nothing checked marks anything");
-        assert!(!told.recently("slack:T1:C1:U1:observer"));
-        told.mark("slack:T1:C1:U1:observer".into());
-        assert!(told.recently("slack:T1:C1:U1:observer"));
-        assert!(!told.recently("slack:T1:C2:U1:observer"));
+        let key = "slack:T1:C1:U1:observer";
+        assert!(told.claim(key), "the first event tells");
+        assert!(!told.claim(key), "the next one, even at once, does not");
+        assert!(told.claim("slack:T1:C2:U1:observer"), "another channel is another telling");
+        // Not stored: given back, and the next event tells.
+        told.forget(key);
+        assert!(told.claim(key));
     }
 }

@@ -102,9 +102,9 @@ struct Decided {
     replies: Vec<Reply>,
     ask: Option<AskJob>,
     replaces: Option<i64>,
-    /// A refusal to chat, remembered as told ([`crate::app::Told`]) once
-    /// it is stored: a write that fails leaves the person to be told when
-    /// the event is tried again.
+    /// A refusal to chat, claimed as told ([`crate::app::Told`]) when it
+    /// was decided: a write that fails gives the claim back, so the person
+    /// is told when the event is tried again.
     told: Option<String>,
 }
 
@@ -251,11 +251,11 @@ impl Router {
         let mut tx = tx;
         let mut decided = self.decide(&mut tx, ev, bound, facts).await?;
         let told = decided.told.take();
-        let routed = self.finish(tx, ev, mode, decided, known).await?;
-        if let Some(key) = told {
-            app.told.mark(key);
+        let routed = self.finish(tx, ev, mode, decided, known).await;
+        if let (Err(_), Some(key)) = (&routed, told) {
+            app.told.forget(&key);
         }
-        Ok(routed)
+        routed
     }
 
     /// Steps 2–6. Reads go through `tx` outside a transaction until
@@ -309,7 +309,7 @@ impl Router {
                     return Ok(Decided { trail: vec![entry], replies, ask: None, replaces: None, told: None });
                 }
                 let told = told_key(ev, "unknown_person");
-                if told.as_deref().is_some_and(|k| app.told.recently(k)) {
+                if told.as_deref().is_some_and(|k| !app.told.claim(k)) {
                     return Ok(ignored(app, ev, where_, "unknown_person_told"));
                 }
                 let meta = merged(
@@ -361,7 +361,7 @@ impl Router {
         };
         if let Decision::Deny(denial) = policy::authorize(user.role, spec, channel_agent, app.config.rbac) {
             let told = told_key(ev, denial.code());
-            if told.as_deref().is_some_and(|k| app.told.recently(k)) {
+            if told.as_deref().is_some_and(|k| !app.told.claim(k)) {
                 return Ok(Decided::quiet(
                     trail.into_iter().chain(ignored(app, ev, where_, "refusal_told").trail).collect(),
                 ));
@@ -403,7 +403,7 @@ impl Router {
         known: Known,
     ) -> Result<Routed, StoreError> {
         let app = &*self.app;
-        // (`told` was taken by the caller, to be marked once this returns.)
+        // (`told` was taken by the caller, to be given back if this fails.)
         let Decided { trail, replies, ask, replaces, told: _ } = decided;
         let ask = ask.map(|mut ask| {
             // Memory found with the facts, if searched in the scopes this
