@@ -329,15 +329,23 @@ fn content(reply: &Reply) -> SlackMessageContent {
     if let Some(asked) = &reply.asked {
         text = format!("{}\n\n{text}", asked_line(asked));
     }
-    let mut content = SlackMessageContent::new().with_text(text.clone());
+    // Past Slack's advised length for a message's text, the text goes in
+    // sections too, so all of it shows (Slack cuts a long `text`); it
+    // stays as the notification's fallback, cut short there.
+    let long = text.chars().count() > TEXT_LIMIT;
+    if reply.buttons.is_empty() && !long {
+        return SlackMessageContent::new().with_text(text);
+    }
+    let mut sections = pieces(&text, SECTION_LIMIT);
+    if sections.len() > MAX_SECTIONS {
+        sections.truncate(MAX_SECTIONS);
+        sections.push("_… (cut here: the rest is longer than one Slack message can hold)_".into());
+    }
+    let mut blocks: Vec<SlackBlock> = sections
+        .into_iter()
+        .map(|p| SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(p))).into())
+        .collect();
     if !reply.buttons.is_empty() {
-        let mut blocks: Vec<SlackBlock> = pieces(&text, SECTION_LIMIT)
-            .into_iter()
-            .take(48)
-            .map(|p| {
-                SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(p))).into()
-            })
-            .collect();
         let buttons: Vec<SlackActionBlockElement> = reply
             .buttons
             .iter()
@@ -349,10 +357,19 @@ fn content(reply: &Reply) -> SlackMessageContent {
             })
             .collect();
         blocks.push(SlackActionsBlock::new(buttons).into());
-        content = content.with_blocks(blocks);
     }
-    content
+    if long {
+        let at = cut_at(&text, TEXT_LIMIT - 1);
+        text = format!("{}…", &text[..at]);
+    }
+    SlackMessageContent::new().with_text(text).with_blocks(blocks)
 }
+
+/// Slack's advised length for a message's `text` (it cuts past 40,000).
+const TEXT_LIMIT: usize = 4000;
+/// Sections in one message: Slack allows 50 blocks, one of them the
+/// buttons' and one the note that the rest was cut.
+const MAX_SECTIONS: usize = 48;
 
 impl SlackApi {
     /// A client for `api_url` (e.g. `https://slack.com/api`) with the bot token.
@@ -696,6 +713,27 @@ mod tests {
         }
         assert!(cut.iter().any(|p| p.starts_with("```\n")), "{cut:?}");
         assert!(cut.concat().contains(&"y".repeat(30)));
+    }
+
+    #[test]
+    fn a_long_reply_without_buttons_shows_in_sections_and_an_overlong_one_says_where_it_was_cut() {
+        // Short and without buttons: text only.
+        let json = serde_json::to_value(content(&Reply::answer("short"))).unwrap();
+        assert!(json.get("blocks").is_none(), "{json}");
+        // Long: every character in sections, the fallback text cut short.
+        let body = format!("{}\n{}", "a".repeat(2500), "b".repeat(4000));
+        let json = serde_json::to_value(content(&Reply::answer(body))).unwrap();
+        let sections = json["blocks"].as_array().unwrap();
+        let joined: String = sections.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+        assert_eq!(joined.chars().count(), 6501);
+        assert!(json["text"].as_str().unwrap().chars().count() <= TEXT_LIMIT);
+        // Too long for one message: 48 sections and a note.
+        let huge = "x\n".repeat(80_000);
+        let json = serde_json::to_value(content(&Reply::answer(huge))).unwrap();
+        let blocks = json["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), MAX_SECTIONS + 1);
+        assert!(blocks.last().unwrap()["text"]["text"].as_str().unwrap().contains("cut here"));
+        assert!(blocks.iter().all(|b| b["text"]["text"].as_str().unwrap().chars().count() <= SECTION_LIMIT));
     }
 
     #[test]
