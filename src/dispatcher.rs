@@ -184,7 +184,12 @@ fn delivered_then_wake(app: &App, outcome: Result<bool, StoreError>) {
 async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> {
     let reply = match &row.reply {
         StoredReply::Read(reply) => reply,
-        StoredReply::Unreadable(e) => return unreadable(app, &row, e).await,
+        // Nothing is sent: a replica of the version that wrote it may
+        // claim it meanwhile, and an earlier attempt's chance stands.
+        StoredReply::Unreadable(e) => {
+            let error = format!("this version of Pincer cannot read the stored reply: {e}");
+            return failed(app, &row, &error, row.maybe_sent).await.map(|()| true);
+        }
     };
     match send(app, &row, reply).await {
         Ok(d) => {
@@ -204,36 +209,25 @@ async fn send_and_record(app: &App, row: OutboxRow) -> Result<bool, StoreError> 
             // have), and it does not count against the reply's attempts.
             outbox::rate_limited(&app.store.pool, row.id, row.attempts, wait, row.maybe_sent).await?;
         }
-        Err(DeliveryError::Transient(e)) if row.attempts < MAX_ATTEMPTS => {
-            let wait = backoff(row.attempts);
-            tracing::info!(outbox_id = row.id, attempts = row.attempts, ?wait, error = %e, "delivery failed; will retry");
-            // A timeout or a 5xx does not say whether the platform took it.
-            outbox::retry(&app.store.pool, row.id, row.attempts, wait, &e, true).await?;
-        }
-        Err(DeliveryError::Transient(e)) => {
-            dead_letter(app, &row, &format!("gave up after {} attempts: {e}", row.attempts)).await?
-        }
+        // A timeout or a 5xx does not say whether the platform took it.
+        Err(DeliveryError::Transient(e)) => failed(app, &row, &e, true).await?,
         Err(DeliveryError::Permanent(e)) => dead_letter(app, &row, &e).await?,
     }
     Ok(true)
 }
 
-/// A claimed reply this version cannot read (another version wrote it):
-/// nothing is sent. It is tried again with the usual backoff — a replica of
-/// the version that wrote it may claim it meanwhile — and dead-lettered
-/// after [`MAX_ATTEMPTS`] claims, so it is audited and listed by
-/// `/admin outbox` rather than lost.
-async fn unreadable(app: &App, row: &OutboxRow, e: &str) -> Result<bool, StoreError> {
-    let error = format!("this version of Pincer cannot read the stored reply: {e}");
+/// An attempt that may succeed later: tried again with backoff and
+/// jitter, and dead-lettered (audited, listed by `/admin outbox`) after
+/// [`MAX_ATTEMPTS`] claims. `maybe_sent`: whether the platform may have
+/// taken the reply all the same.
+async fn failed(app: &App, row: &OutboxRow, error: &str, maybe_sent: bool) -> Result<(), StoreError> {
     if row.attempts < MAX_ATTEMPTS {
         let wait = backoff(row.attempts);
-        tracing::warn!(outbox_id = row.id, attempts = row.attempts, ?wait, %error, "reply not sent; will retry");
-        // Nothing was sent this time; an earlier attempt's chance stands.
-        outbox::retry(&app.store.pool, row.id, row.attempts, wait, &error, row.maybe_sent).await?;
+        tracing::info!(outbox_id = row.id, attempts = row.attempts, ?wait, error, "delivery failed; will retry");
+        outbox::retry(&app.store.pool, row.id, row.attempts, wait, error, maybe_sent).await
     } else {
-        dead_letter(app, row, &format!("gave up after {} attempts: {error}", row.attempts)).await?;
+        dead_letter(app, row, &format!("gave up after {} attempts: {error}", row.attempts)).await
     }
-    Ok(true)
 }
 
 /// Records deliveries in batches: a delivery handed to it is recorded with
